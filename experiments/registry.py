@@ -1,0 +1,55 @@
+"""Experiment registry: name -> base config + sweep arms.
+
+Each experiment file (gaussian1d.py, ...) defines a list EXPERIMENTS; this module collects them.
+An arm is a name and a dict of dotted overrides applied on top of the base config.
+"""
+
+import dataclasses
+import difflib
+
+from gen_models.config import Config, ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  name: str
+  description: str
+  config: Config
+  arms: tuple = ()  # ((arm name, {key: value}), ...); empty = one arm called "base"
+
+  def arm_items(self):
+    return list(self.arms) if self.arms else [("base", {})]
+
+
+def _all() -> dict:
+  from experiments import gaussian1d  # pylint: disable=g-import-not-at-top
+  modules = [gaussian1d]
+  try:
+    from experiments import images  # pylint: disable=g-import-not-at-top
+    modules.append(images)
+  except ImportError:
+    pass
+  try:
+    from experiments import autoencoders  # pylint: disable=g-import-not-at-top
+    modules.append(autoencoders)
+  except ImportError:
+    pass
+  out = {}
+  for module in modules:
+    for exp in module.EXPERIMENTS:
+      out[exp.name] = exp
+  return out
+
+
+def names() -> list[str]:
+  return list(_all())
+
+
+def get(name: str) -> Experiment:
+  experiments = _all()
+  if name not in experiments:
+    close = difflib.get_close_matches(str(name), experiments, n=3)
+    hint = f" Did you mean {' or '.join(close)}?" if close else ""
+    raise ConfigError(f"Unknown experiment {name!r}.{hint} Run `python -m experiments.run --list` "
+                      f"to see all {len(experiments)} experiments.")
+  return experiments[name]

@@ -1,0 +1,246 @@
+"""Sweep report: summary.json, report.md and comparison PNGs, rebuilt from what is on disk.
+
+  python -m experiments.report runs/<exp>        (rebuild a report by hand)
+
+summary.json: {"experiment", "arms": [{"name", "overrides", "seeds", "metrics": {"<name>":
+{"mean", "std", "per_seed"}}, "wall_s", "status"}], ...}. std is the sample std (ddof=1) over seeds.
+"""
+
+import datetime
+import json
+import os
+import sys
+
+import numpy as np
+
+from gen_models import plots
+from gen_models import tasks
+from gen_models import tracking
+
+# Per family: (metric key, label, lower is better?) in table order.
+TABLES = {
+    "gan1d": [("w1", "W1 to N(0,1)", True), ("ks", "KS to N(0,1)", True),
+              ("kl", "hist. KL (seed)", True), ("mean", "mean", None), ("std", "std", None),
+              ("skew", "skew", None), ("kurtosis", "excess kurtosis", None),
+              ("d_loss", "D loss", None), ("g_loss", "G loss", None)],
+}
+FLOOR_KEYS = {"w1": "w1_floor", "ks": "ks_floor", "kl": "kl_floor"}
+TARGETS_1D = {"mean": 0.0, "std": 1.0, "skew": 0.0, "kurtosis": 0.0}
+
+
+def headline_keys(cfg) -> list[str]:
+  return [k for k, _, better in TABLES.get(tasks.family(cfg), []) if better is not None][:3]
+
+
+def _read(path, default=None):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return default
+
+
+def _stats(values):
+  values = [float(v) for v in values]
+  std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+  return {"mean": float(np.mean(values)), "std": std, "per_seed": values}
+
+
+def collect(exp_dir, exp, arm_cfgs):
+  """Reads every run's result.json and metrics.jsonl. Returns (summary dict, {arm: [rows]})."""
+  arms, curves = [], {}
+  for arm, overrides, cfg, seeds in arm_cfgs:
+    per_metric, statuses, rows_by_seed, wall, done_seeds = {}, {}, [], 0.0, []
+    for seed in seeds:
+      run_dir = os.path.join(exp_dir, arm, f"seed{seed}")
+      result = _read(os.path.join(run_dir, "result.json"), {})
+      statuses[str(seed)] = result.get("status", "missing")
+      wall += float(result.get("wall_s", 0.0))
+      if result.get("status") == "finished":
+        done_seeds.append(seed)
+        for k, v in result.get("metrics", {}).items():
+          if isinstance(v, (int, float)):
+            per_metric.setdefault(k, []).append(v)
+        rows_by_seed.append(tracking.read_jsonl(os.path.join(run_dir, "metrics.jsonl")))
+    metrics = {k: _stats(v) for k, v in per_metric.items() if len(v) == len(done_seeds)}
+    arms.append({"name": arm, "overrides": overrides, "seeds": done_seeds, "metrics": metrics,
+                 "wall_s": wall, "status": statuses,
+                 "diverged": [int(s) for s, st in statuses.items() if st == "diverged"]})
+    curves[arm] = rows_by_seed
+  summary = {"experiment": exp.name, "description": exp.description, "arms": arms,
+             "family": tasks.family(arm_cfgs[0][2]),
+             "generated": datetime.datetime.now().isoformat(timespec="seconds")}
+  return summary, curves
+
+
+def _fmt(m, key=None):
+  if not m:
+    return "-"
+  digits = 4 if abs(m["mean"]) < 10 else 1
+  return f"{m['mean']:.{digits}f} ± {m['std']:.{digits}f}"
+
+
+def table_text(summary) -> str:
+  """The markdown table of every arm's final metrics (mean ± std over seeds)."""
+  cols = TABLES.get(summary["family"], [])
+  floors = summary.get("floors", {})
+  head = ["arm", "seeds"] + [label + (" ↓" if better else "") for _, label, better in cols]
+  lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+  best = {}
+  for key, _, better in cols:
+    vals = [(a["metrics"][key]["mean"], a["name"]) for a in summary["arms"] if key in a["metrics"]]
+    if better and vals:
+      best[key] = min(vals)[1]
+  for arm in summary["arms"]:
+    seeds = f"{len(arm['seeds'])}" + (f" ({len(arm['diverged'])} diverged)" if arm["diverged"] else "")
+    cells = [arm["name"], seeds]
+    for key, _, _ in cols:
+      cell = _fmt(arm["metrics"].get(key))
+      cells.append(f"**{cell}**" if best.get(key) == arm["name"] and len(summary["arms"]) > 1 else cell)
+    lines.append("| " + " | ".join(cells) + " |")
+  if summary["family"] == "gan1d":
+    cells = ["*the real training samples*", "-"]
+    for key, _, _ in cols:
+      vals = [a["metrics"][key + "_real"]["mean"] for a in summary["arms"] if key + "_real" in a["metrics"]]
+      cells.append(f"*{np.mean(vals):.4f}*" if vals else "")
+    lines.append("| " + " | ".join(cells) + " |")
+  if floors:
+    cells = ["*floor (perfect G)*", "-"]
+    for key, _, _ in cols:
+      if key in FLOOR_KEYS and FLOOR_KEYS[key] in floors:
+        cells.append(f"*{floors[FLOOR_KEYS[key]]:.4f}*")
+      elif summary["family"] == "gan1d" and key in TARGETS_1D:
+        cells.append(f"*{TARGETS_1D[key]:g}*")
+      else:
+        cells.append("")
+    lines.append("| " + " | ".join(cells) + " |")
+  return "\n".join(lines)
+
+
+def _floors_from_runs(summary):
+  floors = {}
+  for arm in summary["arms"]:
+    for key in FLOOR_KEYS.values():
+      if key in arm["metrics"]:
+        floors[key] = arm["metrics"][key]["mean"]
+  return floors
+
+
+def _figures_1d(exp_dir, summary, curves, arm_cfgs):
+  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+  floors = summary["floors"]
+  out = {}
+  out["curves"] = plots.sweep_curves(curves, [
+      ("W1 to N(0,1) (100k samples)", "eval/w1", True),
+      ("histogram KL, seed metric (1000 vs 1000)", "eval/kl", False),
+      ("D loss", "train/d_loss", False), ("G loss", "train/g_loss", False)],
+      os.path.join(exp_dir, "curves.png"), summary["experiment"] + ": mean over seeds, bands = ±1 std (dark) and min-max (light)",
+      floors={"eval/w1": floors.get("w1_floor"), "eval/kl": floors.get("kl_floor")})
+  out["final"] = plots.final_bars(summary["arms"], ["w1", "ks", "kl"], os.path.join(exp_dir, "final.png"),
+                                  "final metrics (bars: mean, dots: seeds, whiskers: std)",
+                                  floors={k: floors.get(v) for k, v in FLOOR_KEYS.items()})
+  panels = []
+  for (arm, _, cfg, _), arm_summary in zip(arm_cfgs, summary["arms"]):
+    if not arm_summary["seeds"]:
+      continue
+    seed = arm_summary["seeds"][0]
+    path = os.path.join(exp_dir, arm, f"seed{seed}", "samples", "generated.npy")
+    if os.path.exists(path):
+      real = data_lib.gaussian1d(seed, cfg.data.num_real)
+      panels.append((f"{arm} (seed {seed})", real, np.load(path)))
+  if panels:
+    out["densities"] = plots.density_grid(panels, os.path.join(exp_dir, "densities.png"),
+                                          "real (1000 samples) vs generated (20,000 samples)")
+  return out
+
+
+METRIC_NOTES = {
+    "gan1d": """\
+- **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,} generated samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws score, median of 20 draws): {w1_floor:.4f}.
+- **KS to N(0,1)**: Kolmogorov-Smirnov statistic of the same {n:,} samples against N(0,1). Floor: {ks_floor:.4f}.
+- **hist. KL (seed)**: the seed's metric, KL(real || fake) on 100 histogram bins taken from the 1000 real samples, with {k:,} generated samples. Two independent draws of N(0,1) already score **{kl_floor:.3f}** (median of 200 pairs), so values near that floor cannot tell a good generator from a perfect one; use W1 and KS to rank arms.
+- *the real training samples*: W1 and KS of each run's 1000 real training samples to N(0,1) (mean over runs). The GAN only ever sees these 1000 points, so a generator that reproduced them exactly would score about this; W1 well below it would mean smoothing beyond the data.
+- mean / std / skew / excess kurtosis of the {n:,} generated samples (N(0,1): 0 / 1 / 0 / 0).
+- D loss / G loss: means over the last {log} training steps.
+- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean.
+""",
+}
+
+
+def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
+  """Writes summary.json, report.md and the comparison PNGs into exp_dir."""
+  summary, curves = collect(exp_dir, exp, arm_cfgs)
+  command = command or _read(os.path.join(exp_dir, "summary.json"), {}).get("command")
+  summary["command"] = command or f"python -m experiments.run --exp={exp.name}"
+  summary["floors"] = _floors_from_runs(summary)
+  cfg = arm_cfgs[0][2]
+  family = summary["family"]
+  figures = {}
+  if family == "gan1d" and any(a["seeds"] for a in summary["arms"]):
+    figures = _figures_1d(exp_dir, summary, curves, arm_cfgs)
+  summary_path = os.path.join(exp_dir, "summary.json")
+  with open(summary_path, "w") as f:
+    json.dump(summary, f, indent=1)
+
+  n_seeds = max(len(seeds) for *_, seeds in arm_cfgs)
+  lines = [f"# {exp.name}", "", exp.description, "",
+           f"Reproduce: `{summary['command']}` ({len(arm_cfgs)} arm(s) x "
+           f"{n_seeds} seed(s), {cfg.train.steps} steps each). Generated {summary['generated']}.", ""]
+  if any(a["overrides"] for a in summary["arms"]):
+    lines += ["| arm | overrides |", "|---|---|"]
+    lines += [f"| {a['name']} | {', '.join(f'`{k}={v}`' for k, v in a['overrides'].items())} |"
+              for a in summary["arms"]]
+    lines.append("")
+  lines += ["## Final metrics (mean ± std over seeds)", "", table_text(summary), ""]
+  if family in METRIC_NOTES and summary["floors"]:
+    lines += [METRIC_NOTES[family].format(n=cfg.eval.num_samples, k=cfg.eval.kl_samples,
+                                          log=cfg.train.log_every, **summary["floors"]), ""]
+  diverged = [(a["name"], a["diverged"]) for a in summary["arms"] if a["diverged"]]
+  if diverged:
+    lines += ["**Diverged runs** (NaN/Inf; excluded from the means, last good checkpoint kept): "
+              + "; ".join(f"{n}: seeds {s}" for n, s in diverged), ""]
+  missing = [(a["name"], [s for s, st in a["status"].items() if st not in ("finished", "diverged")])
+             for a in summary["arms"]]
+  missing = [(n, s) for n, s in missing if s]
+  if missing:
+    lines += ["**Unfinished runs** (rerun with --resume): "
+              + "; ".join(f"{n}: seeds {', '.join(s)}" for n, s in missing), ""]
+  titles = {"curves": "Training curves", "final": "Final metrics per arm",
+            "densities": "Real vs generated (seed protocol figure)"}
+  if figures:
+    lines += ["## Figures", ""]
+    for name, path in figures.items():
+      lines += [f"### {titles.get(name, name)}", "", f"![{name}]({os.path.basename(path)})", ""]
+  lines += ["Per-run files: `<arm>/seed<k>/{config.json,metrics.jsonl,result.json,checkpoints/,samples/}`.", ""]
+  report_path = os.path.join(exp_dir, "report.md")
+  with open(report_path, "w") as f:
+    f.write("\n".join(lines))
+  return {"summary": summary_path, "report": report_path, "summary_obj": summary, **figures}
+
+
+def main(argv=None) -> int:
+  from experiments import registry  # pylint: disable=g-import-not-at-top
+  from experiments import run  # pylint: disable=g-import-not-at-top
+  argv = sys.argv[1:] if argv is None else argv
+  if len(argv) != 1:
+    print("usage: python -m experiments.report runs/<exp>", file=sys.stderr)
+    return 2
+  exp_dir = argv[0].rstrip("/")
+  exp = registry.get(os.path.basename(exp_dir))
+  arm_dirs = sorted(d for d in os.listdir(exp_dir) if os.path.isdir(os.path.join(exp_dir, d)))
+  arm_cfgs = []
+  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+  for arm, overrides in exp.arm_items():
+    if arm not in arm_dirs:
+      continue
+    seeds = sorted(int(d[4:]) for d in os.listdir(os.path.join(exp_dir, arm)) if d.startswith("seed"))
+    saved = _read(os.path.join(exp_dir, arm, f"seed{seeds[0]}", "config.json"))
+    arm_cfgs.append((arm, dict(overrides), config_lib.from_dict(saved), seeds))
+  paths = build(exp_dir, exp, arm_cfgs)
+  print(f"wrote {paths['report']}")
+  del run
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

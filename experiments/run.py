@@ -1,0 +1,190 @@
+"""Run an experiment (all its arms x seeds), then write its report.
+
+  python -m experiments.run --list
+  python -m experiments.run --exp=gaussian1d_label_smoothing [--set key=value ...] [--seeds N]
+      [--out runs] [--resume] [--wandb online|offline|disabled] [--summary]
+
+Each (arm, seed) trains into <out>/<exp>/<arm>/seed<k>/. An existing run directory is never
+overwritten: rerun with --resume to continue it (finished runs are skipped), or pick a new --out.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from experiments import registry
+from gen_models import config as config_lib
+from gen_models.config import ConfigError
+
+
+class RunError(RuntimeError):
+  """A problem with the run directories or data; the message says what to do."""
+
+
+def parse_args(argv):
+  p = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__,
+                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--list", action="store_true", help="list experiments and exit")
+  p.add_argument("--exp", help="experiment name (see --list)")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="override a config key, e.g. --set train.steps=500 (repeatable)")
+  p.add_argument("--seeds", type=int, help="number of seeds per arm (default: the experiment's)")
+  p.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
+  p.add_argument("--out", default="runs", help="output root (default: runs)")
+  p.add_argument("--resume", action="store_true",
+                 help="continue unfinished runs from their latest checkpoint, skip finished ones")
+  p.add_argument("--wandb", choices=("online", "offline", "disabled"),
+                 help="wandb mode (default: online if an API key is configured, else offline)")
+  p.add_argument("--summary", action="store_true",
+                 help="print the configs and parameter counts, then exit without training")
+  p.add_argument("--quiet", action="store_true", help="only print one line per finished run")
+  return p.parse_args(argv)
+
+
+def list_experiments() -> str:
+  lines = []
+  for name in registry.names():
+    exp = registry.get(name)
+    arms = f" [arms: {', '.join(a for a, _ in exp.arms)}]" if exp.arms else ""
+    lines.append(f"{name:28s} {exp.description}{arms}")
+  return "\n".join(lines)
+
+
+def build_configs(exp, sets: list[str], seeds_flag, arms_flag):
+  """[(arm, overrides, cfg, seeds)] for every arm, validated before anything runs."""
+  cli = dict(config_lib.parse_assignment(s) for s in sets)
+  base = config_lib.apply_overrides(exp.config, cli)
+  if seeds_flag is not None:
+    base = config_lib.set_key(base, "seeds", seeds_flag)
+  arm_items = exp.arm_items()
+  if arms_flag:
+    wanted = [a.strip() for a in arms_flag.split(",") if a.strip()]
+    known = [a for a, _ in arm_items]
+    unknown = [a for a in wanted if a not in known]
+    if unknown:
+      raise ConfigError(f"Unknown arm(s) {', '.join(unknown)} for {exp.name}; its arms are "
+                        f"{', '.join(known)}.")
+    arm_items = [(a, o) for a, o in arm_items if a in wanted]
+  out = []
+  for arm, overrides in arm_items:
+    clash = sorted(set(cli) & set(overrides))
+    if clash:
+      print(f"note: {', '.join(clash)} is set by arm '{arm}' of this sweep; the arm's value is used.")
+    cfg = config_lib.validate(config_lib.apply_overrides(base, overrides))
+    seeds = [cfg.seed + i for i in range(cfg.seeds)]
+    out.append((arm, dict(overrides), cfg, seeds))
+  return out
+
+
+def _run_dir(out, exp_name, arm, seed):
+  return os.path.join(out, exp_name, arm, f"seed{seed}")
+
+
+def _read_json(path):
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, json.JSONDecodeError):
+    return None
+
+
+# Keys a resumed run may change: training longer continues the same trajectory.
+RESUMABLE_CHANGES = ("train.steps",)
+
+
+def _config_diff(saved: dict, new: dict) -> list[str]:
+  a = config_lib.flatten(config_lib.from_dict(saved))
+  b = config_lib.flatten(config_lib.from_dict(new))
+  return [f"{k}: {a[k]!r} (saved) vs {b[k]!r} (now)" for k in a
+          if a[k] != b[k] and k not in RESUMABLE_CHANGES]
+
+
+def plan_runs(exp, arm_cfgs, out, resume):
+  """Checks every run directory before anything trains. Returns [(arm, cfg, seed, run_dir, action)]
+  with action in {"new", "resume", "skip"}."""
+  plan = []
+  for arm, _, cfg, seeds in arm_cfgs:
+    for seed in seeds:
+      run_cfg = config_lib.set_key(config_lib.set_key(cfg, "seed", seed), "seeds", 1)
+      run_dir = _run_dir(out, exp.name, arm, seed)
+      exists = os.path.isdir(run_dir) and os.listdir(run_dir)
+      if not exists:
+        plan.append((arm, run_cfg, seed, run_dir, "new"))
+        continue
+      if not resume:
+        raise RunError(f"{run_dir} already holds a run. Nothing was changed. To continue it (and "
+                       f"skip finished runs) add --resume; to start afresh pick another --out "
+                       f"directory (e.g. --out runs_{time.strftime('%Y%m%d_%H%M%S')}).")
+      saved = _read_json(os.path.join(run_dir, "config.json"))
+      if saved is None:
+        raise RunError(f"{run_dir} exists but has no readable config.json, so it cannot be resumed "
+                       "safely. Move it away or pick another --out directory.")
+      try:
+        diff = _config_diff(saved, config_lib.to_dict(run_cfg))
+      except ConfigError as e:
+        raise RunError(f"{run_dir}: {e}") from None
+      if diff:
+        raise RunError(f"--resume: the config of {run_dir} differs from this command's:\n  "
+                       + "\n  ".join(diff) + "\nUse the original settings to resume, or pick "
+                       "another --out directory for the new ones.")
+      result = _read_json(os.path.join(run_dir, "result.json"))
+      done = result is not None and (result.get("status") == "diverged" or (
+          result.get("status") == "finished" and result.get("step") == run_cfg.train.steps))
+      plan.append((arm, run_cfg, seed, run_dir, "skip" if done else "resume"))
+  return plan
+
+
+def print_summary(exp, arm_cfgs):
+  import jax  # pylint: disable=g-import-not-at-top
+  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+  from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
+  from gen_models import tasks  # pylint: disable=g-import-not-at-top
+  print(f"{exp.name}: {exp.description}")
+  for arm, overrides, cfg, seeds in arm_cfgs:
+    print(f"  arm {arm}: overrides {overrides or '{}'}; seeds {seeds}")
+  cfg = arm_cfgs[0][2]
+  data = data_lib.load(cfg)
+  task = tasks.make_task(cfg, data, jax.random.key(cfg.seed))
+  state = task.init(jax.random.key(0))
+  for name, sub in state.items():
+    print(f"  {name}: {state_lib.param_count(sub.params):,} parameters")
+  print(json.dumps(config_lib.to_dict(cfg), indent=1))
+
+
+def main(argv=None) -> int:
+  args = parse_args(sys.argv[1:] if argv is None else argv)
+  if args.list:
+    print(list_experiments())
+    return 0
+  if not args.exp:
+    print("error: give an experiment with --exp=NAME (see --list).", file=sys.stderr)
+    return 2
+  try:
+    exp = registry.get(args.exp)
+    arm_cfgs = build_configs(exp, args.set, args.seeds, args.arms)
+    from gen_models import tracking  # pylint: disable=g-import-not-at-top
+    mode = tracking.resolve_mode(args.wandb)
+    if args.summary:
+      print_summary(exp, arm_cfgs)
+      return 0
+    plan = plan_runs(exp, arm_cfgs, args.out, args.resume)
+    from experiments import runner  # pylint: disable=g-import-not-at-top
+    argv_used = sys.argv[1:] if argv is None else argv
+    command = "python -m experiments.run " + " ".join(a for a in argv_used if a != "--resume")
+    return runner.run_plan(exp, arm_cfgs, plan, args.out, mode, quiet=args.quiet, command=command)
+  except (ConfigError, RunError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  except Exception as e:  # pylint: disable=broad-except
+    from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+    from gen_models import tracking  # pylint: disable=g-import-not-at-top
+    if isinstance(e, (data_lib.DataError, tracking.TrackingError)):
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+    raise
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,141 @@
+"""Figures: the seed's real-vs-fake density, training curves, sweep comparisons with seed bands."""
+
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+from scipy import stats
+
+COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+
+def _save(fig, path):
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fig.savefig(path, dpi=110, bbox_inches="tight")
+  plt.close(fig)
+  return path
+
+
+def density_1d(real, fake, path, title="Distribution of real and fake data", ax=None):
+  """The seed's figure: KDE (bandwidth 0.3, as its seaborn call) of real vs generated samples,
+  over histograms, with N(0,1) for reference."""
+  own = ax is None
+  if own:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+  real, fake = np.ravel(real), np.ravel(fake)
+  lo, hi = min(real.min(), np.quantile(fake, 0.001), -4), max(real.max(), np.quantile(fake, 0.999), 4)
+  xs = np.linspace(lo, hi, 400)
+  bins = np.linspace(lo, hi, 60)
+  ax.hist(real, bins=bins, density=True, alpha=0.25, color="tab:blue")
+  ax.hist(fake, bins=bins, density=True, alpha=0.25, color="tab:red")
+  for values, color, label in ((real, "tab:blue", f"Real ({real.size:,})"),
+                               (fake, "tab:red", f"Fake ({fake.size:,})")):
+    kde = stats.gaussian_kde(values[:20000], bw_method=0.3)
+    ax.plot(xs, kde(xs), color=color, lw=2, label=label)
+  ax.plot(xs, stats.norm.pdf(xs), "k--", lw=1, label="N(0,1)")
+  ax.set_title(title)
+  ax.legend()
+  if own:
+    return _save(fig, path)
+  return None
+
+
+def _series(rows, key):
+  pts = [(r["step"], r[key]) for r in rows if key in r and isinstance(r[key], (int, float))]
+  if not pts:
+    return np.zeros(0), np.zeros(0)
+  steps, values = zip(*pts)
+  return np.asarray(steps), np.asarray(values, float)
+
+
+def training_curves(rows, path, panels, title=""):
+  """One run's curves. panels: list of (title, [metric keys], log_y)."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+  for ax, (panel_title, metric_keys, log_y) in zip(axes[0], panels):
+    for key in metric_keys:
+      steps, values = _series(rows, key)
+      if steps.size:
+        ax.plot(steps, values, label=key.split("/")[-1], lw=1.3)
+    ax.set_title(panel_title)
+    ax.set_xlabel("step")
+    if log_y:
+      ax.set_yscale("log")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+  if title:
+    fig.suptitle(title, y=1.03)
+  return _save(fig, path)
+
+
+def sweep_curves(arm_runs: dict, panels, path, title="", floors=None):
+  """Sweep comparison: per arm the mean over seeds with a min-max band (light) and a +-1 std
+  band (dark). arm_runs: {arm: [rows of seed 0, rows of seed 1, ...]}; floors: {key: value}
+  drawn as dashed lines (a metric's sampling floor)."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
+  for ax, (panel_title, key, log_y) in zip(axes[0], panels):
+    for i, (arm, runs) in enumerate(arm_runs.items()):
+      series = [_series(rows, key) for rows in runs]
+      series = [s for s in series if s[0].size]
+      if not series:
+        continue
+      common = sorted(set.intersection(*[set(s[0].tolist()) for s in series]))
+      if not common:
+        continue
+      mat = np.stack([np.interp(common, s[0], s[1]) for s in series])
+      mean, std = mat.mean(0), mat.std(0)
+      color = COLORS[i % len(COLORS)]
+      ax.plot(common, mean, color=color, lw=1.6, label=f"{arm} (n={len(series)})")
+      if len(series) > 1:
+        ax.fill_between(common, mat.min(0), mat.max(0), color=color, alpha=0.12, lw=0)
+        ax.fill_between(common, mean - std, mean + std, color=color, alpha=0.25, lw=0)
+    if floors and key in floors:
+      ax.axhline(floors[key], color="k", ls="--", lw=1, label="sampling floor")
+    ax.set_title(panel_title)
+    ax.set_xlabel("step")
+    if log_y:
+      ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+  if title:
+    fig.suptitle(title, y=1.03)
+  return _save(fig, path)
+
+
+def final_bars(arms: list, metric_keys: list, path, title="", floors=None):
+  """Final metrics per arm: bar = mean over seeds, dots = seeds, whisker = std."""
+  fig, axes = plt.subplots(1, len(metric_keys), figsize=(3.6 * len(metric_keys), 3.6), squeeze=False)
+  for ax, key in zip(axes[0], metric_keys):
+    names, means, stds = [], [], []
+    for i, arm in enumerate(arms):
+      m = arm["metrics"].get(key)
+      if not m:
+        continue
+      names.append(arm["name"])
+      means.append(m["mean"])
+      stds.append(m["std"])
+      ax.scatter([len(names) - 1] * len(m["per_seed"]), m["per_seed"], color="k", s=10, zorder=3)
+    ax.bar(range(len(names)), means, yerr=stds, capsize=4,
+           color=[COLORS[i % len(COLORS)] for i in range(len(names))], alpha=0.8)
+    if floors and key in floors:
+      ax.axhline(floors[key], color="k", ls="--", lw=1, label="sampling floor")
+      ax.legend(fontsize=8)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=20, ha="right")
+    ax.set_title(key)
+    ax.grid(alpha=0.3, axis="y")
+  if title:
+    fig.suptitle(title, y=1.03)
+  return _save(fig, path)
+
+
+def density_grid(panels, path, title=""):
+  """Several real-vs-fake densities side by side. panels: [(title, real, fake)]."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6), squeeze=False)
+  for ax, (panel_title, real, fake) in zip(axes[0], panels):
+    density_1d(real, fake, None, panel_title, ax=ax)
+  if title:
+    fig.suptitle(title, y=1.03)
+  return _save(fig, path)

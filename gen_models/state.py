@@ -1,0 +1,62 @@
+"""Train states. A GAN's state is {"g": TrainState, "d": TrainState}: two separately optimised
+parameter sets, so no step can ever update the other network by accident (Keras' `trainable`
+flag, which the seeds rely on, has no equivalent here and needs none)."""
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax.training import train_state
+
+from gen_models import models
+
+
+class TrainState(train_state.TrainState):
+  batch_stats: Any = None  # BatchNorm running statistics ({} for models without BatchNorm)
+
+
+@functools.lru_cache(maxsize=None)
+def make_tx(name: str, b1: float, b2: float, rho: float, eps: float) -> optax.GradientTransformation:
+  """An optimizer whose learning rate and Keras-style time decay are *state*, not constants.
+
+  Cached per static settings, so every run of a sweep shares one transformation object and
+  therefore one compiled program; runs that differ only in learning rate differ only in the
+  values stored in opt_state.hyperparams (which vmap can batch)."""
+
+  def factory(learning_rate, decay):
+    schedule = lambda count: learning_rate / (1.0 + decay * count)  # Keras' legacy `decay`
+    if name == "adam":
+      return optax.adam(schedule, b1=b1, b2=b2, eps=eps)
+    return optax.rmsprop(schedule, decay=rho, eps=eps)
+
+  return optax.inject_hyperparams(factory)(learning_rate=0.0, decay=0.0)
+
+
+def _create(module, variables, tx, lr, decay):
+  params = variables["params"]
+  state = TrainState.create(apply_fn=module.apply, params=params, tx=tx,
+                            batch_stats=variables.get("batch_stats", {}))
+  hyper = dict(state.opt_state.hyperparams)
+  hyper["learning_rate"] = jnp.asarray(lr, jnp.float32)
+  hyper["decay"] = jnp.asarray(decay, jnp.float32)
+  return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
+
+
+def create_gan_state(cfg, key, data_shape) -> dict:
+  """Initialises G and D for `cfg` with their own optimizers."""
+  g_mod, d_mod = models.gan_modules(cfg.model, tuple(data_shape))
+  o = cfg.optim
+  tx = make_tx(o.name, o.b1, o.b2, o.rho, o.eps)
+  key_g, key_d = jax.random.split(key)
+  z = jnp.zeros((2, cfg.model.latent_dim), jnp.float32)
+  x = jnp.zeros((2,) + tuple(data_shape), jnp.float32)
+  g_vars = g_mod.init({"params": key_g}, z, train=False)
+  d_vars = d_mod.init({"params": key_d}, x, train=False)
+  return {"g": _create(g_mod, g_vars, tx, o.g_lr, o.g_decay),
+          "d": _create(d_mod, d_vars, tx, o.d_lr, o.d_decay)}
+
+
+def param_count(params) -> int:
+  return int(sum(x.size for x in jax.tree.leaves(params)))

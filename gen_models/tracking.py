@@ -1,0 +1,132 @@
+"""Tracking: every scalar goes to <run>/metrics.jsonl, and to wandb unless it is disabled.
+
+wandb never prompts: the mode defaults to offline unless the user configured an API key
+(WANDB_API_KEY or `wandb login`), and an explicit `online` without a key is an error that says
+what to do.
+"""
+
+import json
+import math
+import netrc
+import os
+import sys
+import uuid
+
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+class TrackingError(RuntimeError):
+  pass
+
+
+def _has_api_key() -> bool:
+  if os.environ.get("WANDB_API_KEY"):
+    return True
+  try:
+    path = os.environ.get("NETRC", os.path.expanduser("~/.netrc"))
+    return os.path.exists(path) and netrc.netrc(path).authenticators("api.wandb.ai") is not None
+  except (netrc.NetrcParseError, OSError):
+    return False
+
+
+def resolve_mode(requested: str | None) -> str:
+  """--wandb flag > WANDB_MODE > online if an API key is configured > offline."""
+  mode = requested or os.environ.get("WANDB_MODE") or ("online" if _has_api_key() else "offline")
+  mode = {"dryrun": "offline", "run": "online", "disable": "disabled"}.get(mode, mode)
+  if mode not in WANDB_MODES:
+    raise TrackingError(f"Unknown wandb mode {mode!r}: use --wandb online|offline|disabled.")
+  if mode == "online" and not _has_api_key():
+    raise TrackingError("--wandb online needs a W&B API key, and none is configured. Run "
+                        "`wandb login` (or set WANDB_API_KEY), or use --wandb offline and "
+                        "upload later with `wandb sync <run>/wandb/offline-run-*`.")
+  return mode
+
+
+def _clean(value):
+  if isinstance(value, float) and not math.isfinite(value):
+    return str(value)  # JSON has no NaN; keep the information readable
+  return value
+
+
+def read_jsonl(path: str) -> list[dict]:
+  rows = []
+  if os.path.exists(path):
+    with open(path) as f:
+      for line in f:
+        line = line.strip()
+        if line:
+          try:
+            rows.append(json.loads(line))
+          except json.JSONDecodeError:
+            break  # a torn last line from a killed process: everything before it is good
+  return rows
+
+
+class Tracker:
+  """One run's logger: metrics.jsonl (always) and a wandb run (unless disabled)."""
+
+  def __init__(self, run_dir: str, mode: str, *, project: str, group: str, job_type: str,
+               name: str, config: dict):
+    self.path = os.path.join(run_dir, "metrics.jsonl")
+    self._file = open(self.path, "a")
+    self._wandb = None
+    if mode != "disabled":
+      self._wandb = _wandb_init(run_dir, mode, project, group, job_type, name, config)
+
+  def rewind(self, step: int) -> None:
+    """Drops rows logged after `step` (the checkpoint a run resumes from; 0 for a fresh start),
+    so a resumed run's metrics.jsonl holds each step exactly once."""
+    self._file.close()
+    kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step] if step else []
+    tmp = self.path + ".tmp"
+    with open(tmp, "w") as f:
+      f.writelines(json.dumps(r) + "\n" for r in kept)
+    os.replace(tmp, self.path)
+    self._file = open(self.path, "a")
+
+  def log(self, step: int, metrics: dict) -> None:
+    row = {"step": int(step), **{k: _clean(v) for k, v in metrics.items()}}
+    self._file.write(json.dumps(row) + "\n")
+    self._file.flush()
+    if self._wandb is not None:
+      self._wandb.log(metrics, step=int(step))
+
+  def log_image(self, step: int, key: str, path: str) -> None:
+    if self._wandb is not None:
+      import wandb  # pylint: disable=g-import-not-at-top
+      self._wandb.log({key: wandb.Image(path)}, step=int(step))
+
+  def summary(self, values: dict) -> None:
+    if self._wandb is not None:
+      self._wandb.summary.update(values)
+
+  def finish(self, exit_code: int = 0) -> None:
+    self._file.close()
+    if self._wandb is not None:
+      self._wandb.finish(exit_code=exit_code)
+      self._wandb = None
+
+
+def _wandb_init(run_dir, mode, project, group, job_type, name, config):
+  import wandb  # pylint: disable=g-import-not-at-top
+  id_path = os.path.join(run_dir, "wandb_id.txt")
+  if os.path.exists(id_path):
+    with open(id_path) as f:
+      run_id = f.read().strip()
+  else:
+    run_id = uuid.uuid4().hex[:12]
+    with open(id_path, "w") as f:
+      f.write(run_id)
+  settings = wandb.Settings(silent=True, console="off", init_timeout=60)
+  try:
+    return wandb.init(project=project, group=group, job_type=job_type, name=name, config=config,
+                      dir=run_dir, mode=mode, id=run_id, resume="allow", settings=settings,
+                      reinit="finish_previous")
+  except Exception as e:  # pylint: disable=broad-except
+    if mode != "online":
+      raise
+    print(f"WARNING: wandb online init failed ({e}); logging this run offline instead.",
+          file=sys.stderr, flush=True)
+    return wandb.init(project=project, group=group, job_type=job_type, name=name, config=config,
+                      dir=run_dir, mode="offline", id=run_id, resume="allow", settings=settings,
+                      reinit="finish_previous")

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# gen-models launcher.
+#   ./launch.sh setup            create .venv and install the project with its dev extras (idempotent)
+#   ./launch.sh test [ARGS]      run the test suite (pytest ARGS)
+#   ./launch.sh EXP [FLAGS]      set up if needed, then: python -m experiments.run --exp=EXP [FLAGS]
+# Environment: PYTHON (interpreter for the venv, default python3); JAX_EXTRA=cuda|tpu installs the
+# accelerator build of jax (pyproject extras `cuda` / `tpu`); PEERS=1 also installs the `peers` extra
+# (TensorFlow + PyTorch, for `python -m experiments.bench --peers`).
+set -euo pipefail
+cd "$(dirname "$0")"
+VENV=.venv
+PY="$VENV/bin/python"
+
+stamp() {  # what the current install was made from
+  cat pyproject.toml
+  echo "JAX_EXTRA=${JAX_EXTRA:-} PEERS=${PEERS:-}"
+}
+
+setup() {
+  local python="${PYTHON:-python3}"
+  if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 10))' 2>/dev/null; then
+    echo "error: $python is missing or older than 3.10; set PYTHON=/path/to/python3.10+" >&2
+    exit 2
+  fi
+  [ -x "$PY" ] || "$python" -m venv "$VENV"
+  local extras="dev"
+  [ -n "${JAX_EXTRA:-}" ] && extras="$extras,$JAX_EXTRA"
+  [ -n "${PEERS:-}" ] && extras="$extras,peers"
+  "$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+  # pip's own exit status decides; its harmless 'Location ... is ignored' warnings are dropped.
+  set -o pipefail
+  "$PY" -m pip install --quiet --disable-pip-version-check -e ".[$extras]" 2>&1 | { grep -v "^WARNING: Location" || true; }
+  stamp > "$VENV/.gen_models_stamp"
+  echo "setup done: $("$PY" -c 'import jax, flax, optax; print(f"jax {jax.__version__}, flax {flax.__version__}, optax {optax.__version__}, devices {jax.devices()}")')"
+}
+
+needs_setup() {
+  [ ! -x "$PY" ] || [ ! -f "$VENV/.gen_models_stamp" ] || ! diff -q <(stamp) "$VENV/.gen_models_stamp" >/dev/null
+}
+
+case "${1:-}" in
+  setup)
+    setup
+    ;;
+  test)
+    shift
+    needs_setup && setup
+    exec "$PY" -m pytest tests "$@"
+    ;;
+  ""|-h|--help)
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    echo
+    needs_setup && echo "(not set up yet: run ./launch.sh setup)" || "$PY" -m experiments.run --list
+    ;;
+  *)
+    exp="$1"
+    shift
+    needs_setup && setup
+    exec "$PY" -m experiments.run --exp="$exp" "$@"
+    ;;
+esac

@@ -1,0 +1,28 @@
+"""Test settings: CPU, wandb off, tiny configs."""
+
+import os
+
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import dataclasses  # pylint: disable=g-import-not-at-top
+
+import pytest  # pylint: disable=g-import-not-at-top
+
+from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+
+
+def tiny_1d(**overrides):
+  """The seed's 1-D GAN protocol at a few steps, with cheap evaluation."""
+  from experiments import gaussian1d  # pylint: disable=g-import-not-at-top
+  cfg = dataclasses.replace(gaussian1d.BASE, seeds=1)
+  base = {"train.steps": 60, "train.scan_chunk": 10, "train.log_every": 10, "eval.every": 30,
+          "eval.num_samples": 2000, "eval.kl_samples": 500, "ckpt.every": 30}
+  base.update(overrides)
+  return config_lib.validate(config_lib.apply_overrides(cfg, base))
+
+
+@pytest.fixture
+def cfg_1d():
+  return tiny_1d()

@@ -1,0 +1,30 @@
+"""Shared test helpers: train a config into a directory and fingerprint parameters."""
+
+import hashlib
+
+import jax
+import numpy as np
+
+from experiments import registry
+from experiments import runner
+
+
+def train(cfg, run_dir, resume=False, exp_name="gaussian1d", arm="base"):
+  """Trains cfg with the real runner (wandb disabled). Returns (state, result)."""
+  return runner.run_one(registry.get(exp_name), arm, cfg, str(run_dir), "disabled",
+                        resume=resume, quiet=True)
+
+
+def fingerprint(tree) -> str:
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(jax.device_get(tree)):
+    a = np.asarray(leaf)
+    h.update(str(a.dtype).encode() + str(a.shape).encode() + a.tobytes())
+  return h.hexdigest()
+
+
+def assert_bit_identical(a, b):
+  la, lb = jax.tree.leaves(jax.device_get(a)), jax.tree.leaves(jax.device_get(b))
+  assert len(la) == len(lb)
+  for x, y in zip(la, lb):
+    np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -1,0 +1,80 @@
+"""The command line: --list, bad input fails fast with a clear message, the end-to-end sweep."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from experiments import registry
+from experiments import run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--set", "train.steps=60", "--set", "train.scan_chunk=10", "--set", "train.log_every=10",
+        "--set", "eval.every=30", "--set", "eval.num_samples=2000", "--set", "eval.kl_samples=500",
+        "--set", "ckpt.every=30", "--wandb", "disabled", "--quiet"]
+
+
+def test_list_names_every_required_experiment(capsys):
+  assert run.main(["--list"]) == 0
+  out = capsys.readouterr().out
+  for name in ("gaussian1d", "gaussian1d_label_smoothing", "gaussian1d_loss"):
+    assert name in out
+  assert set(registry.names()) <= set(line.split()[0] for line in out.splitlines())
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["--exp=gaussian1dd"], "Unknown experiment 'gaussian1dd'. Did you mean gaussian1d"),
+    (["--exp=gaussian1d", "--set", "train.stepz=5"], "Unknown config key 'train.stepz'"),
+    (["--exp=gaussian1d", "--set", "train.steps=five"], "'train.steps': 'five' is not an integer"),
+    (["--exp=gaussian1d", "--set", "optim.d_lr=-1"], "'optim.d_lr'"),
+    (["--exp=gaussian1d", "--set", "loss.generator=wgan"], "Allowed: ns, minimax"),
+    (["--exp=gaussian1d", "--set", "steps"], "expected key=value"),
+    (["--exp=gaussian1d_loss", "--arms", "ns,hinge"], "Unknown arm(s) hinge"),
+])
+def test_bad_input_exits_nonzero_with_a_message(argv, fragment, capsys, tmp_path):
+  assert run.main(argv + ["--out", str(tmp_path), "--wandb", "disabled"]) == 2
+  err = capsys.readouterr().err
+  assert err.startswith("error: ") and fragment in err
+  assert not os.listdir(tmp_path)  # nothing was created
+
+
+def test_bad_input_exit_code_from_a_real_process(tmp_path):
+  out = subprocess.run([sys.executable, "-m", "experiments.run", "--exp=nope", "--out", str(tmp_path)],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+  assert out.returncode == 2 and "Unknown experiment 'nope'" in out.stderr
+  assert "Traceback" not in out.stderr
+
+
+def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
+  argv = ["--exp=gaussian1d_label_smoothing", "--seeds", "2", "--out", str(tmp_path)] + TINY
+  assert run.main(argv) == 0
+  exp_dir = tmp_path / "gaussian1d_label_smoothing"
+  summary = json.loads((exp_dir / "summary.json").read_text())
+  assert summary["experiment"] == "gaussian1d_label_smoothing"
+  assert [a["name"] for a in summary["arms"]] == ["none", "one_sided", "two_sided"]
+  for arm in summary["arms"]:
+    assert arm["seeds"] == [0, 1] and arm["wall_s"] > 0
+    for key in ("w1", "ks", "kl", "kl_floor", "mean", "std", "skew", "kurtosis", "d_loss"):
+      m = arm["metrics"][key]
+      assert len(m["per_seed"]) == 2 and m["mean"] == pytest.approx(sum(m["per_seed"]) / 2)
+  assert summary["arms"][1]["overrides"] == {"loss.real_target": 0.9, "loss.fake_target": 0.0}
+  report = (exp_dir / "report.md").read_text()
+  assert "floor (perfect G)" in report and "hist. KL (seed)" in report and "0.2" in report
+  for png in ("curves.png", "final.png", "densities.png"):
+    assert (exp_dir / png).stat().st_size > 10_000
+  run_dir = exp_dir / "none" / "seed1"
+  for name in ("config.json", "metrics.jsonl", "result.json", "samples/density.png", "samples/curves.png"):
+    assert (run_dir / name).exists(), name
+  assert sorted(os.listdir(run_dir / "checkpoints")) == ["30", "60"]
+
+  # Running again into the same place without --resume refuses and changes nothing.
+  before = {p: p.stat().st_mtime_ns for p in exp_dir.rglob("*") if p.is_file()}
+  capsys.readouterr()
+  assert run.main(argv) == 2
+  assert "already holds a run" in capsys.readouterr().err
+  assert before == {p: p.stat().st_mtime_ns for p in exp_dir.rglob("*") if p.is_file() and p in before}
+  # --resume skips the finished runs.
+  assert run.main(argv + ["--resume"]) == 0
+  assert capsys.readouterr().out.count("finished earlier, skipped") == 6
