@@ -1,0 +1,1 @@
+"""gen-models: classic generative models in JAX/Flax, built for fast, deterministic, resumable experiments."""
