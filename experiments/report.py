@@ -23,6 +23,9 @@ TABLES = {
               ("kl", "hist. KL (seed)", True), ("mean", "mean", None), ("std", "std", None),
               ("skew", "skew", None), ("kurtosis", "excess kurtosis", None),
               ("d_loss", "D loss", None), ("g_loss", "G loss", None)],
+    "gan": [("d_loss", "D loss", None), ("g_loss", "G loss", None), ("d_real", "D(x)", None),
+            ("d_fake", "D(G(z))", None), ("d_acc_real", "D acc. real", None),
+            ("d_acc_fake", "D acc. fake", None)],
 }
 FLOOR_KEYS = {"w1": "w1_floor", "ks": "ks_floor", "kl": "kl_floor"}
 TARGETS_1D = {"mean": 0.0, "std": 1.0, "skew": 0.0, "kurtosis": 0.0}
@@ -154,7 +157,32 @@ def _figures_1d(exp_dir, summary, curves, arm_cfgs):
   return out
 
 
+def _figures_gan(exp_dir, summary, curves, arm_cfgs):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  out = {}
+  out["curves"] = plots.sweep_curves(curves, [
+      ("D loss", "train/d_loss", False), ("G loss", "train/g_loss", False),
+      ("D accuracy on real", "train/d_acc_real", False), ("D accuracy on fake", "train/d_acc_fake", False)],
+      os.path.join(exp_dir, "curves.png"),
+      summary["experiment"] + ": mean over seeds, bands = ±1 std (dark) and min-max (light)")
+  panels = []
+  for (arm, _, cfg, _), arm_summary in zip(arm_cfgs, summary["arms"]):
+    if arm_summary["seeds"]:
+      seed = arm_summary["seeds"][0]
+      path = os.path.join(exp_dir, arm, f"seed{seed}", "samples", "final.png")
+      if os.path.exists(path):
+        panels.append((f"{arm} (seed {seed}, step {cfg.train.steps})", np.asarray(Image.open(path))))
+  if panels:
+    out["samples"] = plots.labelled_grids(panels, os.path.join(exp_dir, "samples.png"),
+                                          "final samples, the same fixed latent vectors in every arm")
+  return out
+
+
 METRIC_NOTES = {
+    "gan": """\
+- D loss, G loss, D(x), D(G(z)) and D's accuracy on real and on fake images: means over the last {log} training steps of each run (D's accuracy near 0.5 on both is where the seed notes stop training; it is logged, not used to stop).
+- ± is the sample standard deviation over seeds.
+""",
     "gan1d": """\
 - **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,} generated samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws score, median of 20 draws): {w1_floor:.4f}.
 - **KS to N(0,1)**: Kolmogorov-Smirnov statistic of the same {n:,} samples against N(0,1). Floor: {ks_floor:.4f}.
@@ -176,8 +204,11 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
   cfg = arm_cfgs[0][2]
   family = summary["family"]
   figures = {}
-  if family == "gan1d" and any(a["seeds"] for a in summary["arms"]):
-    figures = _figures_1d(exp_dir, summary, curves, arm_cfgs)
+  if any(a["seeds"] for a in summary["arms"]):
+    if family == "gan1d":
+      figures = _figures_1d(exp_dir, summary, curves, arm_cfgs)
+    elif family == "gan":
+      figures = _figures_gan(exp_dir, summary, curves, arm_cfgs)
   summary_path = os.path.join(exp_dir, "summary.json")
   with open(summary_path, "w") as f:
     json.dump(summary, f, indent=1)
@@ -192,7 +223,7 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
               for a in summary["arms"]]
     lines.append("")
   lines += ["## Final metrics (mean ± std over seeds)", "", table_text(summary), ""]
-  if family in METRIC_NOTES and summary["floors"]:
+  if family in METRIC_NOTES and (summary["floors"] or family != "gan1d"):
     lines += [METRIC_NOTES[family].format(n=cfg.eval.num_samples, k=cfg.eval.kl_samples,
                                           log=cfg.train.log_every, **summary["floors"]), ""]
   diverged = [(a["name"], a["diverged"]) for a in summary["arms"] if a["diverged"]]
@@ -206,7 +237,8 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
     lines += ["**Unfinished runs** (rerun with --resume): "
               + "; ".join(f"{n}: seeds {', '.join(s)}" for n, s in missing), ""]
   titles = {"curves": "Training curves", "final": "Final metrics per arm",
-            "densities": "Real vs generated (seed protocol figure)"}
+            "densities": "Real vs generated (seed protocol figure)",
+            "samples": "Final samples per arm"}
   if figures:
     lines += ["## Figures", ""]
     for name, path in figures.items():

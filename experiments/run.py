@@ -139,7 +139,6 @@ def plan_runs(exp, arm_cfgs, out, resume):
 def print_summary(exp, arm_cfgs):
   import jax  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
   from gen_models import tasks  # pylint: disable=g-import-not-at-top
   print(f"{exp.name}: {exp.description}")
   for arm, overrides, cfg, seeds in arm_cfgs:
@@ -147,9 +146,7 @@ def print_summary(exp, arm_cfgs):
   cfg = arm_cfgs[0][2]
   data = data_lib.load(cfg)
   task = tasks.make_task(cfg, data, jax.random.key(cfg.seed))
-  state = task.init(jax.random.key(0))
-  for name, sub in state.items():
-    print(f"  {name}: {state_lib.param_count(sub.params):,} parameters")
+  print("  " + tasks.describe(task.init(jax.random.key(0))))
   print(json.dumps(config_lib.to_dict(cfg), indent=1))
 
 

@@ -37,7 +37,7 @@ def _final_train_metrics(rows):
   return {}
 
 
-def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, data=None):
+def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, data=None, first_seed=0):
   """Trains one (arm, seed) into run_dir. Returns (final state or None, result dict); the
   result is also written to run_dir/result.json."""
   os.makedirs(run_dir, exist_ok=True)
@@ -46,7 +46,9 @@ def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, data=None):
   t_start = time.perf_counter()
   data = data if data is not None else data_lib.load(cfg)
   key = jax.random.key(cfg.seed)
-  task = tasks.make_task(cfg, data, key)
+  task = tasks.make_task(cfg, data, key, run_dir)
+  if not quiet and cfg.seed == first_seed:
+    print(f"[{label}] {tasks.describe(jax.eval_shape(task.init, key))}", flush=True)
   device_data = jax.device_put({k: v for k, v in data["train"].items()})
   checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
   tracker = tracking.Tracker(run_dir, mode, project=WANDB_PROJECT, group=exp.name, job_type=arm,
@@ -104,7 +106,9 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
       if action == "skip":
         print(f"[{i + 1}/{len(plan)}] {arm}/seed{seed}: finished earlier, skipped", flush=True)
         continue
-      _, result = run_one(exp, arm, cfg, run_dir, mode, resume=(action == "resume"), quiet=quiet)
+      first_seed = min(p[2] for p in plan if p[0] == arm)
+      _, result = run_one(exp, arm, cfg, run_dir, mode, resume=(action == "resume"), quiet=quiet,
+                          first_seed=first_seed)
       line = _fmt(result.get("metrics", {}), key_metrics) if result["status"] == "finished" else result["status"]
       print(f"[{i + 1}/{len(plan)}] {arm}/seed{seed}: {line} ({result['wall_s']:.1f}s)", flush=True)
   except loop.Interrupted as e:

@@ -69,7 +69,7 @@ class Train:
   steps: int = 3000
   batch_size: int = 64
   scan_chunk: int = 1  # steps fused into one lax.scan dispatch (1 = plain jitted step)
-  log_every: int = 30
+  log_every: int = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -112,6 +112,10 @@ CHOICES = {
     "loss.recon": ("mse", "bce"),
     "optim.name": ("adam", "rmsprop"),
 }
+
+# The output activation of each image model fixes the pixel range the data must be scaled to.
+OUTPUT_RANGE = {"mlp_gan": "sigmoid", "dcgan": "tanh", "dcgan_transpose": "sigmoid",
+                "dcgan_atienza": "sigmoid", "ae_dense": "sigmoid", "ae_conv": "sigmoid", "vae": "sigmoid"}
 
 # (low, high, low_inclusive) ranges; high None = unbounded.
 RANGES = {
@@ -303,6 +307,10 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: "
                       "mlp1d is the 1-D GAN and needs data.name=gaussian1d; the image models "
                       "need mnist, fashion_mnist or synthetic.")
+  want = OUTPUT_RANGE.get(cfg.model.arch)
+  if want and cfg.data.range != want:
+    raise ConfigError(f"model.arch={cfg.model.arch} outputs {'[-1, 1] (tanh)' if want == 'tanh' else '[0, 1] (sigmoid)'}, "
+                      f"so data.range must be {want}, not {cfg.data.range}.")
   if cfg.version != CONFIG_VERSION:
     raise ConfigError(f"This config has version {cfg.version}, but this code reads version "
                       f"{CONFIG_VERSION}. Start a new run (a new --out directory) instead of --resume.")

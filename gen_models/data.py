@@ -5,6 +5,7 @@ a resumed run draws exactly the batches an uninterrupted run would have drawn.
 """
 
 import dataclasses
+import os
 
 import jax
 import jax.numpy as jnp
@@ -19,6 +20,7 @@ class BatchSpec:
   sampling: str = "random"  # random | sequential
   latent_dim: int = 0  # 0: no latent noise in the batch (autoencoders)
   noise: str = "uniform"
+  scale: str = "none"  # uint8 images -> "tanh": [-1, 1] | "sigmoid": [0, 1]; "none": as stored
 
   @property
   def padded_size(self) -> int:
@@ -33,8 +35,18 @@ class BatchSpec:
 
 
 def batch_spec(cfg, num_examples: int, with_latent: bool = True) -> BatchSpec:
+  scale = "none" if cfg.data.name == "gaussian1d" else cfg.data.range
   return BatchSpec(cfg.train.batch_size, num_examples, cfg.data.sampling,
-                   cfg.model.latent_dim if with_latent else 0, cfg.model.noise)
+                   cfg.model.latent_dim if with_latent else 0, cfg.model.noise, scale)
+
+
+def to_float(x, scale: str):
+  """uint8 pixels -> float32 in [0, 1] (sigmoid) or [-1, 1] (tanh); floats pass through."""
+  if scale == "none" or x.dtype != jnp.uint8:
+    return x.astype(jnp.float32)
+  x = x.astype(jnp.float32) / 255.0
+  # XLA folds the constants into one multiply, which maps 255 to 1.0000001: clip to the range.
+  return jnp.clip(x * 2.0 - 1.0, -1.0, 1.0) if scale == "tanh" else jnp.minimum(x, 1.0)
 
 
 def sample_latent(key, shape, noise: str):
@@ -60,7 +72,7 @@ def sample_batch(spec: BatchSpec, data: dict, key, step):
     idx = jax.random.randint(key_x, (size,), 0, spec.num_examples)
     take = lambda a: jnp.take(a, idx, axis=0)
     w = jnp.ones((size,), jnp.float32)
-  batch = {"x": take(data["x"]), "w": w}
+  batch = {"x": to_float(take(data["x"]), spec.scale), "w": w}
   if "y" in data:
     batch["y"] = take(data["y"])
   if spec.latent_dim:
@@ -74,14 +86,194 @@ def gaussian1d(seed: int, num: int) -> np.ndarray:
   return np.asarray(jax.random.normal(key, (num, 1), jnp.float32))
 
 
-def load(cfg) -> dict:
-  """Loads the dataset named by cfg.data as host arrays: {"train": {"x", ["y"]}, ["test": ...]}."""
+class DataError(RuntimeError):
+  """The dataset cannot be found or read; the message lists the ways to get it."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Image datasets: uint8 (N, 28, 28, 1) + int32 labels, scaled to floats inside the jitted step.
+
+IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+DEBIAN_IDX_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
+DOWNLOAD_HOSTS = {"mnist": ("storage.googleapis.com", 443),  # where TFDS fetches them from
+                  "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80)}
+
+
+def read_idx(path: str) -> np.ndarray:
+  """Reads one IDX file (gzipped or not): images (N, rows, cols) or labels (N,), uint8."""
+  import gzip  # pylint: disable=g-import-not-at-top
+  opener = gzip.open if path.endswith(".gz") else open
+  try:
+    with opener(path, "rb") as f:
+      raw = f.read()
+  except (OSError, EOFError) as e:
+    raise DataError(f"Cannot read IDX file {path}: {e}. The file is damaged or truncated; "
+                    "download it again.") from None
+  if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
+    raise DataError(f"{path} is not an IDX file of unsigned bytes (its magic number is "
+                    f"{raw[:4].hex() or 'missing'}, expected 00000801 for labels or 00000803 for "
+                    "images). Point data.dir at the original *-idx3-ubyte.gz / *-idx1-ubyte.gz files.")
+  ndim = raw[3]
+  header = 4 + 4 * ndim
+  if len(raw) < header:
+    raise DataError(f"{path} is truncated (its header is incomplete); download it again.")
+  dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+  size = int(np.prod(dims))
+  if len(raw) - header != size:
+    raise DataError(f"{path} is truncated or damaged: its header promises {dims} = {size:,} bytes "
+                    f"of data, the file holds {len(raw) - header:,}. Download it again.")
+  return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
+
+
+def _find(directory: str, stem: str):
+  for name in (stem + ".gz", stem):
+    path = os.path.join(directory, name)
+    if os.path.exists(path):
+      return path
+  return None
+
+
+def has_idx(directory: str) -> bool:
+  return bool(directory) and all(_find(directory, s) for pair in IDX_FILES.values() for s in pair)
+
+
+def load_idx_dir(directory: str) -> dict:
+  out = {}
+  for split, (img_stem, lbl_stem) in IDX_FILES.items():
+    images, labels = read_idx(_find(directory, img_stem)), read_idx(_find(directory, lbl_stem))
+    if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
+      raise DataError(f"IDX files in {directory} do not match: {split} images {images.shape}, "
+                      f"labels {labels.shape}.")
+    out[split] = {"x": images[..., None], "y": labels.astype(np.int32)}
+  return out
+
+
+def _tfds_arrays(ds) -> dict:
+  n = len(ds)
+  x = np.empty((n, 28, 28, 1), np.uint8)
+  y = np.empty((n,), np.int32)
+  for i in range(n):
+    ex = ds[i]
+    x[i], y[i] = ex["image"], ex["label"]
+  return {"x": x, "y": y}
+
+
+def load_tfds(name: str, data_dir, download: bool) -> dict:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  # array_record data sources need no TensorFlow; download=True prepares them in that format.
+  return {split: _tfds_arrays(tfds.data_source(name, split=split, data_dir=data_dir, download=download))
+          for split in ("train", "test")}
+
+
+def tfds_prepared(name: str, data_dir) -> bool:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+  absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns about every missing folder
+  try:
+    return bool(tfds.builder(name, data_dir=data_dir).is_prepared())
+  except Exception:  # pylint: disable=broad-except
+    return False
+
+
+def host_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
+  """Seconds, not the minutes TFDS spends retrying an unreachable download host."""
+  import socket  # pylint: disable=g-import-not-at-top
+  import threading  # pylint: disable=g-import-not-at-top
+  ok = []
+
+  def attempt():
+    try:
+      socket.create_connection((host, port), timeout=timeout).close()
+      ok.append(True)
+    except OSError:
+      pass
+
+  t = threading.Thread(target=attempt, daemon=True)
+  t.start()
+  t.join(timeout + 1.0)  # also bounds a slow DNS lookup
+  return bool(ok)
+
+
+def synthetic(num_train: int = 2048, num_test: int = 512, seed: int = 0) -> dict:
+  """A small, deterministic 10-class image set for tests: class k is a bright blob at one of 10
+  positions on a circle plus a class-specific bar, with random jitter and noise."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:28, 0:28].astype(np.float32)
+
+  def make(n):
+    labels = rng.integers(0, 10, n).astype(np.int32)
+    angle = labels * (2 * np.pi / 10)
+    cy = 14 + 8 * np.sin(angle) + rng.normal(0, 1, n)
+    cx = 14 + 8 * np.cos(angle) + rng.normal(0, 1, n)
+    blob = np.exp(-((yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2) / 8.0)
+    bar = (np.abs(xx[None] - (3 + 2.2 * labels[:, None, None])) < 1.0) & (yy[None] > 20)
+    img = np.clip(blob + 0.8 * bar + rng.normal(0, 0.05, (n, 28, 28)), 0, 1)
+    return {"x": (img * 255).astype(np.uint8)[..., None], "y": labels}
+
+  return {"train": make(num_train), "test": make(num_test)}
+
+
+def how_to_get(name: str) -> str:
+  debian = (" (Debian: `apt-get install dataset-fashion-mnist` puts them in "
+            "/usr/share/datasets/fashion-mnist, which is found without data.dir)") if name in DEBIAN_IDX_DIRS else ""
+  return (f"Three ways to get {name}: (1) a prepared TFDS data_dir: on a machine with internet run "
+          f"`tfds build {name} --file_format=array_record`, copy its data_dir here and pass "
+          f"--set data.dir=DIR (or leave it in ~/tensorflow_datasets); (2) a TFDS download: run where "
+          f"{DOWNLOAD_HOSTS[name][0]} is reachable and the first run downloads it; (3) the four standard "
+          f"IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
+          f"t10k-labels-idx1-ubyte.gz) in a directory passed as --set data.dir=DIR{debian}.")
+
+
+def load_images(name: str, data_dir: str = "", log=print) -> dict:
+  """mnist / fashion_mnist from, in order: a prepared TFDS data_dir (data.dir or TFDS' default),
+  IDX files in data.dir (an explicit choice beats a download), a TFDS download (where the host
+  answers), Debian's IDX directory. Never another dataset than the one asked for."""
+  tried = []
+  tfds_dir = data_dir if data_dir and not has_idx(data_dir) else None
+  if tfds_prepared(name, tfds_dir):
+    log(f"data: {name} from the prepared TFDS data_dir {tfds_dir or '(TFDS default)'}")
+    return load_tfds(name, tfds_dir, download=False)
+  tried.append(f"no prepared TFDS copy in {tfds_dir or 'the TFDS default data_dir'}")
+  if data_dir:
+    if has_idx(data_dir):
+      log(f"data: {name} from IDX files in {data_dir}")
+      return load_idx_dir(data_dir)
+    tried.append(f"no IDX files in data.dir={data_dir}")
+  host, port = DOWNLOAD_HOSTS[name]
+  if host_reachable(host, port):
+    log(f"data: downloading {name} with TFDS (from {host})")
+    try:
+      return load_tfds(name, tfds_dir, download=True)
+    except Exception as e:  # pylint: disable=broad-except
+      tried.append(f"the TFDS download failed ({str(e).splitlines()[0][:200]})")
+  else:
+    tried.append(f"TFDS cannot download it ({host} is unreachable)")
+  debian = DEBIAN_IDX_DIRS.get(name)
+  if debian:
+    if has_idx(debian):
+      log(f"data: {name} from IDX files in {debian}")
+      return load_idx_dir(debian)
+    tried.append(f"no IDX files in {debian}")
+  raise DataError(f"Dataset {name} not found: {'; '.join(tried)}. {how_to_get(name)}")
+
+
+_CACHE = {}
+
+
+def load(cfg, log=print) -> dict:
+  """Host arrays for cfg.data: {"train": {"x", ["y"]}, ["test": {...}]}. Image sets are read
+  once per process and shared by every run of a sweep."""
   name = cfg.data.name
   if name == "gaussian1d":
     return {"train": {"x": gaussian1d(cfg.seed, cfg.data.num_real)}}
-  from gen_models import images  # pylint: disable=g-import-not-at-top
-  return images.load(cfg)
-
-
-class DataError(RuntimeError):
-  """The dataset cannot be found or read; the message lists the ways to get it."""
+  key = (name, cfg.data.dir, cfg.data.num_train)
+  if key not in _CACHE:
+    if name == "synthetic":
+      out = synthetic(cfg.data.num_train or 2048)
+    else:
+      out = load_images(name, cfg.data.dir, log)
+      if cfg.data.num_train:
+        out["train"] = {k: v[:cfg.data.num_train] for k, v in out["train"].items()}
+    _CACHE[key] = out
+  return _CACHE[key]

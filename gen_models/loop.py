@@ -48,6 +48,7 @@ class Task:
   hparams: dict  # traced hyperparameters
   evaluate: Optional[Callable[[Any, int], dict]] = None  # (state, step) -> host metrics
   examples_per_step: int = 1
+  unit: str = "ex"  # what examples_per_step counts, for progress lines (ex, img)
 
 
 def _body(step_fn, spec, data, key, hp, state, step):
@@ -124,6 +125,14 @@ def _format(metrics: dict) -> str:
   return " ".join(f"{k} {metrics[k]:.4g}" for k in keys)
 
 
+def _eta(seconds: float) -> str:
+  if not seconds == seconds:  # nan
+    return "?"
+  seconds = int(round(seconds))
+  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else (
+      f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
+
+
 def train(task: Task, cfg, *, data, key, tracker, checkpointer=None, resume: bool = False,
           label: str = "", progress_every_s: float = 5.0, print_fn=print):
   """Trains `task` for cfg.train.steps steps. Returns (state, info).
@@ -150,8 +159,11 @@ def train(task: Task, cfg, *, data, key, tracker, checkpointer=None, resume: boo
       return {}
     t = time.perf_counter()
     metrics = task.evaluate(state, step)
+    images = metrics.pop("_images", {})
     metrics["eval_s"] = time.perf_counter() - t
     tracker.log(step, {f"eval/{k}": v for k, v in metrics.items()})
+    for name, path in images.items():
+      tracker.log_image(step, f"eval/{name}", path)
     return metrics
 
   def save(step):
@@ -198,7 +210,7 @@ def train(task: Task, cfg, *, data, key, tracker, checkpointer=None, resume: boo
           rate = done / elapsed if elapsed > 0 and done > 0 else float("nan")
           eta = (total - step) / rate if rate > 0 else float("nan")
           print_fn(f"[{label}] step {step}/{total} ({100 * step / total:.0f}%) {_format(means)} | "
-                   f"{rate:,.0f} steps/s, {rate * task.examples_per_step:,.0f} ex/s | ETA {eta:.0f}s")
+                   f"{rate:,.1f} steps/s, {rate * task.examples_per_step:,.0f} {task.unit}/s | ETA {_eta(eta)}")
           clock["last_print"] = now
         if stop.signum is not None and not is_end:
           save(step)

@@ -139,3 +139,68 @@ def density_grid(panels, path, title=""):
   if title:
     fig.suptitle(title, y=1.03)
   return _save(fig, path)
+
+
+# --- image grids (PIL: fast, no figure overhead) ------------------------------------------------
+
+def to_uint8(images, value_range: str):
+  """(N, H, W, 1) floats in [-1, 1] (tanh) or [0, 1] (sigmoid) -> (N, H, W) uint8."""
+  x = np.asarray(images, np.float32)[..., 0]
+  if value_range == "tanh":
+    x = (x + 1.0) / 2.0
+  return np.clip(np.round(x * 255.0), 0, 255).astype(np.uint8)
+
+
+def grid_array(images_u8, cols=8, pad=2, scale=2):
+  """(N, H, W) uint8 -> one (rows*(H+pad), cols*(W+pad)) uint8 mosaic, upscaled by `scale`."""
+  n, h, w = images_u8.shape
+  rows = int(np.ceil(n / cols))
+  out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 64, np.uint8)
+  for i in range(n):
+    r, c = divmod(i, cols)
+    out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images_u8[i]
+  return np.kron(out, np.ones((scale, scale), np.uint8)) if scale > 1 else out
+
+
+def save_grid(images_u8, path, cols=8, scale=2):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  Image.fromarray(grid_array(images_u8, cols, scale=scale)).save(path)
+  return path
+
+
+def save_gif(frames_u8, path, ms_per_frame=400):
+  """frames: list of 2-D uint8 mosaics (e.g. grid_array outputs) -> animated GIF."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  frames = [Image.fromarray(f) for f in frames_u8]
+  frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
+  return path
+
+
+def labelled_grids(panels, path, title=""):
+  """Several image mosaics side by side with titles. panels: [(title, 2-D uint8 mosaic)]."""
+  fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False)
+  for ax, (panel_title, mosaic) in zip(axes[0], panels):
+    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_title(panel_title, fontsize=9)
+    ax.axis("off")
+  if title:
+    fig.suptitle(title, y=1.03)
+  return _save(fig, path)
+
+
+def progress_strip(step_mosaics, path, title=""):
+  """Rows = training steps, columns = the first 8 fixed-noise samples of each step's grid."""
+  rows = []
+  for _, mosaic in step_mosaics:
+    tile = mosaic.shape[1] // 8  # grids are 8 columns wide
+    rows.append(mosaic[:tile, : tile * 8])  # first row of the grid: 8 samples
+  fig, axes = plt.subplots(len(rows), 1, figsize=(6, 0.85 * len(rows) + 0.4), squeeze=False)
+  for ax, (step, _), row in zip(axes[:, 0], step_mosaics, rows):
+    ax.imshow(row, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_ylabel(f"{step}", rotation=0, ha="right", va="center", fontsize=8)
+  if title:
+    fig.suptitle(title, fontsize=9)
+  return _save(fig, path)

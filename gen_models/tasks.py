@@ -69,20 +69,86 @@ def floors_1d(cfg) -> dict:
   return {"kl_floor": kl["median"], "w1_floor": precise["w1"], "ks_floor": precise["ks"]}
 
 
-def make_task(cfg, data: dict, key) -> loop.Task:
-  """data: host arrays from data_lib.load(cfg)."""
+GRID_SAMPLES = 64  # fixed-noise samples drawn at every evaluation of an image GAN
+
+
+def fixed_samples(cfg, g, key, n=GRID_SAMPLES):
+  """G's images for the run's fixed evaluation noise, as uint8 (n, 28, 28)."""
+  m = cfg.model
+  images = generate(g, jax.random.fold_in(eval_key(key), 2), n=n, latent_dim=m.latent_dim, noise=m.noise)
+  return plots.to_uint8(images, cfg.data.range)
+
+
+def _eval_image_gan(cfg, run_dir, key, state, step):
+  out = {}
+  if run_dir:
+    path = os.path.join(run_dir, "samples", f"step_{step:07d}.png")
+    out["_images"] = {"samples": plots.save_grid(fixed_samples(cfg, state["g"], key), path)}
+  return out
+
+
+def make_task(cfg, data: dict, key, run_dir=None) -> loop.Task:
+  """data: host arrays from data_lib.load(cfg); run_dir: where evaluations save images."""
   fam = family(cfg)
   train_x = data["train"]["x"]
   if fam in ("gan1d", "gan"):
     spec = data_lib.batch_spec(cfg, train_x.shape[0])
     init = functools.partial(state_lib.create_gan_state, cfg, data_shape=tuple(train_x.shape[1:]))
-    evaluate = None
     if fam == "gan1d":
       evaluate = functools.partial(_eval_1d, cfg, train_x, eval_key(key))
+    else:
+      evaluate = functools.partial(_eval_image_gan, cfg, run_dir, key)
     return loop.Task(init=init, step=steps.gan_step, spec=spec,
                      hparams=gan_hparams(cfg), evaluate=evaluate,
-                     examples_per_step=cfg.train.batch_size)
+                     examples_per_step=cfg.train.batch_size,
+                     unit="ex" if fam == "gan1d" else "img")
   raise NotImplementedError(f"family {fam} is not implemented yet")
+
+
+def describe(state) -> str:
+  """'g: 852,609 parameters (+12,672 BatchNorm statistics), d: 212,865 parameters'."""
+  parts = []
+  for name in sorted(state, key=lambda n: n != "g"):
+    sub = state[name]
+    text = f"{name}: {state_lib.param_count(sub.params):,} parameters"
+    stats = state_lib.param_count(sub.batch_stats) if sub.batch_stats else 0
+    parts.append(text + (f" (+{stats:,} BatchNorm statistics)" if stats else ""))
+  return ", ".join(parts)
+
+
+def latent_walk(cfg, g, n=12):
+  """For a 2-D latent: G over an n x n grid of z (the prior's range: [-1, 1]^2 for uniform,
+  normal quantiles 2.5%..97.5% for normal) as an (n*n, 28, 28) uint8 batch, rows = z[0]."""
+  if cfg.model.noise == "uniform":
+    axis = np.linspace(-1.0, 1.0, n)
+  else:
+    from scipy import special  # pylint: disable=g-import-not-at-top
+    axis = special.ndtri(np.linspace(0.025, 0.975, n))
+  z = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
+  images = g.apply_fn({"params": g.params, "batch_stats": g.batch_stats}, jnp.asarray(z), train=False)
+  return plots.to_uint8(images, cfg.data.range)
+
+
+def _image_gan_artifacts(cfg, state, rows, run_dir, key, title):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  sample_dir = os.path.join(run_dir, "samples")
+  out = [plots.save_grid(fixed_samples(cfg, state["g"], key), os.path.join(sample_dir, "final.png"))]
+  steps_png = sorted(f for f in os.listdir(sample_dir) if f.startswith("step_") and f.endswith(".png"))
+  if steps_png:
+    frames = [np.asarray(Image.open(os.path.join(sample_dir, f))) for f in steps_png]
+    plots.save_gif(frames, os.path.join(sample_dir, "progress.gif"))
+    pick = np.unique(np.linspace(0, len(steps_png) - 1, min(len(steps_png), 10)).round().astype(int))
+    out.append(plots.progress_strip(
+        [(int(steps_png[i][5:12]), frames[i]) for i in pick], os.path.join(sample_dir, "progress.png"),
+        title + ": the same 8 latent vectors over training"))
+  if cfg.model.latent_dim == 2:
+    out.append(plots.save_grid(latent_walk(cfg, state["g"]), os.path.join(sample_dir, "latent_walk.png"),
+                               cols=12))
+  out.append(plots.training_curves(rows, os.path.join(sample_dir, "curves.png"), [
+      ("losses", ["train/d_loss", "train/g_loss"], False),
+      ("D outputs", ["train/d_real", "train/d_fake"], False),
+      ("D accuracy", ["train/d_acc_real", "train/d_acc_fake"], False)], title))
+  return out
 
 
 def artifacts(cfg, state, data: dict, rows: list, run_dir: str, key, title: str) -> list[str]:
@@ -90,6 +156,8 @@ def artifacts(cfg, state, data: dict, rows: list, run_dir: str, key, title: str)
   out = []
   sample_dir = os.path.join(run_dir, "samples")
   fam = family(cfg)
+  if fam == "gan":
+    return _image_gan_artifacts(cfg, state, rows, run_dir, key, title)
   if fam == "gan1d":
     m = cfg.model
     fake = generate(state["g"], jax.random.fold_in(eval_key(key), 1), n=cfg.eval.num_samples,

@@ -26,3 +26,13 @@ def tiny_1d(**overrides):
 @pytest.fixture
 def cfg_1d():
   return tiny_1d()
+
+
+def tiny_image(exp="dcgan", **overrides):
+  """An image GAN experiment's config on a small synthetic dataset, a few steps."""
+  from experiments import registry  # pylint: disable=g-import-not-at-top
+  cfg = dataclasses.replace(registry.get(exp).config, seeds=1)
+  base = {"data.name": "synthetic", "data.num_train": 256, "train.batch_size": 8, "train.steps": 6,
+          "train.log_every": 2, "eval.every": 3, "ckpt.every": 2}
+  base.update(overrides)
+  return config_lib.validate(config_lib.apply_overrides(cfg, base))

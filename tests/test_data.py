@@ -1,0 +1,102 @@
+"""The data layer: IDX reader, TFDS path (mock), source order, and the no-data message."""
+
+import gzip
+import os
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from gen_models import config as config_lib
+from gen_models import data as data_lib
+
+
+def _write_idx(path, array, magic_type=0x08, truncate=0):
+  header = bytes([0, 0, magic_type, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+  raw = header + array.astype(np.uint8).tobytes()
+  with gzip.open(path, "wb") as f:
+    f.write(raw[: len(raw) - truncate])
+
+
+def _write_dataset(directory, n_train=12, n_test=5, seed=0):
+  rng = np.random.default_rng(seed)
+  os.makedirs(directory, exist_ok=True)
+  for split, n in (("train", n_train), ("t10k", n_test)):
+    _write_idx(os.path.join(directory, f"{split}-images-idx3-ubyte.gz"), rng.integers(0, 256, (n, 28, 28)))
+    _write_idx(os.path.join(directory, f"{split}-labels-idx1-ubyte.gz"), rng.integers(0, 10, n))
+
+
+def test_idx_round_trip(tmp_path):
+  images = np.arange(2 * 28 * 28).reshape(2, 28, 28) % 256
+  _write_idx(str(tmp_path / "a-idx3-ubyte.gz"), images)
+  np.testing.assert_array_equal(data_lib.read_idx(str(tmp_path / "a-idx3-ubyte.gz")), images)
+  _write_dataset(str(tmp_path / "d"))
+  d = data_lib.load_idx_dir(str(tmp_path / "d"))
+  assert d["train"]["x"].shape == (12, 28, 28, 1) and d["train"]["x"].dtype == np.uint8
+  assert d["test"]["y"].shape == (5,) and d["test"]["y"].dtype == np.int32
+
+
+def test_truncated_and_wrong_magic_files_give_clear_errors(tmp_path):
+  images = np.zeros((3, 28, 28))
+  _write_idx(str(tmp_path / "t.gz"), images, truncate=100)
+  with pytest.raises(data_lib.DataError, match="truncated or damaged.*Download it again"):
+    data_lib.read_idx(str(tmp_path / "t.gz"))
+  _write_idx(str(tmp_path / "m.gz"), images, magic_type=0x0D)  # float data, not ubyte
+  with pytest.raises(data_lib.DataError, match="not an IDX file of unsigned bytes"):
+    data_lib.read_idx(str(tmp_path / "m.gz"))
+  raw = np.random.default_rng(0).integers(0, 256, 3000).astype(np.uint8).tobytes()
+  with open(tmp_path / "cut.gz", "wb") as f:  # a cut-off gzip stream
+    f.write(gzip.compress(b"\x00\x00\x08\x03" + raw)[:1000])
+  with pytest.raises(data_lib.DataError, match="damaged or truncated"):
+    data_lib.read_idx(str(tmp_path / "cut.gz"))
+
+
+def test_tfds_path_with_mock_data():
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  with tfds.testing.mock_data(num_examples=8):
+    d = data_lib.load_tfds("mnist", None, download=False)
+  assert d["train"]["x"].shape == (8, 28, 28, 1) and d["train"]["x"].dtype == np.uint8
+  assert d["test"]["y"].shape == (8,)
+
+
+def test_explicit_idx_dir_is_used(tmp_path, monkeypatch):
+  monkeypatch.setattr(data_lib, "host_reachable", lambda *a, **k: pytest.fail("no download needed"))
+  _write_dataset(str(tmp_path))
+  logs = []
+  d = data_lib.load_images("mnist", str(tmp_path), log=logs.append)
+  assert len(d["train"]["x"]) == 12 and "IDX files in" in logs[0]
+
+
+def test_missing_data_lists_three_ways_and_never_substitutes(tmp_path, monkeypatch):
+  monkeypatch.setattr(data_lib, "tfds_prepared", lambda *a: False)
+  monkeypatch.setattr(data_lib, "host_reachable", lambda *a, **k: False)
+  _write_dataset(str(tmp_path / "fashion"))
+  monkeypatch.setitem(data_lib.DEBIAN_IDX_DIRS, "fashion_mnist", str(tmp_path / "fashion"))
+  with pytest.raises(data_lib.DataError) as e:  # mnist asked: Fashion-MNIST's files are no substitute
+    data_lib.load_images("mnist", str(tmp_path / "empty"))
+  msg = str(e.value)
+  assert "Dataset mnist not found" in msg and "(1)" in msg and "(2)" in msg and "(3)" in msg
+  assert "unreachable" in msg
+  assert len(data_lib.load_images("fashion_mnist", "", log=lambda s: None)["train"]["x"]) == 12
+
+
+def test_unreachable_host_is_detected_in_seconds():
+  t = time.perf_counter()
+  assert not data_lib.host_reachable("host.invalid", 443, timeout=2.0)
+  assert time.perf_counter() - t < 4.0
+
+
+def test_batches_are_scaled_inside_jit():
+  d = data_lib.synthetic(64, 8)
+  assert d["train"]["x"].dtype == np.uint8 and d["train"]["x"].shape == (64, 28, 28, 1)
+  for rng_name, lo, hi in (("tanh", -1.0, 1.0), ("sigmoid", 0.0, 1.0)):
+    cfg = config_lib.apply_overrides(config_lib.Config(), {
+        "data.name": "synthetic", "data.range": rng_name, "model.arch": "mlp_gan",
+        "train.batch_size": 16, "model.latent_dim": 4})
+    spec = data_lib.batch_spec(cfg, 64)
+    b = jax.jit(data_lib.sample_batch, static_argnums=0)(spec, jax.device_put(d["train"]), jax.random.key(0), 3)
+    x = np.asarray(b["x"])
+    assert x.dtype == np.float32 and x.shape == (16, 28, 28, 1)
+    assert x.min() >= lo and x.max() <= hi and x.max() - x.min() > 0.5 * (hi - lo)
+    assert b["z"].shape == (16, 4) and b["y"].shape == (16,)

@@ -1,0 +1,68 @@
+"""Every seed architecture: shapes, parameter counts (the seeds' Keras/PyTorch summaries),
+output ranges, BatchNorm statistics owned by G's step, dropout on its own RNG stream."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen_models import config as config_lib
+from gen_models import models
+from gen_models import state as state_lib
+from gen_models import steps
+
+# (arch, latent, data range, G params, G BatchNorm statistics, D params)
+ARCHS = [
+    ("dcgan", 100, "tanh", 852_609, 12_672, 212_865),  # Keras summary: 865,281 = 852,609 + 12,672
+    ("dcgan_transpose", 32, "sigmoid", 174_305, 6_368, 1_030_145),
+    ("dcgan_atienza", 100, "sigmoid", 1_300_801, 704, 1_080_577),  # the book: 1,301,505 / 1,080,577
+    ("mlp_gan", 10, "sigmoid", 1_498_768, 3_840, 566_273),  # the PyTorch course's generator
+]
+
+
+def _cfg(arch, latent, rng):
+  return config_lib.validate(config_lib.apply_overrides(config_lib.Config(), {
+      "data.name": "synthetic", "data.range": rng, "model.arch": arch, "model.latent_dim": latent,
+      "model.hidden": 128, "train.batch_size": 4}))
+
+
+@pytest.mark.parametrize("arch,latent,rng,g_params,g_stats,d_params", ARCHS)
+def test_shapes_counts_and_ranges(arch, latent, rng, g_params, g_stats, d_params):
+  cfg = _cfg(arch, latent, rng)
+  st = state_lib.create_gan_state(cfg, jax.random.key(0), (28, 28, 1))
+  assert state_lib.param_count(st["g"].params) == g_params
+  assert state_lib.param_count(st["g"].batch_stats) == g_stats
+  assert state_lib.param_count(st["d"].params) == d_params
+  assert st["d"].batch_stats == {}  # no D has BatchNorm
+  g, d = models.gan_modules(cfg.model, (28, 28, 1))
+  z = jax.random.normal(jax.random.key(1), (5, latent)) * 3
+  x = g.apply({"params": st["g"].params, "batch_stats": st["g"].batch_stats}, z, train=False)
+  assert x.shape == (5, 28, 28, 1)
+  lo = -1.0 if rng == "tanh" else 0.0
+  assert float(x.min()) >= lo and float(x.max()) <= 1.0
+  logits = d.apply({"params": st["d"].params}, x, train=False)
+  assert logits.shape == (5,)
+
+
+def test_batchnorm_statistics_change_only_in_the_g_step_and_dropout_uses_its_rng():
+  cfg = _cfg("dcgan_transpose", 32, "sigmoid")  # BN and dropout in G, dropout in D
+  st = state_lib.create_gan_state(cfg, jax.random.key(0), (28, 28, 1))
+  g, d = models.gan_modules(cfg.model, (28, 28, 1))
+  z = jax.random.uniform(jax.random.key(1), (4, 32), minval=-1, maxval=1)
+  x = jax.random.uniform(jax.random.key(2), (4, 28, 28, 1))
+  batch = {"x": x, "z": z, "w": jnp.ones(4)}
+  hp = {"real_target": 1.0, "fake_target": 0.0, "gen_target": 1.0, "minimax": 0.0}
+  new, _ = jax.jit(steps.gan_step)(st, batch, jax.random.key(3), hp)
+  changed = [not np.array_equal(a, b) for a, b in
+             zip(jax.tree.leaves(st["g"].batch_stats), jax.tree.leaves(new["g"].batch_stats))]
+  assert all(changed)
+  # Evaluation (train=False) reads the running statistics and does not update them.
+  out, mutated = g.apply({"params": new["g"].params, "batch_stats": new["g"].batch_stats}, z,
+                         train=False, mutable=["batch_stats"])
+  for a, b in zip(jax.tree.leaves(mutated), jax.tree.leaves(new["g"].batch_stats)):
+    np.testing.assert_array_equal(a, b)
+  # Dropout: train-mode outputs depend on the dropout key, eval-mode outputs do not.
+  d_train = lambda k: d.apply({"params": st["d"].params}, x, train=True, rngs={"dropout": jax.random.key(k)})
+  assert not np.allclose(d_train(0), d_train(1))
+  np.testing.assert_array_equal(d.apply({"params": st["d"].params}, x, train=False),
+                                d.apply({"params": st["d"].params}, x, train=False))
