@@ -34,6 +34,14 @@ setup() {
   echo "setup done: $("$PY" -c 'import jax, flax, optax; print(f"jax {jax.__version__}, flax {flax.__version__}, optax {optax.__version__}, devices {jax.devices()}")')"
 }
 
+speedups() {  # see gen_models/runtime.py: a caching allocator and XLA CPU flags
+  if [ "${GEN_MODELS_TUNING:-1}" != "0" ]; then
+    for lib in /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4; do
+      if [ -f "$lib" ] && [[ "${LD_PRELOAD:-}" != *tcmalloc* ]]; then export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}"; break; fi
+    done
+  fi
+}
+
 needs_setup() {
   [ ! -x "$PY" ] || [ ! -f "$VENV/.gen_models_stamp" ] || ! diff -q <(stamp) "$VENV/.gen_models_stamp" >/dev/null
 }
@@ -45,6 +53,7 @@ case "${1:-}" in
   test)
     shift
     needs_setup && setup
+    speedups
     exec "$PY" -m pytest tests "$@"
     ;;
   ""|-h|--help)
@@ -56,6 +65,7 @@ case "${1:-}" in
     exp="$1"
     shift
     needs_setup && setup
+    speedups
     exec "$PY" -m experiments.run --exp="$exp" "$@"
     ;;
 esac

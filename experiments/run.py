@@ -184,4 +184,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  from gen_models import runtime  # pylint: disable=g-import-not-at-top
+  runtime.configure("experiments.run")
   sys.exit(main())

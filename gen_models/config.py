@@ -39,6 +39,7 @@ class Model:
   hidden: int = 32
   noise: str = "uniform"  # latent prior: uniform U(-1,1) | normal N(0,1)
   dtype: str = "float32"  # compute dtype: float32 | bfloat16
+  impl: str = "fast"  # fast: exact speed rewrites (sub-pixel convs, ...) | reference: the layers as written
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,6 +109,7 @@ CHOICES = {
                    "ae_dense", "ae_conv", "vae"),
     "model.noise": ("uniform", "normal"),
     "model.dtype": ("float32", "bfloat16"),
+    "model.impl": ("fast", "reference"),
     "loss.generator": ("ns", "minimax"),
     "loss.recon": ("mse", "bce"),
     "optim.name": ("adam", "rmsprop"),

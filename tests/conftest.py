@@ -6,6 +6,10 @@ os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
+from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
+runtime.configure()  # the XLA CPU flags the entry points use, set before any test imports jax
+
 import dataclasses  # pylint: disable=g-import-not-at-top
 
 import pytest  # pylint: disable=g-import-not-at-top

@@ -30,5 +30,5 @@ def gan_modules(model_cfg, data_shape: tuple):
             mlp.MLPDiscriminator(model_cfg.hidden, dtype))
   from gen_models.models import dcgan  # pylint: disable=g-import-not-at-top
   if arch in dcgan.ARCHS:
-    return dcgan.ARCHS[arch](dtype)
+    return dcgan.ARCHS[arch](dtype, model_cfg.impl)
   raise ValueError(f"{arch} is not a GAN architecture; choose one of {GAN_ARCHS}")

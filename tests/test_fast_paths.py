@@ -1,0 +1,109 @@
+"""Every speed rewrite computes the same function as the plain layer it replaces (values and
+gradients), and whole models / whole GAN steps agree between impl=fast and impl=reference."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen_models import config as config_lib
+from gen_models import models
+from gen_models import state as state_lib
+from gen_models.models import dcgan
+
+
+def _close(a, b, tol=2e-5):
+  a, b = np.asarray(a), np.asarray(b)
+  assert np.max(np.abs(a - b)) <= tol * (np.max(np.abs(b)) + 1e-12), (np.max(np.abs(a - b)), np.max(np.abs(b)))
+
+
+def _check_layer(fast, literal, x, variables):
+  _close(fast(variables, x), literal(variables, x))
+  loss = lambda f: (lambda v, x: jnp.sum(jnp.sin(f(v, x))))
+  gf = jax.grad(loss(fast), argnums=(0, 1))(variables, x)
+  gl = jax.grad(loss(literal), argnums=(0, 1))(variables, x)
+  for a, b in zip(jax.tree.leaves(gf), jax.tree.leaves(gl)):
+    _close(a, b)
+
+
+@pytest.mark.parametrize("cin,features,size", [(128, 64, 7), (64, 1, 14), (3, 5, 4)])
+def test_subpixel_upsample_conv_equals_upsample_then_conv(cin, features, size):
+  x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
+  layer = dcgan.UpConv(features, mode="upsample")
+  v = layer.init(jax.random.key(0), x)
+  literal = lambda v, x: nn.Conv(features, (5, 5), padding="SAME").apply(v, dcgan.upsample2(x))
+  _check_layer(layer.apply, literal, x, v)
+
+
+@pytest.mark.parametrize("cin,features,size", [(128, 64, 7), (64, 1, 14), (3, 5, 4)])
+def test_phase_transposed_conv_equals_strided_conv_transpose(cin, features, size):
+  x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
+  layer = dcgan.UpConv(features, mode="transpose")
+  v = layer.init(jax.random.key(0), x)
+  literal = lambda v, x: nn.ConvTranspose(features, (5, 5), strides=(2, 2), padding="SAME").apply(v, x)
+  _check_layer(layer.apply, literal, x, v)
+
+
+@pytest.mark.parametrize("cin,features,size,stride", [(128, 256, 4, 1), (64, 128, 7, 2), (16, 8, 5, 2)])
+def test_im2col_conv_equals_xla_conv_on_small_maps(cin, features, size, stride):
+  x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
+  layer = dcgan.Conv(features, stride)
+  v = layer.init(jax.random.key(0), x)
+  literal = lambda v, x: nn.Conv(features, (5, 5), strides=(stride, stride), padding="SAME").apply(v, x)
+  _check_layer(layer.apply, literal, x, v)
+
+
+def _cfg(arch, latent, rng, impl, dtype="float32"):
+  return config_lib.validate(config_lib.apply_overrides(config_lib.Config(), {
+      "data.name": "synthetic", "data.range": rng, "model.arch": arch, "model.latent_dim": latent,
+      "model.impl": impl, "model.dtype": dtype, "train.batch_size": 4}))
+
+
+ARCHS = [("dcgan", 100, "tanh"), ("dcgan_transpose", 32, "sigmoid"), ("dcgan_atienza", 100, "sigmoid")]
+
+
+@pytest.mark.parametrize("arch,latent,rng", ARCHS)
+def test_fast_and_reference_models_agree_in_values_and_gradients(arch, latent, rng):
+  fast, ref = _cfg(arch, latent, rng, "fast"), _cfg(arch, latent, rng, "reference")
+  st = state_lib.create_gan_state(fast, jax.random.key(0), (28, 28, 1))
+  st_ref = state_lib.create_gan_state(ref, jax.random.key(0), (28, 28, 1))
+  for a, b in zip(jax.tree.leaves(st), jax.tree.leaves(st_ref)):  # identical parameter trees
+    np.testing.assert_array_equal(a, b)
+  z = jax.random.uniform(jax.random.key(1), (4, latent), minval=-1, maxval=1)
+  x = jax.random.uniform(jax.random.key(2), (4, 28, 28, 1), minval=-1 if rng == "tanh" else 0, maxval=1)
+  g_params, d_params, stats = st["g"].params, st["d"].params, st["g"].batch_stats
+  rngs = {"dropout": jax.random.key(4)}
+
+  def losses_for(cfg):
+    g, d = models.gan_modules(cfg.model, (28, 28, 1))
+
+    def gen(gp):
+      return g.apply({"params": gp, "batch_stats": stats}, z, train=True, rngs=rngs, mutable=["batch_stats"])[0]
+
+    def d_loss(dp):
+      logits = d.apply({"params": dp}, jnp.concatenate([x, gen(g_params)]), train=True, rngs=rngs)
+      return jnp.mean(jax.nn.softplus(-logits[:4])) + jnp.mean(jax.nn.softplus(logits[4:]))
+
+    def g_loss(gp):
+      return jnp.mean(jax.nn.softplus(-d.apply({"params": d_params}, gen(gp), train=True, rngs=rngs)))
+
+    return gen(g_params), jax.value_and_grad(d_loss)(d_params), jax.value_and_grad(g_loss)(g_params)
+
+  out_f, out_r = jax.jit(lambda: losses_for(fast))(), jax.jit(lambda: losses_for(ref))()
+  for a, b in zip(jax.tree.leaves(out_f), jax.tree.leaves(out_r)):
+    _close(a, b, 1e-4)
+
+
+def test_bfloat16_compute_stays_close_to_float32():
+  f32, bf16 = _cfg("dcgan", 100, "tanh", "fast"), _cfg("dcgan", 100, "tanh", "fast", "bfloat16")
+  st = state_lib.create_gan_state(f32, jax.random.key(0), (28, 28, 1))
+  z = jax.random.normal(jax.random.key(1), (8, 100))
+  out = {}
+  for name, cfg in (("f32", f32), ("bf16", bf16)):
+    g, d = models.gan_modules(cfg.model, (28, 28, 1))
+    img = g.apply({"params": st["g"].params, "batch_stats": st["g"].batch_stats}, z, train=False)
+    out[name] = (img, d.apply({"params": st["d"].params}, img, train=False))
+  assert out["bf16"][0].dtype == jnp.float32  # outputs are float32 whatever the compute dtype
+  np.testing.assert_allclose(out["bf16"][0], out["f32"][0], atol=3e-2)
+  np.testing.assert_allclose(out["bf16"][1], out["f32"][1], atol=5e-2)
