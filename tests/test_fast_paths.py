@@ -91,8 +91,13 @@ def test_fast_and_reference_models_agree_in_values_and_gradients(arch, latent, r
     return gen(g_params), jax.value_and_grad(d_loss)(d_params), jax.value_and_grad(g_loss)(g_params)
 
   out_f, out_r = jax.jit(lambda: losses_for(fast))(), jax.jit(lambda: losses_for(ref))()
-  for a, b in zip(jax.tree.leaves(out_f), jax.tree.leaves(out_r)):
-    _close(a, b, 1e-4)
+  for part_f, part_r in zip(jax.tree.leaves(out_f, is_leaf=lambda t: isinstance(t, dict)),
+                            jax.tree.leaves(out_r, is_leaf=lambda t: isinstance(t, dict))):
+    # Relative to the largest value of the whole group: some gradients are exactly zero in
+    # theory (a bias right before BatchNorm) and only rounding noise in practice.
+    scale = max(float(np.max(np.abs(leaf))) for leaf in jax.tree.leaves(part_r))
+    for a, b in zip(jax.tree.leaves(part_f), jax.tree.leaves(part_r)):
+      assert np.max(np.abs(np.asarray(a) - np.asarray(b))) <= 1e-4 * scale
 
 
 def test_bfloat16_compute_stays_close_to_float32():
