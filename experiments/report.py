@@ -23,11 +23,16 @@ TABLES = {
               ("kl", "hist. KL (seed)", True), ("mean", "mean", None), ("std", "std", None),
               ("skew", "skew", None), ("kurtosis", "excess kurtosis", None),
               ("d_loss", "D loss", None), ("g_loss", "G loss", None)],
-    "gan": [("d_loss", "D loss", None), ("g_loss", "G loss", None), ("d_real", "D(x)", None),
-            ("d_fake", "D(G(z))", None), ("d_acc_real", "D acc. real", None),
-            ("d_acc_fake", "D acc. fake", None)],
+    "gan": [("fid", "FID (classifier)", True), ("kid", "KID", True), ("precision", "precision", False),
+            ("recall", "recall", False), ("class_score", "class. score", False),
+            ("classes_covered", "classes", False), ("class_kl", "KL(classes‖uniform)", True),
+            ("d_loss", "D loss", None), ("g_loss", "G loss", None),
+            ("d_acc_real", "D acc. real", None), ("d_acc_fake", "D acc. fake", None)],
 }
-FLOOR_KEYS = {"w1": "w1_floor", "ks": "ks_floor", "kl": "kl_floor"}
+FLOOR_KEYS = {"w1": "w1_floor", "ks": "ks_floor", "kl": "kl_floor", "fid": "fid_floor", "kid": "kid_floor",
+              "precision": "precision_floor", "recall": "recall_floor", "class_score": "class_score_floor",
+              "classes_covered": "classes_covered_floor", "class_kl": "class_kl_floor"}
+RANK_BY = {"gan": "fid", "gan1d": "w1"}
 TARGETS_1D = {"mean": 0.0, "std": 1.0, "skew": 0.0, "kurtosis": 0.0}
 
 
@@ -87,14 +92,18 @@ def table_text(summary) -> str:
   """The markdown table of every arm's final metrics (mean ± std over seeds)."""
   cols = TABLES.get(summary["family"], [])
   floors = summary.get("floors", {})
-  head = ["arm", "seeds"] + [label + (" ↓" if better else "") for _, label, better in cols]
+  head = ["arm", "seeds"] + [label + {True: " ↓", False: " ↑", None: ""}[better] for _, label, better in cols]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   best = {}
   for key, _, better in cols:
     vals = [(a["metrics"][key]["mean"], a["name"]) for a in summary["arms"] if key in a["metrics"]]
-    if better and vals:
-      best[key] = min(vals)[1]
-  for arm in summary["arms"]:
+    if better is not None and vals:
+      best[key] = (min(vals) if better else max(vals))[1]
+  rank_key = RANK_BY.get(summary["family"])
+  arms = list(summary["arms"])
+  if rank_key and all(rank_key in a["metrics"] for a in arms):
+    arms.sort(key=lambda a: a["metrics"][rank_key]["mean"])  # best first
+  for arm in arms:
     seeds = f"{len(arm['seeds'])}" + (f" ({len(arm['diverged'])} diverged)" if arm["diverged"] else "")
     cells = [arm["name"], seeds]
     for key, _, _ in cols:
@@ -108,7 +117,7 @@ def table_text(summary) -> str:
       cells.append(f"*{np.mean(vals):.4f}*" if vals else "")
     lines.append("| " + " | ".join(cells) + " |")
   if floors:
-    cells = ["*floor (perfect G)*", "-"]
+    cells = ["*floor (perfect G)*" if summary["family"] == "gan1d" else "*floor: real train vs test*", "-"]
     for key, _, _ in cols:
       if key in FLOOR_KEYS and FLOOR_KEYS[key] in floors:
         cells.append(f"*{floors[FLOOR_KEYS[key]]:.4f}*")
@@ -160,6 +169,13 @@ def _figures_1d(exp_dir, summary, curves, arm_cfgs):
 def _figures_gan(exp_dir, summary, curves, arm_cfgs):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   out = {}
+  floors = summary["floors"]
+  if any("fid" in a["metrics"] for a in summary["arms"]):
+    out["fid"] = plots.sweep_curves(curves, [
+        ("classifier FID (lower is better)", "eval/fid", True), ("recall", "eval/recall", False),
+        ("classes covered", "eval/classes_covered", False)],
+        os.path.join(exp_dir, "fid.png"), summary["experiment"] + ": evaluation over training (mean over seeds, bands)",
+        floors={"eval/fid": floors.get("fid_floor"), "eval/recall": floors.get("recall_floor")})
   out["curves"] = plots.sweep_curves(curves, [
       ("D loss", "train/d_loss", False), ("G loss", "train/g_loss", False),
       ("D accuracy on real", "train/d_acc_real", False), ("D accuracy on fake", "train/d_acc_fake", False)],
@@ -180,6 +196,9 @@ def _figures_gan(exp_dir, summary, curves, arm_cfgs):
 
 METRIC_NOTES = {
     "gan": """\
+- Rows are ranked by FID (best first). Image metrics use {n:,} generated images against the first {n:,} images of the test split, in the feature space of a small LeNet classifier trained once on the same dataset (test accuracy {acc:.4f}). The *floor* row gives each metric between {n:,} real training images and the same test images: what real data scores.
+- **FID (classifier)**: Fréchet distance of the classifier's 128-d penultimate features. **KID**: unbiased MMD² with a cubic polynomial kernel on the same features (mean over 100 subsets of 1000). **precision / recall**: k-NN manifold estimates (k = 3, Kynkäänniemi et al. 2019). **class. score**: exp E KL(p(y|x) ‖ p(y)) from the classifier's softmax (the Inception-Score analogue, at most 10). **classes**: classes predicted for at least 1% of the images; **KL(classes‖uniform)**: 0 when all classes are equally frequent, log 10 = 2.30 when one class takes everything (mode collapse).
+- These numbers are **not comparable to Inception-FID values in papers** (e.g. Lucic et al. 2018): the features come from a different, much smaller network trained on this dataset, so the scale differs; compare them only within this repository and dataset.
 - D loss, G loss, D(x), D(G(z)) and D's accuracy on real and on fake images: means over the last {log} training steps of each run (D's accuracy near 0.5 on both is where the seed notes stop training; it is logged, not used to stop).
 - ± is the sample standard deviation over seeds.
 """,
@@ -224,8 +243,11 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
     lines.append("")
   lines += ["## Final metrics (mean ± std over seeds)", "", table_text(summary), ""]
   if family in METRIC_NOTES and (summary["floors"] or family != "gan1d"):
-    lines += [METRIC_NOTES[family].format(n=cfg.eval.num_samples, k=cfg.eval.kl_samples,
-                                          log=cfg.train.log_every, **summary["floors"]), ""]
+    acc = [a["metrics"]["classifier_accuracy"]["mean"] for a in summary["arms"] if "classifier_accuracy" in a["metrics"]]
+    n = [a["metrics"]["num_samples"]["mean"] for a in summary["arms"] if "num_samples" in a["metrics"]]
+    lines += [METRIC_NOTES[family].format(n=int(n[0]) if n else cfg.eval.num_samples, k=cfg.eval.kl_samples,
+                                          log=cfg.train.log_every, acc=acc[0] if acc else float("nan"),
+                                          **summary["floors"]), ""]
   diverged = [(a["name"], a["diverged"]) for a in summary["arms"] if a["diverged"]]
   if diverged:
     lines += ["**Diverged runs** (NaN/Inf; excluded from the means, last good checkpoint kept): "
@@ -236,7 +258,7 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
   if missing:
     lines += ["**Unfinished runs** (rerun with --resume): "
               + "; ".join(f"{n}: seeds {', '.join(s)}" for n, s in missing), ""]
-  titles = {"curves": "Training curves", "final": "Final metrics per arm",
+  titles = {"fid": "Evaluation over training", "curves": "Training curves", "final": "Final metrics per arm",
             "densities": "Real vs generated (seed protocol figure)",
             "samples": "Final samples per arm"}
   if figures:

@@ -116,6 +116,9 @@ def _host_means(pending: list, start_step: int) -> tuple[dict, Optional[int]]:
   return {k: float(np.mean(v)) for k, v in stacked.items()}, first_bad
 
 
+# Evaluation metrics printed at each evaluation (all are logged).
+_EVAL_SHOWN = ("fid", "kid", "precision", "recall", "classes_covered", "w1", "kl", "mse", "psnr")
+
 # Progress lines show these first (in this order), then any others.
 _ORDER = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "loss")
 
@@ -134,7 +137,7 @@ def _eta(seconds: float) -> str:
 
 
 def train(task: Task, cfg, *, data, key, tracker, checkpointer=None, resume: bool = False,
-          label: str = "", progress_every_s: float = 5.0, print_fn=print):
+          label: str = "", progress_every_s: float = 10.0, print_fn=print):
   """Trains `task` for cfg.train.steps steps. Returns (state, info).
 
   data: device arrays for sampling ({"x", ...}); key: the run's training key.
@@ -161,6 +164,11 @@ def train(task: Task, cfg, *, data, key, tracker, checkpointer=None, resume: boo
     metrics = task.evaluate(state, step)
     images = metrics.pop("_images", {})
     metrics["eval_s"] = time.perf_counter() - t
+    shown = {k: v for k, v in metrics.items() if k in _EVAL_SHOWN}
+    if shown:
+      print_fn(f"[{label}] eval at step {step}: " + " ".join(
+          f"{k} {v:.4g}" + (f" (floor {metrics[k + '_floor']:.3g})" if k + "_floor" in metrics else "")
+          for k, v in shown.items()) + f" ({metrics['eval_s']:.1f}s)")
     tracker.log(step, {f"eval/{k}": v for k, v in metrics.items()})
     for name, path in images.items():
       tracker.log_image(step, f"eval/{name}", path)

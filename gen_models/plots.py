@@ -204,3 +204,19 @@ def progress_strip(step_mosaics, path, title=""):
   if title:
     fig.suptitle(title, fontsize=9)
   return _save(fig, path)
+
+
+def class_histogram(hist, real_hist, path, title=""):
+  """Share of generated images per predicted class, next to the real test set's."""
+  fig, ax = plt.subplots(figsize=(6.5, 3.4))
+  idx = np.arange(len(hist))
+  ax.bar(idx - 0.2, hist, 0.4, label="generated")
+  ax.bar(idx + 0.2, real_hist, 0.4, label="real (test)", alpha=0.7)
+  ax.axhline(1 / len(hist), color="k", ls="--", lw=1, label="uniform")
+  ax.set_xticks(idx)
+  ax.set_xlabel("class predicted by the classifier")
+  ax.set_ylabel("share of images")
+  ax.legend(fontsize=8)
+  if title:
+    ax.set_title(title, fontsize=9)
+  return _save(fig, path)

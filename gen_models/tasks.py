@@ -79,11 +79,40 @@ def fixed_samples(cfg, g, key, n=GRID_SAMPLES):
   return plots.to_uint8(images, cfg.data.range)
 
 
-def _eval_image_gan(cfg, run_dir, key, state, step):
+def generate_u8(cfg, g, key, n: int, batch: int = 500) -> np.ndarray:
+  """n generated images as uint8 (n, 28, 28), in fixed-size jitted batches."""
+  m = cfg.model
+  out = []
+  for i in range(0, n, batch):
+    images = generate(g, jax.random.fold_in(key, i), n=batch, latent_dim=m.latent_dim, noise=m.noise)
+    out.append(plots.to_uint8(images, cfg.data.range))
+  return np.concatenate(out)[:n]
+
+
+def image_metrics(cfg, data, images_u8, log=print) -> dict:
+  """Classifier-feature metrics of generated images against the test split, with the real-data
+  floors (the same metrics between as many training and test images) as <name>_floor."""
+  from gen_models.metrics import features, fid  # pylint: disable=g-import-not-at-top
+  extractor = features.get(cfg.data.name, data, log)
+  n = min(len(images_u8), len(data["test"]["x"]))
+  probs, feats = extractor(images_u8[:n])
+  _, real_feats = extractor.real(n)
+  out = fid.all_metrics(real_feats, feats, probs)
+  out.update({f"{k}_floor": v for k, v in extractor.floors(n).items()})
+  out["num_samples"], out["classifier_accuracy"] = n, extractor.accuracy
+  return out
+
+
+def _eval_image_gan(cfg, run_dir, key, data, state, step):
   out = {}
   if run_dir:
     path = os.path.join(run_dir, "samples", f"step_{step:07d}.png")
     out["_images"] = {"samples": plots.save_grid(fixed_samples(cfg, state["g"], key), path)}
+  if cfg.eval.num_samples > 0 and "test" in data:
+    images = generate_u8(cfg, state["g"], jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
+    metrics = image_metrics(cfg, data, images)
+    metrics.pop("class_hist")
+    out.update(metrics)
   return out
 
 
@@ -97,7 +126,7 @@ def make_task(cfg, data: dict, key, run_dir=None) -> loop.Task:
     if fam == "gan1d":
       evaluate = functools.partial(_eval_1d, cfg, train_x, eval_key(key))
     else:
-      evaluate = functools.partial(_eval_image_gan, cfg, run_dir, key)
+      evaluate = functools.partial(_eval_image_gan, cfg, run_dir, key, data)
     return loop.Task(init=init, step=steps.gan_step, spec=spec,
                      hparams=gan_hparams(cfg), evaluate=evaluate,
                      examples_per_step=cfg.train.batch_size,
@@ -129,7 +158,7 @@ def latent_walk(cfg, g, n=12):
   return plots.to_uint8(images, cfg.data.range)
 
 
-def _image_gan_artifacts(cfg, state, rows, run_dir, key, title):
+def _image_gan_artifacts(cfg, state, data, rows, run_dir, key, title):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   sample_dir = os.path.join(run_dir, "samples")
   out = [plots.save_grid(fixed_samples(cfg, state["g"], key), os.path.join(sample_dir, "final.png"))]
@@ -144,10 +173,20 @@ def _image_gan_artifacts(cfg, state, rows, run_dir, key, title):
   if cfg.model.latent_dim == 2:
     out.append(plots.save_grid(latent_walk(cfg, state["g"]), os.path.join(sample_dir, "latent_walk.png"),
                                cols=12))
+  if cfg.eval.num_samples > 0 and "test" in data:
+    from gen_models.metrics import fid  # pylint: disable=g-import-not-at-top
+    from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+    images = generate_u8(cfg, state["g"], jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
+    probs, _ = features.get(cfg.data.name, data)(images)
+    real_probs, _ = features.get(cfg.data.name, data).real(min(len(images), len(data["test"]["x"])))
+    out.append(plots.class_histogram(fid.class_stats(probs)["class_hist"], fid.class_stats(real_probs)["class_hist"],
+                                     os.path.join(sample_dir, "classes.png"),
+                                     f"{title}: classes of {len(images):,} generated images"))
   out.append(plots.training_curves(rows, os.path.join(sample_dir, "curves.png"), [
       ("losses", ["train/d_loss", "train/g_loss"], False),
       ("D outputs", ["train/d_real", "train/d_fake"], False),
-      ("D accuracy", ["train/d_acc_real", "train/d_acc_fake"], False)], title))
+      ("D accuracy", ["train/d_acc_real", "train/d_acc_fake"], False),
+      ("classifier FID", ["eval/fid", "eval/fid_floor"], True)], title))
   return out
 
 
@@ -157,7 +196,7 @@ def artifacts(cfg, state, data: dict, rows: list, run_dir: str, key, title: str)
   sample_dir = os.path.join(run_dir, "samples")
   fam = family(cfg)
   if fam == "gan":
-    return _image_gan_artifacts(cfg, state, rows, run_dir, key, title)
+    return _image_gan_artifacts(cfg, state, data, rows, run_dir, key, title)
   if fam == "gan1d":
     m = cfg.model
     fake = generate(state["g"], jax.random.fold_in(eval_key(key), 1), n=cfg.eval.num_samples,

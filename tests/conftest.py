@@ -5,6 +5,9 @@ import os
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+if "GEN_MODELS_CACHE" not in os.environ:  # the classifier cache of tests lives in a temp dir
+  import tempfile  # pylint: disable=g-import-not-at-top
+  os.environ["GEN_MODELS_CACHE"] = tempfile.mkdtemp(prefix="gen_models_test_cache_")
 
 from gen_models import runtime  # pylint: disable=g-import-not-at-top
 
@@ -37,6 +40,6 @@ def tiny_image(exp="dcgan", **overrides):
   from experiments import registry  # pylint: disable=g-import-not-at-top
   cfg = dataclasses.replace(registry.get(exp).config, seeds=1)
   base = {"data.name": "synthetic", "data.num_train": 256, "train.batch_size": 8, "train.steps": 6,
-          "train.log_every": 2, "eval.every": 3, "ckpt.every": 2}
+          "train.log_every": 2, "eval.every": 3, "eval.num_samples": 200, "ckpt.every": 2}
   base.update(overrides)
   return config_lib.validate(config_lib.apply_overrides(cfg, base))

@@ -21,7 +21,7 @@ def test_latent_sweep_run_files_and_report(tmp_path):
   argv = ["--exp=dcgan_latent", "--arms", "z2,z10", "--seeds", "1", "--out", str(tmp_path),
           "--set", "data.name=synthetic", "--set", "data.num_train=256", "--set", "train.batch_size=8",
           "--set", "train.steps=6", "--set", "train.log_every=2", "--set", "eval.every=3",
-          "--set", "ckpt.every=2", "--wandb", "disabled", "--quiet"]
+          "--set", "ckpt.every=2", "--set", "eval.num_samples=200", "--wandb", "disabled", "--quiet"]
   assert run.main(argv) == 0
   exp_dir = tmp_path / "dcgan_latent"
   samples = exp_dir / "z2" / "seed0" / "samples"
