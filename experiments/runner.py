@@ -120,3 +120,25 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
   print(f"Done in {time.perf_counter() - t0:.1f}s. Report: {paths['report']}", flush=True)
   print(report.table_text(paths["summary_obj"]), flush=True)
   return 0
+
+
+def load_run(run_dir: str):
+  """(cfg, state, data, key, step) of a saved run, from its config.json and latest checkpoint."""
+  from experiments.run import RunError  # pylint: disable=g-import-not-at-top
+  path = os.path.join(run_dir, "config.json")
+  if not os.path.exists(path):
+    raise RunError(f"{run_dir} is not a run directory (no config.json). Give a path like "
+                   "runs/<exp>/<arm>/seed<k>.")
+  with open(path) as f:
+    cfg = config_lib.validate(config_lib.from_dict(json.load(f)))
+  data = data_lib.load(cfg, log=lambda s: None)
+  key = jax.random.key(cfg.seed)
+  task = tasks.make_task(cfg, data, key)
+  checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
+  try:
+    state, meta = checkpointer.restore_latest(task.init(jax.random.fold_in(key, 1)))
+  finally:
+    checkpointer.close()
+  if state is None:
+    raise RunError(f"{run_dir} has no readable checkpoint; train it first (or --resume it).")
+  return cfg, state, data, key, int(meta["step"])

@@ -134,6 +134,22 @@ def make_task(cfg, data: dict, key, run_dir=None) -> loop.Task:
   raise NotImplementedError(f"family {fam} is not implemented yet")
 
 
+def sample_images(cfg, state, key, n: int) -> np.ndarray:
+  """n images (uint8, (n, 28, 28)) from a GAN's generator or a VAE's prior."""
+  return generate_u8(cfg, state["g"], key, n)
+
+
+def evaluate_saved(cfg, state, data, key) -> dict:
+  """The family's evaluation of a restored state (experiments.evaluate)."""
+  fam = family(cfg)
+  if fam == "gan1d":
+    return _eval_1d(cfg, data["train"]["x"], eval_key(key), state, -1)
+  if fam == "gan":
+    images = generate_u8(cfg, state["g"], jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
+    return image_metrics(cfg, data, images, log=lambda s: None)
+  raise NotImplementedError(fam)
+
+
 def describe(state) -> str:
   """'g: 852,609 parameters (+12,672 BatchNorm statistics), d: 212,865 parameters'."""
   parts = []

@@ -63,11 +63,16 @@ def _knn_radii(x, k, block=2048):
 
 
 def _coverage(queries, points, radii, block=2048):
-  """Fraction of queries inside at least one ball (point, radius)."""
+  """Fraction of queries inside at least one ball (point, radius). Distances come from
+  |a|^2 + |b|^2 - 2 a.b in float32, so the test allows a rounding slack of 1e-5 of the squared
+  norms (a duplicate of a point lies inside its zero-radius ball)."""
   inside = 0
   r2 = radii.astype(np.float32) ** 2
+  p_norm = (points * points).sum(1)
   for i in range(0, len(queries), block):
-    inside += int(np.sum(np.any(_sq_dists(queries[i:i + block], points) <= r2[None, :], axis=1)))
+    q = queries[i:i + block]
+    slack = 1e-5 * ((q * q).sum(1)[:, None] + p_norm[None, :])
+    inside += int(np.sum(np.any(_sq_dists(q, points) <= r2[None, :] + slack, axis=1)))
   return inside / len(queries)
 
 

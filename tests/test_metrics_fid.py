@@ -1,0 +1,111 @@
+"""Image metrics on known cases, the cached classifier, and the sample / evaluate commands."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import linalg
+
+from gen_models import data as data_lib
+from gen_models.metrics import features
+from gen_models.metrics import fid
+
+
+def test_fid_of_identical_sets_is_zero():
+  f = np.random.default_rng(0).normal(size=(2000, 16))
+  assert abs(fid.fid(f, f)) < 1e-6
+
+
+def test_frechet_distance_matches_closed_forms():
+  rng = np.random.default_rng(1)
+  mu1, mu2 = rng.normal(size=8), rng.normal(size=8)
+  s1, s2 = rng.uniform(0.5, 2, 8), rng.uniform(0.5, 2, 8)
+  # Diagonal covariances: |mu1 - mu2|^2 + sum (sigma1 - sigma2)^2.
+  want = np.sum((mu1 - mu2) ** 2) + np.sum((s1 - s2) ** 2)
+  assert fid.frechet_distance(mu1, np.diag(s1 ** 2), mu2, np.diag(s2 ** 2)) == pytest.approx(want, rel=1e-10)
+  # General SPD covariances: the textbook formula with scipy's sqrtm.
+  a, b = rng.normal(size=(8, 8)), rng.normal(size=(8, 8))
+  c1, c2 = a @ a.T + 0.1 * np.eye(8), b @ b.T + 0.1 * np.eye(8)
+  ref = np.sum((mu1 - mu2) ** 2) + np.trace(c1 + c2 - 2 * linalg.sqrtm(c1 @ c2).real)
+  assert fid.frechet_distance(mu1, c1, mu2, c2) == pytest.approx(ref, rel=1e-8)
+  # Sampled shifted Gaussians converge to the closed form.
+  x = rng.normal(size=(100_000, 4))
+  assert fid.fid(x, x * 2 + 1) == pytest.approx(4 * 1 + 4 * 1, rel=0.03)
+
+
+def test_kid_is_unbiased_near_zero_for_one_distribution_and_positive_for_two():
+  rng = np.random.default_rng(2)
+  a, b = rng.normal(size=(3000, 16)), rng.normal(size=(3000, 16))
+  mean, std = fid.kid(a, b, subsets=30, subset_size=500)
+  assert abs(mean) < 3 * std / np.sqrt(30) + 1e-3
+  mean_shift, _ = fid.kid(a, b + 0.5, subsets=30, subset_size=500)
+  assert mean_shift > 10 * abs(mean) and mean_shift > 0.01
+
+
+def test_precision_recall_on_constructed_sets():
+  rng = np.random.default_rng(3)
+  real = rng.normal(size=(1000, 8)).astype(np.float32)
+  assert fid.precision_recall(real, real) == (1.0, 1.0)
+  # A generator that drops modes: it only ever produces a tenth of the data (each 10 times).
+  p, r = fid.precision_recall(real, np.repeat(real[:100], 10, axis=0))
+  assert p == 1.0 and r == pytest.approx(0.1)
+  p, r = fid.precision_recall(real, real + 100.0)  # far away from the data
+  assert p == 0.0 and r == 0.0
+
+
+def test_class_stats_detect_mode_collapse():
+  one = np.zeros((500, 10))
+  one[:, 3] = 1.0
+  s = fid.class_stats(one)
+  assert s["classes_covered"] == 1 and s["class_kl"] == pytest.approx(np.log(10))
+  assert s["class_score"] == pytest.approx(1.0, abs=1e-6)
+  balanced = np.eye(10)[np.arange(1000) % 10]
+  s = fid.class_stats(balanced)
+  assert s["classes_covered"] == 10 and s["class_kl"] == pytest.approx(0.0, abs=1e-12)
+  assert s["class_score"] == pytest.approx(10.0, rel=1e-6)
+
+
+def test_classifier_is_trained_once_and_cached(tmp_path, monkeypatch):
+  monkeypatch.setenv("GEN_MODELS_CACHE", str(tmp_path))
+  monkeypatch.setattr(features, "_EXTRACTORS", {})
+  monkeypatch.setitem(features.TRAIN_CONFIG, "epochs", 2)
+  data = data_lib.synthetic(1024, 512)
+  logs = []
+  ex = features.get("synthetic", data, logs.append)
+  assert ex.accuracy > 0.9  # the synthetic classes are easy
+  assert any("training" in l for l in logs)
+  monkeypatch.setattr(features, "_EXTRACTORS", {})
+  logs.clear()
+  again = features.get("synthetic", data, logs.append)
+  assert any("from the cache" in l for l in logs) and again.accuracy == ex.accuracy
+  probs, feats = again(data["test"]["x"][:7])
+  assert probs.shape == (7, 10) and feats.shape == (7, 128)
+  np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
+  floors = again.floors(256)  # FID is biased upwards at small n: hence floors at the same n
+  noise = np.random.default_rng(0).integers(0, 256, (256, 28, 28, 1)).astype(np.uint8)
+  noise_fid = fid.fid(again.real(256)[1], again(noise)[1])
+  assert 0 <= floors["fid"] < noise_fid / 5 and floors["classes_covered"] == 10
+  monkeypatch.setitem(features.TRAIN_CONFIG, "epochs", 3)  # a changed config trains anew
+  assert features._cache_dir("synthetic", data) != again.dir
+
+
+def test_sample_and_evaluate_commands(tmp_path, capsys):
+  from experiments import evaluate, sample  # pylint: disable=g-import-not-at-top
+  from tests import helpers  # pylint: disable=g-import-not-at-top
+  from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
+  run_dir = tmp_path / "run"
+  helpers.train(tiny_image(), run_dir, exp_name="dcgan")
+  out = tmp_path / "s.npz"
+  assert sample.main(["--run", str(run_dir), "--n", "37", "--out", str(out)]) == 0
+  images = np.load(out)["images"]
+  assert images.shape == (37, 28, 28) and images.dtype == np.uint8
+  capsys.readouterr()
+  assert evaluate.main(["--run", str(run_dir)]) == 0
+  result = json.loads(capsys.readouterr().out)
+  rows = [json.loads(l) for l in open(run_dir / "metrics.jsonl")]
+  final = [r for r in rows if "eval/fid" in r][-1]
+  assert result["step"] == 6 and result["metrics"]["fid"] == pytest.approx(final["eval/fid"], rel=1e-9)
+  assert os.path.exists(run_dir / "eval_step6.json")
+  assert sample.main(["--run", str(tmp_path / "nope"), "--n", "3", "--out", str(out)]) == 2
+  assert "not a run directory" in capsys.readouterr().err
