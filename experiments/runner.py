@@ -1,7 +1,8 @@
-"""Trains the planned (arm, seed) runs one after another, then builds the sweep report.
+"""Trains the planned (arm, seed) runs, then builds the sweep report.
 
 Runs that share shapes share one compiled step: hyperparameters are traced values, and modules
-and optimizers are cached per static config (gen_models.models / gen_models.state).
+and optimizers are cached per static config (gen_models.models / gen_models.state). With
+train.vmap_runs they also train together, as one jax.vmap'ed program.
 """
 
 import json
@@ -37,56 +38,116 @@ def _final_train_metrics(rows):
   return {}
 
 
-def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, data=None, first_seed=0):
-  """Trains one (arm, seed) into run_dir. Returns (final state or None, result dict); the
-  result is also written to run_dir/result.json."""
-  os.makedirs(run_dir, exist_ok=True)
-  _write_json(os.path.join(run_dir, "config.json"), config_lib.to_dict(cfg))
-  label = f"{exp.name}/{arm}/seed{cfg.seed}"
-  t_start = time.perf_counter()
-  data = data if data is not None else data_lib.load(cfg)
-  key = jax.random.key(cfg.seed)
-  task = tasks.make_task(cfg, data, key, run_dir)
-  if not quiet and cfg.seed == first_seed:
-    print(f"[{label}] {tasks.describe(jax.eval_shape(task.init, key))}", flush=True)
-  device_data = jax.device_put({k: v for k, v in data["train"].items()})
-  checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
-  tracker = tracking.Tracker(run_dir, mode, project=WANDB_PROJECT, group=exp.name, job_type=arm,
-                             name=f"{arm}-seed{cfg.seed}", config=config_lib.flatten(cfg))
-  result = {"experiment": exp.name, "arm": arm, "seed": cfg.seed, "status": "running"}
-  state = None
+_DEVICE_DATA = {}
+
+
+def _device_data(host: dict):
+  """Device copies of a host dataset, made once per dataset (image sets are shared by every run
+  of a sweep, so a vectorised group holds them once)."""
+  if id(host) not in _DEVICE_DATA:
+    _DEVICE_DATA.clear()  # one dataset at a time: do not pin old ones in memory
+    _DEVICE_DATA[id(host)] = (host, jax.device_put(dict(host)))
+  return _DEVICE_DATA[id(host)][1]
+
+
+def run_group(exp, items, mode, *, quiet=False, describe=False):
+  """Trains the (arm, cfg, run_dir, resume) items, as one vectorised program when there are
+  several. Returns [(final state or None, result)]; results also go to each run_dir/result.json."""
   print_fn = (lambda *a, **k: None) if quiet else (lambda s: print(s, flush=True))
-  exit_code = 0
+  t_start = time.perf_counter()
+  runs, ctx = [], []
+  states = []
   try:
-    state, info = loop.train(task, cfg, data=device_data, key=key, tracker=tracker,
-                             checkpointer=checkpointer, resume=resume, label=label,
-                             print_fn=print_fn)
-    rows = tracking.read_jsonl(tracker.path)
-    final = {k: v for k, v in info["final_eval"].items() if k != "eval_s"}
-    final.update(_final_train_metrics(rows))
-    figures = tasks.artifacts(cfg, state, data, rows, run_dir, key, label)
-    for path in figures:
-      tracker.log_image(cfg.train.steps, f"figures/{os.path.basename(path)}", path)
-    tracker.summary(final)
-    result.update(status="finished", step=cfg.train.steps, metrics=final,
-                  compile_s=info["compile_s"], steps_per_s=info["steps_per_s"],
-                  resumed_from=info["start_step"])
-  except loop.Diverged as e:
-    print(f"[{label}] DIVERGED: {e}. The last good checkpoint is kept in {run_dir}/checkpoints; "
-          "the sweep goes on.", flush=True)
-    result.update(status="diverged", step=e.step, metrics={}, error=str(e))
-    exit_code = 1
-  except loop.Interrupted as e:
-    result.update(status="interrupted", step=e.step)
-    exit_code = 1
-    raise
+    for arm, cfg, run_dir, _ in items:
+      os.makedirs(run_dir, exist_ok=True)
+      _write_json(os.path.join(run_dir, "config.json"), config_lib.to_dict(cfg))
+      label = f"{exp.name}/{arm}/seed{cfg.seed}"
+      data = data_lib.load(cfg)
+      key = jax.random.key(cfg.seed)
+      task = tasks.make_task(cfg, data, key, run_dir)
+      if describe and not runs:
+        print_fn(f"[{label}] {tasks.describe(jax.eval_shape(task.init, key))}")
+      checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
+      tracker = tracking.Tracker(run_dir, mode, project=WANDB_PROJECT, group=exp.name, job_type=arm,
+                                 name=f"{arm}-seed{cfg.seed}", config=config_lib.flatten(cfg))
+      runs.append(loop.Run(task, cfg, _device_data(data["train"]), key, tracker, checkpointer, label))
+      ctx.append({"arm": arm, "data": data, "run_dir": run_dir,
+                  "result": {"experiment": exp.name, "arm": arm, "seed": cfg.seed, "status": "running"}})
+    if len(runs) > 1:
+      print_fn(f"[{exp.name}] training {len(runs)} runs as one vectorised program: "
+               + ", ".join(r.label.split("/", 1)[1] for r in runs))
+    try:
+      states = loop.train_many(runs, resume=items[0][3], print_fn=print_fn)
+    except loop.Interrupted as e:
+      for c in ctx:
+        c["result"].update(status="interrupted", step=e.step)
+      raise
+    for run, state, c in zip(runs, states, ctx):
+      result = c["result"]
+      if run.status == "diverged":
+        print(f"[{run.label}] DIVERGED: {run.error}. The last good checkpoint is kept in "
+              f"{c['run_dir']}/checkpoints; the sweep goes on.", flush=True)
+        result.update(status="diverged", step=run.info["diverged_step"], metrics={}, error=run.error)
+        continue
+      rows = tracking.read_jsonl(run.tracker.path)
+      final = {k: v for k, v in run.info["final_eval"].items() if k != "eval_s"}
+      final.update(_final_train_metrics(rows))
+      figures = tasks.artifacts(run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label)
+      for path in figures:
+        run.tracker.log_image(run.cfg.train.steps, f"figures/{os.path.basename(path)}", path)
+      run.tracker.summary(final)
+      result.update(status="finished", step=run.cfg.train.steps, metrics=final,
+                    compile_s=run.info["compile_s"], steps_per_s=run.info["steps_per_s"],
+                    resumed_from=run.info["start_step"], vectorised_with=len(runs))
   finally:
-    result["wall_s"] = time.perf_counter() - t_start
-    if result["status"] != "running":
-      _write_json(os.path.join(run_dir, "result.json"), result)
-    tracker.finish(exit_code)
-    checkpointer.close()
-  return state, result
+    wall = (time.perf_counter() - t_start) / max(1, len(ctx))
+    for run, c in zip(runs, ctx):
+      c["result"]["wall_s"] = wall  # a vectorised group's wall time, shared equally
+      if c["result"]["status"] != "running":
+        _write_json(os.path.join(c["run_dir"], "result.json"), c["result"])
+      run.tracker.finish(0 if c["result"]["status"] == "finished" else 1)
+      run.checkpointer.close()
+  return list(zip(states or [None] * len(ctx), [c["result"] for c in ctx]))
+
+
+def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, describe=False):
+  """Trains one (arm, seed) into run_dir. Returns (final state or None, result)."""
+  return run_group(exp, [(arm, cfg, run_dir, resume)], mode, quiet=quiet, describe=describe)[0]
+
+
+# Config keys that are traced values in the step: runs differing only in these share one program.
+TRACED_KEYS = ("seed", "loss.real_target", "loss.fake_target", "loss.gen_target", "loss.generator",
+               "optim.g_lr", "optim.d_lr", "optim.g_decay", "optim.d_decay")
+
+
+def _group_key(cfg, run_dir, action):
+  static = cfg
+  for key in TRACED_KEYS:
+    static = config_lib.set_key(static, key, config_lib.get(config_lib.Config(), key))
+  start = 0
+  if action == "resume":
+    ckpt = os.path.join(run_dir, "checkpoints")
+    steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()] if os.path.isdir(ckpt) else []
+    start = max(steps, default=0)
+  return static, start
+
+
+def _groups(plan):
+  """Pending plan entries batched for training: with train.vmap_runs, runs that differ only in
+  traced values and resume from the same step form one group; otherwise one run per group."""
+  groups, index = [], {}
+  for arm, cfg, _, run_dir, action in plan:
+    if action == "skip":
+      continue
+    item = (arm, cfg, run_dir, action == "resume")
+    if cfg.train.vmap_runs:
+      key = _group_key(cfg, run_dir, action)
+      if key in index:
+        groups[index[key]].append(item)
+        continue
+      index[key] = len(groups)
+    groups.append([item])
+  return groups
 
 
 def _fmt(metrics, keys):
@@ -101,16 +162,18 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
         f"({len(plan) - n_new} already finished), wandb {mode}, output {exp_dir}", flush=True)
   t0 = time.perf_counter()
   key_metrics = report.headline_keys(arm_cfgs[0][2])
+  for arm, _, seed, _, action in plan:
+    if action == "skip":
+      print(f"{arm}/seed{seed}: finished earlier, skipped", flush=True)
+  done = 0
   try:
-    for i, (arm, cfg, seed, run_dir, action) in enumerate(plan):
-      if action == "skip":
-        print(f"[{i + 1}/{len(plan)}] {arm}/seed{seed}: finished earlier, skipped", flush=True)
-        continue
-      first_seed = min(p[2] for p in plan if p[0] == arm)
-      _, result = run_one(exp, arm, cfg, run_dir, mode, resume=(action == "resume"), quiet=quiet,
-                          first_seed=first_seed)
-      line = _fmt(result.get("metrics", {}), key_metrics) if result["status"] == "finished" else result["status"]
-      print(f"[{i + 1}/{len(plan)}] {arm}/seed{seed}: {line} ({result['wall_s']:.1f}s)", flush=True)
+    for group in _groups(plan):
+      for (arm, cfg, _, _), (_, result) in zip(group, run_group(exp, group, mode, quiet=quiet,
+                                                               describe=(done == 0))):
+        done += 1
+        line = (_fmt(result.get("metrics", {}), key_metrics) if result["status"] == "finished"
+                else result["status"])
+        print(f"[{done}/{n_new}] {arm}/seed{cfg.seed}: {line} ({result['wall_s']:.1f}s)", flush=True)
   except loop.Interrupted as e:
     print(f"Interrupted: checkpoint saved at step {e.step}. Continue with the same command plus "
           "--resume.", flush=True)

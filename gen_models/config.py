@@ -71,6 +71,7 @@ class Train:
   batch_size: int = 64
   scan_chunk: int = 1  # steps fused into one lax.scan dispatch (1 = plain jitted step)
   log_every: int = 50
+  vmap_runs: bool = False  # train a sweep's runs that share shapes as one jax.vmap'ed program
 
 
 @dataclasses.dataclass(frozen=True)

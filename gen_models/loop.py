@@ -57,15 +57,28 @@ def _body(step_fn, spec, data, key, hp, state, step):
   return step_fn(state, batch, jax.random.fold_in(rng, 1), hp)
 
 
-@functools.partial(jax.jit, static_argnames=("step_fn", "spec", "length"), donate_argnums=(0,))
-def run_chunk(state, data, key, start, hp, *, step_fn, spec, length):
-  """`length` consecutive steps from `start`; metrics come back stacked, shape (length,)."""
+def _chunk(state, data, key, start, hp, step_fn, spec, length):
   TRACE_COUNT["chunk"] += 1
   body = functools.partial(_body, step_fn, spec, data, key, hp)
   if length == 1:  # no scan: on XLA CPU a conv step inside a while loop runs much slower
     state, metrics = body(state, start)
     return state, jax.tree.map(lambda m: m[None], metrics)
   return jax.lax.scan(body, state, start + jnp.arange(length, dtype=jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnames=("step_fn", "spec", "length"), donate_argnums=(0,))
+def run_chunk(state, data, key, start, hp, *, step_fn, spec, length):
+  """`length` consecutive steps from `start`; metrics come back stacked, shape (length,)."""
+  return _chunk(state, data, key, start, hp, step_fn, spec, length)
+
+
+@functools.partial(jax.jit, static_argnames=("step_fn", "spec", "length", "shared_data"),
+                   donate_argnums=(0,))
+def run_chunk_many(state, data, key, start, hp, *, step_fn, spec, length, shared_data):
+  """run_chunk for R runs at once (jax.vmap): state, key and hp carry a leading run axis, and
+  so does data unless `shared_data`. Metrics come back with shape (R, length)."""
+  fn = functools.partial(_chunk, step_fn=step_fn, spec=spec, length=length)
+  return jax.vmap(fn, in_axes=(0, None if shared_data else 0, 0, None, 0))(state, data, key, start, hp)
 
 
 def chunk_length(cfg) -> int:
@@ -136,103 +149,202 @@ def _eta(seconds: float) -> str:
       f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
 
 
+@dataclasses.dataclass
+class Run:
+  """One training run for `train_many`; `status` / `info` are filled in by the loop."""
+  task: Task
+  cfg: Any
+  data: dict  # device arrays sampled by the step
+  key: Any
+  tracker: Any
+  checkpointer: Any = None
+  label: str = ""
+  status: str = "running"  # running | finished | diverged
+  error: str = ""
+  info: dict = dataclasses.field(default_factory=dict)
+
+
 def train(task: Task, cfg, *, data, key, tracker, checkpointer=None, resume: bool = False,
           label: str = "", progress_every_s: float = 10.0, print_fn=print):
-  """Trains `task` for cfg.train.steps steps. Returns (state, info).
+  """Trains one run for cfg.train.steps steps. Returns (state, info); raises Diverged on NaN/Inf
+  and Interrupted on SIGTERM / Ctrl-C (after saving a checkpoint)."""
+  run = Run(task, cfg, data, key, tracker, checkpointer, label)
+  (state,) = train_many([run], resume=resume, progress_every_s=progress_every_s, print_fn=print_fn)
+  if run.status == "diverged":
+    raise Diverged(run.info["diverged_step"], run.info["diverged_metrics"])
+  return state, run.info
 
-  data: device arrays for sampling ({"x", ...}); key: the run's training key.
-  info: {"steps", "start_step", "compile_s", "train_s", "steps_per_s", "final_eval"}.
-  """
-  total = cfg.train.steps
-  length = chunk_length(cfg)
-  state = task.init(jax.random.fold_in(key, 1))
-  start = 0
-  if resume and checkpointer is not None:
-    restored, meta = checkpointer.restore_latest(state)
-    if restored is not None:
-      state, start = restored, int(meta["step"])
-      print_fn(f"[{label}] resumed from the checkpoint at step {start}")
-  tracker.rewind(start)
-  train_key = jax.random.fold_in(key, 2)
-  hp = jax.tree.map(jnp.asarray, task.hparams)
-  info = {"start_step": start, "steps": total, "compile_s": None, "train_s": 0.0, "final_eval": {}}
 
-  def evaluate(step):
-    if task.evaluate is None:
+def _stack(trees):
+  return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
+
+
+def _slice(tree, r):
+  return jax.tree.map(lambda x: x[r], tree)
+
+
+def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10.0, print_fn=print):
+  """The training loop, for one run or for R runs that share every shape (a sweep's arms and
+  seeds), which then train as one jax.vmap'ed program. Each run keeps its own logging,
+  evaluation, checkpoints and divergence status (a diverged run stops logging; the others go on).
+  Returns the final states (None for diverged runs)."""
+  first = runs[0]
+  cfg, total, length = first.cfg, first.cfg.train.steps, chunk_length(first.cfg)
+  for run in runs[1:]:
+    if (run.task.step, run.task.spec, chunk_length(run.cfg), run.cfg.train.steps, run.cfg.train.log_every,
+        run.cfg.eval.every, run.cfg.ckpt.every) != (first.task.step, first.task.spec, length, total,
+                                                    cfg.train.log_every, cfg.eval.every, cfg.ckpt.every):
+      raise ValueError("runs trained together must share shapes, steps and intervals")
+  states, starts = [], []
+  for run in runs:
+    state = run.task.init(jax.random.fold_in(run.key, 1))
+    start = 0
+    if resume and run.checkpointer is not None:
+      restored, meta = run.checkpointer.restore_latest(state)
+      if restored is not None:
+        state, start = restored, int(meta["step"])
+        print_fn(f"[{run.label}] resumed from the checkpoint at step {start}")
+    run.tracker.rewind(start)
+    run.info = {"start_step": start, "steps": total, "compile_s": None, "train_s": 0.0, "final_eval": {}}
+    states.append(state)
+    starts.append(start)
+  if len(set(starts)) != 1:
+    raise ValueError(f"runs trained together must resume from the same step, got {starts}")
+  start = starts[0]
+  step = start
+  many = len(runs) > 1
+  train_keys = [jax.random.fold_in(run.key, 2) for run in runs]
+  hps = [jax.tree.map(jnp.asarray, run.task.hparams) for run in runs]
+  shared_data = all(run.data is first.data for run in runs)
+  if many:
+    state, keys, hp = _stack(states), _stack(train_keys), _stack(hps)
+    data = first.data if shared_data else _stack([run.data for run in runs])
+  else:
+    state, keys, hp, data = states[0], train_keys[0], hps[0], first.data
+  del states
+
+  host = {"step": None, "state": None}
+
+  def run_state(r):
+    if not many:
+      return state
+    if host["step"] != step:  # one device->host copy per log/eval point, then cheap numpy slices
+      host["step"], host["state"] = step, jax.device_get(state)
+    return _slice(host["state"], r)
+
+  def evaluate(r, step):
+    run = runs[r]
+    if run.task.evaluate is None:
       return {}
     t = time.perf_counter()
-    metrics = task.evaluate(state, step)
+    metrics = run.task.evaluate(run_state(r), step)
     images = metrics.pop("_images", {})
     metrics["eval_s"] = time.perf_counter() - t
     shown = {k: v for k, v in metrics.items() if k in _EVAL_SHOWN}
-    if shown:
-      print_fn(f"[{label}] eval at step {step}: " + " ".join(
+    if shown and not many:
+      print_fn(f"[{run.label}] eval at step {step}: " + " ".join(
           f"{k} {v:.4g}" + (f" (floor {metrics[k + '_floor']:.3g})" if k + "_floor" in metrics else "")
           for k, v in shown.items()) + f" ({metrics['eval_s']:.1f}s)")
-    tracker.log(step, {f"eval/{k}": v for k, v in metrics.items()})
+    run.tracker.log(step, {f"eval/{k}": v for k, v in metrics.items()})
     for name, path in images.items():
-      tracker.log_image(step, f"eval/{name}", path)
+      run.tracker.log_image(step, f"eval/{name}", path)
     return metrics
 
-  def save(step):
-    if checkpointer is None:
+  def diverge(r, step, metrics):
+    run = runs[r]
+    run.status = "diverged"
+    run.info.update(diverged_step=step, diverged_metrics=metrics)
+    run.error = str(Diverged(step, metrics))
+
+  def save(r, step):
+    run = runs[r]
+    if run.checkpointer is None:
       return
-    if not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(jax.device_get(state))
-               if np.asarray(x).dtype.kind == "f"):
-      raise Diverged(step, {"parameters": float("nan")})  # never checkpoint a broken state
-    checkpointer.save(step, state, {"step": step, "time": time.time()})
+    saved = jax.device_get(run_state(r))
+    if not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(saved) if np.asarray(x).dtype.kind == "f"):
+      diverge(r, step, {"parameters": float("nan")})  # never checkpoint a broken state
+      return
+    run.checkpointer.save(step, saved, {"step": step, "time": time.time()})
+
+  def live():
+    return [r for r, run in enumerate(runs) if run.status == "running"]
 
   if start == 0 and total > 0 and cfg.eval.every > 0:
-    evaluate(0)
-  step, pending = start, []
-  clock = {"mark": time.perf_counter(), "last_print": time.perf_counter(), "window": None}
+    for r in live():
+      evaluate(r, 0)
+  pending = []
+  clock = {"mark": time.perf_counter(), "last_print": time.perf_counter(), "window": None, "train_s": 0.0}
 
   def account():  # adds the time since the last mark to the training time
     jax.block_until_ready(state)
     now = time.perf_counter()
-    info["train_s"] += now - clock["mark"]
+    clock["train_s"] += now - clock["mark"]
     clock["mark"] = now
     return now
 
+  unit = first.task.unit
+  examples = sum(run.task.examples_per_step for run in runs)
+  label = first.label if not many else f"{len(runs)} runs"
   with _StopFlag() as stop:
-    while step < total:
-      state, metrics = run_chunk(state, data, train_key, jnp.int32(step), hp,
-                                 step_fn=task.step, spec=task.spec, length=length)
-      if info["compile_s"] is None:  # the first call compiles (or hits the cache): time it alone
+    while step < total and live():
+      if many:
+        state, metrics = run_chunk_many(state, data, keys, jnp.int32(step), hp, step_fn=first.task.step,
+                                        spec=first.task.spec, length=length, shared_data=shared_data)
+      else:
+        state, metrics = run_chunk(state, data, keys, jnp.int32(step), hp,
+                                   step_fn=first.task.step, spec=first.task.spec, length=length)
+      if clock["window"] is None:  # the first call compiles (or hits the cache): time it alone
         jax.block_until_ready(state)
         now = time.perf_counter()
-        info["compile_s"] = now - clock["mark"]
+        for run in runs:
+          run.info["compile_s"] = now - clock["mark"]
         clock["mark"], clock["window"] = now, (step + length, now)
       pending.append(metrics)
       step += length
       is_end = step == total
       if step % cfg.train.log_every == 0 or is_end:
-        means, first_bad = _host_means(pending, step - len(pending) * length)
+        fetched = jax.device_get(pending)
         pending = []
-        tracker.log(step, {f"train/{k}": v for k, v in means.items()})
-        if first_bad is not None:
-          raise Diverged(first_bad, means)
+        shown = None
+        for r in live():
+          run_metrics = [{k: v[r] for k, v in h.items()} for h in fetched] if many else fetched
+          means, first_bad = _host_means(run_metrics, step - len(run_metrics) * length)
+          runs[r].tracker.log(step, {f"train/{k}": v for k, v in means.items()})
+          if first_bad is not None:
+            diverge(r, first_bad, means)
+            print_fn(f"[{runs[r].label}] DIVERGED: {runs[r].error}")
+          elif shown is None:
+            shown = means
         now = account()
-        if now - clock["last_print"] >= progress_every_s or is_end:
+        if shown is not None and (now - clock["last_print"] >= progress_every_s or is_end):
           done, elapsed = step - clock["window"][0], now - clock["window"][1]
           rate = done / elapsed if elapsed > 0 and done > 0 else float("nan")
           eta = (total - step) / rate if rate > 0 else float("nan")
-          print_fn(f"[{label}] step {step}/{total} ({100 * step / total:.0f}%) {_format(means)} | "
-                   f"{rate:,.1f} steps/s, {rate * task.examples_per_step:,.0f} {task.unit}/s | ETA {_eta(eta)}")
+          print_fn(f"[{label}] step {step}/{total} ({100 * step / total:.0f}%) {_format(shown)} | "
+                   f"{rate:,.1f} steps/s, {rate * examples:,.0f} {unit}/s | ETA {_eta(eta)}")
           clock["last_print"] = now
         if stop.signum is not None and not is_end:
-          save(step)
+          for r in live():
+            save(r, step)
           raise Interrupted(step)
       if cfg.eval.every > 0 and step % cfg.eval.every == 0 or is_end:
         account()
-        info["final_eval"] = evaluate(step)
+        for r in live():
+          runs[r].info["final_eval"] = evaluate(r, step)
         clock["mark"] = time.perf_counter()
       if cfg.ckpt.every > 0 and step % cfg.ckpt.every == 0 or is_end:
         account()
-        save(step)
+        for r in live():
+          save(r, step)
         clock["mark"] = time.perf_counter()
-  info["steps_per_s"] = ((total - start - length) / info["train_s"]
-                         if info["train_s"] > 0 and total - start > length else None)
-  if total == start and task.evaluate is not None:  # nothing to train (steps=0 or already done)
-    info["final_eval"] = evaluate(step)
-  return state, info
+  trained = total - start - length
+  for run in runs:
+    run.info["train_s"] = clock["train_s"]
+    run.info["steps_per_s"] = trained / clock["train_s"] if clock["train_s"] > 0 and trained > 0 else None
+  if total == start:  # nothing to train (steps=0 or already done)
+    for r in live():
+      runs[r].info["final_eval"] = evaluate(r, step)
+  for run in runs:
+    if run.status == "running":
+      run.status = "finished"
+  return [run_state(r) if runs[r].status == "finished" else None for r in range(len(runs))]

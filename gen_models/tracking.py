@@ -121,7 +121,7 @@ def _wandb_init(run_dir, mode, project, group, job_type, name, config):
   try:
     return wandb.init(project=project, group=group, job_type=job_type, name=name, config=config,
                       dir=run_dir, mode=mode, id=run_id, resume="allow", settings=settings,
-                      reinit="finish_previous")
+                      reinit="create_new")
   except Exception as e:  # pylint: disable=broad-except
     if mode != "online":
       raise
@@ -129,4 +129,4 @@ def _wandb_init(run_dir, mode, project, group, job_type, name, config):
           file=sys.stderr, flush=True)
     return wandb.init(project=project, group=group, job_type=job_type, name=name, config=config,
                       dir=run_dir, mode="offline", id=run_id, resume="allow", settings=settings,
-                      reinit="finish_previous")
+                      reinit="create_new")

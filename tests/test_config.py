@@ -20,7 +20,7 @@ def test_parse_by_field_type():
     ("train.steps", "2.5", "not an integer"),
     ("optim.d_lr", "fast", "not a finite number"),
     ("optim.d_lr", "nan", "not a finite number"),
-    ("train.stpes", "3", "Unknown config key 'train.stpes'. Did you mean train.steps?"),
+    ("train.stpes", "3", "Unknown config key 'train.stpes'. Did you mean train.steps"),
     ("nonsense", "3", "Unknown config key"),
 ])
 def test_bad_overrides_name_the_key(key, value, fragment):

@@ -1,0 +1,40 @@
+"""Vectorised sweeps: runs that share shapes train as one jax.vmap'ed program and end exactly
+where the same runs trained one by one end (parameters and logged metrics)."""
+
+import json
+
+from experiments import registry
+from experiments import runner
+from tests import helpers
+from tests.conftest import tiny_1d
+
+
+def _rows(path):
+  return [{k: v for k, v in json.loads(l).items() if k != "eval/eval_s"} for l in open(path)]
+
+
+def test_vmapped_runs_equal_runs_one_by_one(tmp_path):
+  exp = registry.get("gaussian1d_label_smoothing")
+  arms = [("none", tiny_1d(**{"loss.real_target": 1.0, "loss.fake_target": 0.0, "seed": 0})),
+          ("two_sided", tiny_1d(**{"seed": 1})),
+          ("minimax", tiny_1d(**{"loss.generator": "minimax", "optim.d_lr": 3e-3, "optim.g_lr": 1e-4, "seed": 2}))]
+  one_by_one = [runner.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
+                for a, c in arms]
+  together = runner.run_group(exp, [(a, c, str(tmp_path / "vmap" / a), False) for a, c in arms], "disabled",
+                              quiet=True)
+  for (arm, _), state, (vstate, result) in zip(arms, one_by_one, together):
+    assert result["status"] == "finished" and result["vectorised_with"] == 3
+    helpers.assert_bit_identical(state, vstate)
+    assert _rows(tmp_path / "seq" / arm / "metrics.jsonl") == _rows(tmp_path / "vmap" / arm / "metrics.jsonl")
+
+
+def test_sweep_groups_runs_that_differ_only_in_traced_values():
+  cfg = tiny_1d(**{"train.vmap_runs": True})
+  plan = [("a", cfg, 0, "/x/a0", "new"), ("b", tiny_1d(**{"train.vmap_runs": True, "loss.real_target": 1.0}), 0, "/x/b0", "new"),
+          ("c", tiny_1d(**{"train.vmap_runs": True, "model.hidden": 8}), 0, "/x/c0", "new"),  # other shapes
+          ("d", cfg, 1, "/x/d1", "skip")]
+  groups = runner._groups(plan)  # pylint: disable=protected-access
+  assert [[item[0] for item in g] for g in groups] == [["a", "b"], ["c"]]
+  off = {"train.vmap_runs": False}
+  no_vmap = [("a", tiny_1d(**off), 0, "/x/a0", "new"), ("b", tiny_1d(**off), 1, "/x/b1", "new")]
+  assert len(runner._groups(no_vmap)) == 2  # pylint: disable=protected-access
