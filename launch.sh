@@ -6,6 +6,11 @@
 # Environment: PYTHON (interpreter for the venv, default python3); JAX_EXTRA=cuda|tpu installs the
 # accelerator build of jax (pyproject extras `cuda` / `tpu`); PEERS=1 also installs the `peers` extra
 # (TensorFlow + PyTorch, for `python -m experiments.bench --peers`).
+# Multi-host: GEN_MODELS_DISTRIBUTED=1 makes every process call jax.distributed.initialize() and
+# train one data-parallel run together (only process 0 writes logs and reports). On SLURM:
+#   srun --ntasks=N env GEN_MODELS_DISTRIBUTED=1 ./launch.sh dcgan ...
+# On Cloud TPU pods: GEN_MODELS_DISTRIBUTED=1 ./launch.sh dcgan ... on every worker. Elsewhere also
+# set GEN_MODELS_COORDINATOR=host:port GEN_MODELS_NUM_PROCESSES=N GEN_MODELS_PROCESS_ID=i.
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV=.venv
@@ -57,7 +62,7 @@ case "${1:-}" in
     exec "$PY" -m pytest tests "$@"
     ;;
   ""|-h|--help)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     echo
     needs_setup && echo "(not set up yet: run ./launch.sh setup)" || "$PY" -m experiments.run --list
     ;;

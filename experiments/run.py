@@ -167,6 +167,10 @@ def main(argv=None) -> int:
       print_summary(exp, arm_cfgs)
       return 0
     plan = plan_runs(exp, arm_cfgs, args.out, args.resume)
+    from gen_models import runtime  # pylint: disable=g-import-not-at-top
+    runtime.init_distributed()
+    if not runtime.is_main_process():
+      mode = "disabled"
     from experiments import runner  # pylint: disable=g-import-not-at-top
     argv_used = sys.argv[1:] if argv is None else argv
     command = "python -m experiments.run " + " ".join(a for a in argv_used if a != "--resume")

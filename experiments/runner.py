@@ -17,6 +17,7 @@ from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import loop
+from gen_models import runtime
 from gen_models import tasks
 from gen_models import tracking
 
@@ -24,6 +25,8 @@ WANDB_PROJECT = os.environ.get("WANDB_PROJECT", "gen-models")
 
 
 def _write_json(path, obj):
+  if not runtime.is_main_process():
+    return
   tmp = path + ".tmp"
   with open(tmp, "w") as f:
     json.dump(obj, f, indent=1)
@@ -68,8 +71,9 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
       if describe and not runs:
         print_fn(f"[{label}] {tasks.describe(jax.eval_shape(task.init, key))}")
       checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
-      tracker = tracking.Tracker(run_dir, mode, project=WANDB_PROJECT, group=exp.name, job_type=arm,
-                                 name=f"{arm}-seed{cfg.seed}", config=config_lib.flatten(cfg))
+      tracker = (tracking.Tracker(run_dir, mode, project=WANDB_PROJECT, group=exp.name, job_type=arm,
+                                  name=f"{arm}-seed{cfg.seed}", config=config_lib.flatten(cfg))
+                 if runtime.is_main_process() else tracking.NullTracker())
       runs.append(loop.Run(task, cfg, _device_data(data["train"]), key, tracker, checkpointer, label))
       ctx.append({"arm": arm, "data": data, "run_dir": run_dir,
                   "result": {"experiment": exp.name, "arm": arm, "seed": cfg.seed, "status": "running"}})
@@ -92,7 +96,8 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
       rows = tracking.read_jsonl(run.tracker.path)
       final = {k: v for k, v in run.info["final_eval"].items() if k != "eval_s"}
       final.update(_final_train_metrics(rows))
-      figures = tasks.artifacts(run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label)
+      figures = (tasks.artifacts(run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label)
+                 if runtime.is_main_process() else [])
       for path in figures:
         run.tracker.log_image(run.cfg.train.steps, f"figures/{os.path.basename(path)}", path)
       run.tracker.summary(final)
@@ -177,8 +182,11 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
   except loop.Interrupted as e:
     print(f"Interrupted: checkpoint saved at step {e.step}. Continue with the same command plus "
           "--resume.", flush=True)
-    report.build(exp_dir, exp, arm_cfgs, command)
+    if runtime.is_main_process():
+      report.build(exp_dir, exp, arm_cfgs, command)
     return 130
+  if not runtime.is_main_process():
+    return 0
   paths = report.build(exp_dir, exp, arm_cfgs, command)
   print(f"Done in {time.perf_counter() - t0:.1f}s. Report: {paths['report']}", flush=True)
   print(report.table_text(paths["summary_obj"]), flush=True)

@@ -51,25 +51,42 @@ class Task:
   unit: str = "ex"  # what examples_per_step counts, for progress lines (ex, img)
 
 
-def _body(step_fn, spec, data, key, hp, state, step):
+def _body(step_fn, spec, batch_sharding, data, key, hp, state, step):
   rng = jax.random.fold_in(key, step)
   batch = data_lib.sample_batch(spec, data, jax.random.fold_in(rng, 0), step)
+  if batch_sharding is not None:  # data parallel: the batch is split over devices, the rest is
+    batch = jax.lax.with_sharding_constraint(batch, batch_sharding)  # replicated; XLA adds the all-reduces
   return step_fn(state, batch, jax.random.fold_in(rng, 1), hp)
 
 
-def _chunk(state, data, key, start, hp, step_fn, spec, length):
+def _chunk(state, data, key, start, hp, step_fn, spec, length, batch_sharding=None):
   TRACE_COUNT["chunk"] += 1
-  body = functools.partial(_body, step_fn, spec, data, key, hp)
+  body = functools.partial(_body, step_fn, spec, batch_sharding, data, key, hp)
   if length == 1:  # no scan: on XLA CPU a conv step inside a while loop runs much slower
     state, metrics = body(state, start)
     return state, jax.tree.map(lambda m: m[None], metrics)
   return jax.lax.scan(body, state, start + jnp.arange(length, dtype=jnp.int32))
 
 
-@functools.partial(jax.jit, static_argnames=("step_fn", "spec", "length"), donate_argnums=(0,))
-def run_chunk(state, data, key, start, hp, *, step_fn, spec, length):
-  """`length` consecutive steps from `start`; metrics come back stacked, shape (length,)."""
-  return _chunk(state, data, key, start, hp, step_fn, spec, length)
+@functools.partial(jax.jit, static_argnames=("step_fn", "spec", "length", "batch_sharding"),
+                   donate_argnums=(0,))
+def run_chunk(state, data, key, start, hp, *, step_fn, spec, length, batch_sharding=None):
+  """`length` consecutive steps from `start`; metrics come back stacked, shape (length,).
+  With `batch_sharding` (a NamedSharding over a "data" mesh axis) each batch is split across
+  the devices and the parameters stay replicated."""
+  return _chunk(state, data, key, start, hp, step_fn, spec, length, batch_sharding)
+
+
+def data_parallel_mesh(batch_size: int):
+  """A 1-D "data" mesh over all devices (all hosts' after jax.distributed.initialize()), or None
+  with a single device or a batch that does not split evenly."""
+  n = jax.device_count()
+  if n == 1:
+    return None
+  if batch_size % n:
+    print(f"note: batch {batch_size} does not split over {n} devices; training on one device.")
+    return None
+  return jax.sharding.Mesh(np.array(jax.devices()), ("data",))
 
 
 @functools.partial(jax.jit, static_argnames=("step_fn", "spec", "length", "shared_data"),
@@ -175,6 +192,30 @@ def train(task: Task, cfg, *, data, key, tracker, checkpointer=None, resume: boo
   return state, run.info
 
 
+def to_host(tree):
+  """Host (numpy) copy of a pytree. Arrays replicated over a multi-host mesh are read from this
+  process's own copy (jax.device_get refuses arrays that span other hosts' devices)."""
+  def leaf(x):
+    if isinstance(x, jax.Array) and not x.is_fully_addressable:
+      return np.asarray(x.addressable_data(0))
+    return np.asarray(x) if isinstance(x, jax.Array) else x
+  return jax.tree.map(leaf, tree)
+
+
+def replicate(tree, sharding):
+  """Places a pytree replicated on `sharding`'s devices. Multi-host: every process holds the same
+  values (same seeds, same data), and each contributes its copy to one global array."""
+  if jax.process_count() == 1:
+    return jax.device_put(tree, sharding)
+
+  def leaf(x):
+    x = x if hasattr(x, "dtype") else np.asarray(x)
+    if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
+      return jax.random.wrap_key_data(leaf(jax.random.key_data(x)), impl=jax.random.key_impl(x))
+    return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+  return jax.tree.map(leaf, tree)
+
+
 def _stack(trees):
   return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
@@ -222,15 +263,23 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
   else:
     state, keys, hp, data = states[0], train_keys[0], hps[0], first.data
   del states
+  batch_sharding = None
+  mesh = None if many else data_parallel_mesh(first.task.spec.padded_size)
+  if mesh is not None:
+    replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+    state, data, keys, hp = replicate((state, data, keys, hp), replicated)
+    batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    print_fn(f"[{first.label}] data parallel over {jax.device_count()} devices "
+             f"({first.task.spec.padded_size // jax.device_count()} examples each per step)")
 
   host = {"step": None, "state": None}
 
   def run_state(r):
-    if not many:
+    if not many and mesh is None:
       return state
     if host["step"] != step:  # one device->host copy per log/eval point, then cheap numpy slices
-      host["step"], host["state"] = step, jax.device_get(state)
-    return _slice(host["state"], r)
+      host["step"], host["state"] = step, to_host(state)
+    return _slice(host["state"], r) if many else host["state"]
 
   def evaluate(r, step):
     run = runs[r]
@@ -260,7 +309,7 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
     run = runs[r]
     if run.checkpointer is None:
       return
-    saved = jax.device_get(run_state(r))
+    saved = to_host(run_state(r))
     if not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(saved) if np.asarray(x).dtype.kind == "f"):
       diverge(r, step, {"parameters": float("nan")})  # never checkpoint a broken state
       return
@@ -291,8 +340,8 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
         state, metrics = run_chunk_many(state, data, keys, jnp.int32(step), hp, step_fn=first.task.step,
                                         spec=first.task.spec, length=length, shared_data=shared_data)
       else:
-        state, metrics = run_chunk(state, data, keys, jnp.int32(step), hp,
-                                   step_fn=first.task.step, spec=first.task.spec, length=length)
+        state, metrics = run_chunk(state, data, keys, jnp.int32(step), hp, step_fn=first.task.step,
+                                   spec=first.task.spec, length=length, batch_sharding=batch_sharding)
       if clock["window"] is None:  # the first call compiles (or hits the cache): time it alone
         jax.block_until_ready(state)
         now = time.perf_counter()
@@ -303,7 +352,7 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
       step += length
       is_end = step == total
       if step % cfg.train.log_every == 0 or is_end:
-        fetched = jax.device_get(pending)
+        fetched = to_host(pending)
         pending = []
         shown = None
         for r in live():

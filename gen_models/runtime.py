@@ -60,3 +60,29 @@ def configure(module: str = None) -> None:
       os.execve(sys.executable, [sys.executable, "-m", module] + sys.argv[1:], env)
     except OSError:
       pass  # carry on without it
+
+
+def init_distributed() -> None:
+  """Multi-host training: joins the job's processes with jax.distributed.initialize(). Set
+  GEN_MODELS_DISTRIBUTED=1 (launch.sh does it for `--distributed`). On SLURM and Cloud TPU pods
+  JAX finds the coordinator itself; elsewhere set GEN_MODELS_COORDINATOR=host:port,
+  GEN_MODELS_NUM_PROCESSES and GEN_MODELS_PROCESS_ID. CPU processes talk through gloo."""
+  if os.environ.get("GEN_MODELS_DISTRIBUTED", "0") in ("0", ""):
+    return
+  import jax  # pylint: disable=g-import-not-at-top
+  if os.environ.get("JAX_PLATFORMS", "") == "cpu" or not any(
+      os.path.exists(p) for p in ("/dev/nvidia0", "/dev/accel0")):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  kwargs = {}
+  if os.environ.get("GEN_MODELS_COORDINATOR"):
+    kwargs = dict(coordinator_address=os.environ["GEN_MODELS_COORDINATOR"],
+                  num_processes=int(os.environ["GEN_MODELS_NUM_PROCESSES"]),
+                  process_id=int(os.environ["GEN_MODELS_PROCESS_ID"]))
+  jax.distributed.initialize(**kwargs)
+
+
+def is_main_process() -> bool:
+  """Only process 0 of a multi-host job writes logs, figures and reports (all processes take part
+  in training and in checkpoint writes)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  return jax.process_index() == 0

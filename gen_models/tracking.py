@@ -107,6 +107,26 @@ class Tracker:
       self._wandb = None
 
 
+class NullTracker:
+  """The tracker of processes other than 0 in a multi-host job: logs nothing."""
+  path = os.devnull
+
+  def rewind(self, step):
+    pass
+
+  def log(self, step, metrics):
+    pass
+
+  def log_image(self, step, key, path):
+    pass
+
+  def summary(self, values):
+    pass
+
+  def finish(self, exit_code=0):
+    pass
+
+
 def _wandb_init(run_dir, mode, project, group, job_type, name, config):
   import wandb  # pylint: disable=g-import-not-at-top
   id_path = os.path.join(run_dir, "wandb_id.txt")

@@ -52,6 +52,15 @@ def _forward(model, params, images_u8):
   return jax.nn.softmax(logits), feats
 
 
+def _checkpointer():
+  """A checkpointer private to this process: in a multi-host job each process reads (and, if the
+  cache is missing, trains and writes) its own copy of the small classifier."""
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  me = jax.process_index()
+  return ocp.StandardCheckpointer(
+      multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}))
+
+
 def train_classifier(data: dict, log=print):
   """Trains LeNet on data["train"], returns (params, test accuracy, seconds)."""
   cfg = TRAIN_CONFIG
@@ -94,15 +103,16 @@ class FeatureExtractor:
   """The cached classifier of one dataset, with the real test set's features at hand."""
 
   def __init__(self, name: str, data: dict, log=print):
-    import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
     self.name, self.data, self.model = name, data, LeNet()
     self.dir = _cache_dir(name, data)
     meta_path = os.path.join(self.dir, "meta.json")
-    abstract = jax.eval_shape(lambda: self.model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"])
+    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # whichever process reads it
+    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=local), jax.eval_shape(
+        lambda: self.model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]))
     if os.path.exists(meta_path):
       with open(meta_path) as f:
         self.meta = json.load(f)
-      self.params = ocp.StandardCheckpointer().restore(os.path.join(self.dir, "checkpoint"), abstract)
+      self.params = _checkpointer().restore(os.path.join(self.dir, "checkpoint"), abstract)
       log(f"classifier: {name} from the cache {self.dir} (test accuracy {self.meta['test_accuracy']:.4f})")
     else:
       log(f"classifier: training the {name} feature extractor once (cached in {self.dir})")
@@ -111,8 +121,8 @@ class FeatureExtractor:
                    "n_train": len(data["train"]["x"]), "n_test": len(data["test"]["x"]), "floors": {}}
       os.makedirs(os.path.dirname(self.dir), exist_ok=True)
       tmp = tempfile.mkdtemp(dir=os.path.dirname(self.dir), prefix=".tmp-")
-      ckpt = ocp.StandardCheckpointer()
-      ckpt.save(os.path.join(tmp, "checkpoint"), params)
+      ckpt = _checkpointer()
+      ckpt.save(os.path.join(tmp, "checkpoint"), jax.device_get(params))
       ckpt.wait_until_finished()
       with open(os.path.join(tmp, "meta.json"), "w") as f:
         json.dump(self.meta, f, indent=1)

@@ -1,0 +1,53 @@
+"""Run in a subprocess with 4 forced CPU devices by tests/test_data_parallel.py: one data-parallel
+step against the same step on one device, and a short sharded training run."""
+
+import json
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_models import data as data_lib
+from gen_models import loop
+from gen_models import tasks
+from tests import helpers
+from tests.conftest import tiny_image
+
+
+def main(out_dir):
+  assert jax.device_count() == 4, jax.devices()
+  cfg = tiny_image(**{"train.batch_size": 8})
+  data = data_lib.load(cfg)
+  task = tasks.make_task(cfg, data, jax.random.key(0))
+  dev = jax.device_put(data["train"])
+  hp = jax.tree.map(jnp.asarray, task.hparams)
+  mesh = loop.data_parallel_mesh(task.spec.padded_size)
+  sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+  replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+  out = {}
+  for name, batch_sharding in (("one", None), ("four", sharding)):
+    state = task.init(jax.random.key(1))
+    args = (state, dev, jax.random.key(2), jnp.int32(0), hp)
+    if batch_sharding is not None:
+      args = jax.device_put(args, replicated)
+    new, metrics = loop.run_chunk(*args, step_fn=task.step, spec=task.spec, length=1,
+                                  batch_sharding=batch_sharding)
+    # After one step Adam's first moment is 0.1 * gradient: compare gradients through it.
+    mu = [s.inner_state[0].mu for s in (new["g"].opt_state, new["d"].opt_state)]
+    out[name] = {"metrics": {k: float(v[0]) for k, v in metrics.items()},
+                 "mu": [np.asarray(x).tolist() for x in jax.tree.leaves(mu)]}
+    if batch_sharding is not None:
+      hlo = loop.run_chunk.lower(*args, step_fn=task.step, spec=task.spec, length=1,
+                                 batch_sharding=batch_sharding).compile().as_text()
+      out["all_reduce"] = "all-reduce" in hlo
+      out["param_sharding"] = str(jax.tree.leaves(new)[0].sharding)
+  state, result = helpers.train(tiny_image(**{"train.batch_size": 8, "train.steps": 4}), out_dir + "/run",
+                                exp_name="dcgan")
+  out["run_status"] = result["status"]
+  with open(out_dir + "/dp.json", "w") as f:
+    json.dump(out, f)
+
+
+if __name__ == "__main__":
+  main(sys.argv[1])

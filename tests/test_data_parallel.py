@@ -1,0 +1,30 @@
+"""Data parallelism with jax.sharding, on 4 forced host CPU devices in a subprocess: the batch is
+split over devices, parameters stay replicated, and the step computes what one device computes."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_four_devices_compute_the_one_device_step(tmp_path):
+  env = dict(os.environ, WANDB_MODE="disabled", JAX_PLATFORMS="cpu",
+             XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip())
+  out = subprocess.run([sys.executable, "-m", "tests.dp_check", str(tmp_path)], capture_output=True,
+                       text=True, env=env, cwd=ROOT, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  res = json.loads((tmp_path / "dp.json").read_text())
+  assert res["all_reduce"]  # gradients are reduced across devices
+  assert "PartitionSpec()" in res["param_sharding"] or "P()" in res["param_sharding"]  # replicated
+  for k, v in res["one"]["metrics"].items():
+    np.testing.assert_allclose(res["four"]["metrics"][k], v, rtol=1e-5, atol=1e-6)
+  one = [np.asarray(x) for x in res["one"]["mu"]]
+  four = [np.asarray(x) for x in res["four"]["mu"]]
+  scale = max(np.max(np.abs(x)) for x in one)
+  for a, b in zip(four, one):
+    np.testing.assert_allclose(a, b, atol=1e-5 * scale)
+  assert res["run_status"] == "finished"
