@@ -62,7 +62,7 @@ case "${1:-}" in
     exec "$PY" -m pytest tests "$@"
     ;;
   ""|-h|--help)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     echo
     needs_setup && echo "(not set up yet: run ./launch.sh setup)" || "$PY" -m experiments.run --list
     ;;

@@ -28,11 +28,15 @@ TABLES = {
             ("classes_covered", "classes", False), ("class_kl", "KL(classes‖uniform)", True),
             ("d_loss", "D loss", None), ("g_loss", "G loss", None),
             ("d_acc_real", "D acc. real", None), ("d_acc_fake", "D acc. fake", None)],
+    "ae": [("mse", "test MSE", True), ("bce", "test BCE", True), ("psnr", "PSNR dB", False),
+           ("noisy_psnr", "noisy input PSNR", None), ("psnr_gain", "PSNR gain", False),
+           ("elbo", "ELBO", False), ("recon_nll", "recon. NLL", True), ("kl", "KL", None),
+           ("fid", "prior FID", True), ("classes_covered", "classes", False), ("loss", "train loss", None)],
 }
 FLOOR_KEYS = {"w1": "w1_floor", "ks": "ks_floor", "kl": "kl_floor", "fid": "fid_floor", "kid": "kid_floor",
               "precision": "precision_floor", "recall": "recall_floor", "class_score": "class_score_floor",
               "classes_covered": "classes_covered_floor", "class_kl": "class_kl_floor"}
-RANK_BY = {"gan": "fid", "gan1d": "w1"}
+RANK_BY = {"gan": "fid", "gan1d": "w1", "ae": "mse"}
 TARGETS_1D = {"mean": 0.0, "std": 1.0, "skew": 0.0, "kurtosis": 0.0}
 
 
@@ -91,6 +95,7 @@ def _fmt(m, key=None):
 def table_text(summary) -> str:
   """The markdown table of every arm's final metrics (mean ± std over seeds)."""
   cols = TABLES.get(summary["family"], [])
+  cols = [c for c in cols if any(c[0] in a["metrics"] for a in summary["arms"])] or cols
   floors = summary.get("floors", {})
   head = ["arm", "seeds"] + [label + {True: " ↓", False: " ↑", None: ""}[better] for _, label, better in cols]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -194,6 +199,30 @@ def _figures_gan(exp_dir, summary, curves, arm_cfgs):
   return out
 
 
+def _figures_ae(exp_dir, summary, curves, arm_cfgs):
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  out = {"curves": plots.sweep_curves(curves, [
+      ("training loss", "train/loss", True), ("test MSE", "eval/mse", True), ("test PSNR (dB)", "eval/psnr", False)],
+      os.path.join(exp_dir, "curves.png"), summary["experiment"] + ": mean over seeds, bands = ±1 std and min-max")}
+  panels = []
+  for (arm, _, _, _), arm_summary in zip(arm_cfgs, summary["arms"]):
+    if arm_summary["seeds"]:
+      d = os.path.join(exp_dir, arm, f"seed{arm_summary['seeds'][0]}", "samples")
+      for name in ("denoise.png", "recon.png"):
+        if os.path.exists(os.path.join(d, name)):
+          panels.append((arm, os.path.join(d, name)))
+          break
+  if panels:
+    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.2 * len(panels) + 0.3), squeeze=False)
+    for ax, (arm, path) in zip(axes[:, 0], panels):
+      ax.imshow(np.asarray(Image.open(path)))
+      ax.set_title(arm, fontsize=9)
+      ax.axis("off")
+    out["samples"] = plots._save(fig, os.path.join(exp_dir, "samples.png"))  # pylint: disable=protected-access
+  return out
+
+
 METRIC_NOTES = {
     "gan": """\
 - Rows are ranked by FID (best first). Image metrics use {n:,} generated images against the first {n:,} images of the test split, in the feature space of a small LeNet classifier trained once on the same dataset (test accuracy {acc:.4f}). The *floor* row gives each metric between {n:,} real training images and the same test images: what real data scores.
@@ -201,6 +230,12 @@ METRIC_NOTES = {
 - These numbers are **not comparable to Inception-FID values in papers** (e.g. Lucic et al. 2018): the features come from a different, much smaller network trained on this dataset, so the scale differs; compare them only within this repository and dataset.
 - D loss, G loss, D(x), D(G(z)) and D's accuracy on real and on fake images: means over the last {log} training steps of each run (D's accuracy near 0.5 on both is where the seed notes stop training; it is logged, not used to stop).
 - ± is the sample standard deviation over seeds.
+""",
+    "ae": """\
+- Rows are ranked by test MSE (best first). All metrics are on the whole test split ({test_n:,} images), means over images: MSE and BCE per pixel (as Keras reports them), PSNR = 10 log10(1/MSE) in dB per image.
+- Denoising: the noisy input's PSNR is that of the input clipped to [0, 1] (the do-nothing denoiser); the gain is the denoised PSNR minus it. Noise is drawn once per evaluation with a fixed key.
+- VAE: ELBO = -(reconstruction NLL summed over pixels + KL) per image, in nats, with one posterior sample; reconstructions use the posterior mean. Prior samples (z ~ N(0, I), decoder means) are scored with the GANs' classifier metrics (FID etc., {n:,} samples), so a VAE and the GANs compare in one table; not comparable to Inception FID.
+- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean.
 """,
     "gan1d": """\
 - **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,} generated samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws score, median of 20 draws): {w1_floor:.4f}.
@@ -228,6 +263,8 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
       figures = _figures_1d(exp_dir, summary, curves, arm_cfgs)
     elif family == "gan":
       figures = _figures_gan(exp_dir, summary, curves, arm_cfgs)
+    else:
+      figures = _figures_ae(exp_dir, summary, curves, arm_cfgs)
   summary_path = os.path.join(exp_dir, "summary.json")
   with open(summary_path, "w") as f:
     json.dump(summary, f, indent=1)
@@ -245,7 +282,9 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
   if family in METRIC_NOTES and (summary["floors"] or family != "gan1d"):
     acc = [a["metrics"]["classifier_accuracy"]["mean"] for a in summary["arms"] if "classifier_accuracy" in a["metrics"]]
     n = [a["metrics"]["num_samples"]["mean"] for a in summary["arms"] if "num_samples" in a["metrics"]]
+    test_n = [a["metrics"]["test_images"]["mean"] for a in summary["arms"] if "test_images" in a["metrics"]]
     lines += [METRIC_NOTES[family].format(n=int(n[0]) if n else cfg.eval.num_samples, k=cfg.eval.kl_samples,
+                                          test_n=int(test_n[0]) if test_n else 0,
                                           log=cfg.train.log_every, acc=acc[0] if acc else float("nan"),
                                           **summary["floors"]), ""]
   diverged = [(a["name"], a["diverged"]) for a in summary["arms"] if a["diverged"]]

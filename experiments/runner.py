@@ -95,7 +95,7 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
         continue
       rows = tracking.read_jsonl(run.tracker.path)
       final = {k: v for k, v in run.info["final_eval"].items() if k != "eval_s"}
-      final.update(_final_train_metrics(rows))
+      final.update({k if k not in final else f"train_{k}": v for k, v in _final_train_metrics(rows).items()})
       figures = (tasks.artifacts(run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label)
                  if runtime.is_main_process() else [])
       for path in figures:

@@ -145,7 +145,7 @@ RANGES = {
     "train.scan_chunk": (1, None, True),
     "train.log_every": (1, None, True),
     "eval.every": (0, None, True),
-    "eval.num_samples": (2, None, True),
+    "eval.num_samples": (0, None, True),  # 0: no sample-based metrics
     "eval.kl_samples": (2, None, True),
     "ckpt.every": (0, None, True),
     "ckpt.keep": (1, None, True),
@@ -310,6 +310,9 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: "
                       "mlp1d is the 1-D GAN and needs data.name=gaussian1d; the image models "
                       "need mnist, fashion_mnist or synthetic.")
+  if cfg.data.noise_std > 0 and cfg.model.arch not in ("ae_dense", "ae_conv"):
+    raise ConfigError(f"'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
+                      f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
   want = OUTPUT_RANGE.get(cfg.model.arch)
   if want and cfg.data.range != want:
     raise ConfigError(f"model.arch={cfg.model.arch} outputs {'[-1, 1] (tanh)' if want == 'tanh' else '[0, 1] (sigmoid)'}, "

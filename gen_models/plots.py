@@ -222,3 +222,32 @@ def class_histogram(hist, real_hist, path, title=""):
   if title:
     ax.set_title(title, fontsize=9)
   return _save(fig, path)
+
+
+def image_rows(rows_u8, labels, path, title=""):
+  """Rows of images (each (n, 28, 28) uint8) with a label per row: the seeds' 2- and 3-row figures."""
+  n = rows_u8[0].shape[0]
+  fig, axes = plt.subplots(len(rows_u8), n, figsize=(1.1 * n, 1.2 * len(rows_u8) + 0.3), squeeze=False)
+  for r, (row, label) in enumerate(zip(rows_u8, labels)):
+    for c in range(n):
+      ax = axes[r, c]
+      ax.imshow(row[c], cmap="gray", vmin=0, vmax=255)
+      ax.set_xticks([])
+      ax.set_yticks([])
+      if c == 0:
+        ax.set_ylabel(label, fontsize=9)
+  if title:
+    fig.suptitle(title, fontsize=10)
+  return _save(fig, path)
+
+
+def latent_scatter(codes, labels, path, title=""):
+  """2-D latent codes coloured by class label."""
+  fig, ax = plt.subplots(figsize=(5.5, 4.8))
+  sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3, alpha=0.6)
+  fig.colorbar(sc, ax=ax, ticks=range(10), label="label")
+  ax.set_xlabel("z[0]")
+  ax.set_ylabel("z[1]")
+  if title:
+    ax.set_title(title, fontsize=9)
+  return _save(fig, path)

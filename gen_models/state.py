@@ -58,5 +58,15 @@ def create_gan_state(cfg, key, data_shape) -> dict:
           "d": _create(d_mod, d_vars, tx, o.d_lr, o.d_decay)}
 
 
+def create_ae_state(cfg, key, data_shape) -> dict:
+  """{"ae": TrainState} for an autoencoder or VAE."""
+  module = models.ae_module(cfg.model)
+  o = cfg.optim
+  tx = make_tx(o.name, o.b1, o.b2, o.rho, o.eps)
+  key_p, key_n = jax.random.split(key)
+  variables = module.init({"params": key_p, "noise": key_n}, jnp.zeros((2,) + tuple(data_shape)), train=False)
+  return {"ae": _create(module, variables, tx, o.g_lr, o.g_decay)}
+
+
 def param_count(params) -> int:
   return int(sum(x.size for x in jax.tree.leaves(params)))

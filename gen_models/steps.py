@@ -63,3 +63,50 @@ def gan_step(state, batch, rng, hp):
       "d_acc_fake": wmean((logits_fake < 0).astype(jnp.float32)),
   }
   return {"g": g, "d": d}, metrics
+
+
+def _recon_losses(logits, x, w, bce_flag):
+  """Per-example pixel-mean MSE (of sigmoid(logits)) and BCE, and the chosen one (Keras' losses)."""
+  mse = losses.mse(jax.nn.sigmoid(logits), x)
+  bce = losses.bce_logits_per_example(logits, x)
+  chosen = jnp.where(bce_flag > 0.5, bce, mse)
+  wmean = lambda v: jnp.sum(v * w) / jnp.sum(w)
+  return wmean(chosen), {"mse": wmean(mse), "bce": wmean(bce)}
+
+
+def ae_step(state, batch, rng, hp):
+  """One autoencoder step: reconstruct the clean image from the input plus hp["noise_std"] *
+  N(0, 1) noise (0 for a plain autoencoder; the seed's denoising AE uses 0.55, unclipped).
+  hp: {"noise_std", "bce"}: the loss is pixel-mean BCE if bce else MSE."""
+  ae = state["ae"]
+  x, w = batch["x"], batch["w"]
+  x_in = x + hp["noise_std"] * jax.random.normal(rng, x.shape)
+
+  def loss_fn(params):
+    out = ae.apply_fn({"params": params}, x_in, train=True)
+    return _recon_losses(out["logits"], x, w, hp["bce"])
+
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(ae.params)
+  return {"ae": ae.apply_gradients(grads=grads)}, {"loss": loss, **metrics}
+
+
+def vae_step(state, batch, rng, hp):
+  """One VAE step on the negative ELBO: per example, the reconstruction negative log-likelihood
+  summed over pixels (Bernoulli: BCE; Gaussian with unit variance: SSE / 2, up to a constant) plus
+  hp["beta"] * KL(q(z|x) || N(0, I))."""
+  vae = state["ae"]
+  x, w = batch["x"], batch["w"]
+
+  def loss_fn(params):
+    out = vae.apply_fn({"params": params}, x, train=True, rngs={"noise": rng})
+    n_pix = x[0].size
+    mean_loss, metrics = _recon_losses(out["logits"], x, w, hp["bce"])
+    nll = jnp.where(hp["bce"] > 0.5, losses.bce_logits_per_example(out["logits"], x) * n_pix,
+                    0.5 * losses.mse(jax.nn.sigmoid(out["logits"]), x) * n_pix)
+    kl = losses.gaussian_kl(out["mean"], out["logvar"])
+    wmean = lambda v: jnp.sum(v * w) / jnp.sum(w)
+    loss = wmean(nll + hp["beta"] * kl)
+    return loss, {**metrics, "recon_nll": wmean(nll), "kl": wmean(kl), "elbo": -wmean(nll + kl)}
+
+  (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(vae.params)
+  return {"ae": vae.apply_gradients(grads=grads)}, {"loss": loss, **metrics}

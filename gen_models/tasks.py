@@ -131,11 +131,109 @@ def make_task(cfg, data: dict, key, run_dir=None) -> loop.Task:
                      hparams=gan_hparams(cfg), evaluate=evaluate,
                      examples_per_step=cfg.train.batch_size,
                      unit="ex" if fam == "gan1d" else "img")
-  raise NotImplementedError(f"family {fam} is not implemented yet")
+  spec = data_lib.batch_spec(cfg, train_x.shape[0], with_latent=False)
+  init = functools.partial(state_lib.create_ae_state, cfg, data_shape=tuple(train_x.shape[1:]))
+  return loop.Task(init=init, step=steps.vae_step if cfg.model.arch == "vae" else steps.ae_step,
+                   spec=spec, hparams=ae_hparams(cfg), evaluate=functools.partial(_eval_ae, cfg, key, data),
+                   examples_per_step=cfg.train.batch_size, unit="img")
+
+
+def ae_hparams(cfg) -> dict:
+  return {"noise_std": np.float32(cfg.data.noise_std), "bce": np.float32(cfg.loss.recon == "bce"),
+          "beta": np.float32(cfg.loss.beta)}
+
+
+def _eval_ae(cfg, key, data, state, step):
+  del step
+  from gen_models.metrics import recon  # pylint: disable=g-import-not-at-top
+  out = recon.evaluate(state["ae"], data["test"]["x"], noise_std=cfg.data.noise_std,
+                       key=jax.random.fold_in(eval_key(key), 4), vae=cfg.model.arch == "vae",
+                       bce=cfg.loss.recon == "bce")
+  out["test_images"] = len(data["test"]["x"])
+  if cfg.model.arch == "vae" and cfg.eval.num_samples > 0:
+    images = vae_prior_samples(cfg, state, jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
+    metrics = image_metrics(cfg, data, images)
+    metrics.pop("class_hist")
+    out.update(metrics)
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=("n", "latent_dim"))
+def _vae_decode_prior(ae, key, *, n, latent_dim):
+  from gen_models.models import autoencoder  # pylint: disable=g-import-not-at-top
+  z = jax.random.normal(key, (n, latent_dim))
+  return ae.apply_fn({"params": ae.params}, z, method=autoencoder.VAE.generate)
+
+
+def vae_prior_samples(cfg, state, key, n: int, batch: int = 500) -> np.ndarray:
+  """n images decoded from z ~ N(0, I) (decoder means), uint8 (n, 28, 28)."""
+  out = []
+  for i in range(0, n, batch):
+    images = _vae_decode_prior(state["ae"], jax.random.fold_in(key, i), n=batch, latent_dim=cfg.model.latent_dim)
+    out.append(plots.to_uint8(images, "sigmoid"))
+  return np.concatenate(out)[:n]
+
+
+@jax.jit
+def _reconstruct(ae, x):
+  return jax.nn.sigmoid(ae.apply_fn({"params": ae.params}, x, train=False)["logits"])
+
+
+@jax.jit
+def _encode(ae, x):
+  return ae.apply_fn({"params": ae.params}, x, train=False)["z"]
+
+
+def _ae_artifacts(cfg, state, data, rows, run_dir, key, title):
+  sample_dir = os.path.join(run_dir, "samples")
+  ae = state["ae"]
+  test_x, test_y = data["test"]["x"], data["test"]["y"]
+  x = jnp.asarray(test_x[:10], jnp.float32) / 255.0
+  out = []
+  if cfg.data.noise_std > 0:  # the seed's 3-row figure: noisy / denoised / clean
+    noisy = x + cfg.data.noise_std * jax.random.normal(jax.random.fold_in(eval_key(key), 5), x.shape)
+    rows_u8 = [plots.to_uint8(jnp.clip(noisy, 0, 1), "sigmoid"), plots.to_uint8(_reconstruct(ae, noisy), "sigmoid"),
+               plots.to_uint8(x, "sigmoid")]
+    out.append(plots.image_rows(rows_u8, ["noisy", "denoised", "clean"], os.path.join(sample_dir, "denoise.png"),
+                                f"{title}: noise std {cfg.data.noise_std}"))
+  else:  # the seed's 2-row figure: originals over reconstructions
+    rows_u8 = [plots.to_uint8(x, "sigmoid"), plots.to_uint8(_reconstruct(ae, x), "sigmoid")]
+    out.append(plots.image_rows(rows_u8, ["original", "reconstruction"], os.path.join(sample_dir, "recon.png"), title))
+  codes = np.concatenate([np.asarray(_encode(ae, jnp.asarray(test_x[i:i + 1000], jnp.float32) / 255.0))
+                          for i in range(0, min(5000, len(test_x)), 1000)])
+  if codes.shape[1] == 2:
+    out.append(plots.latent_scatter(codes, test_y[:len(codes)], os.path.join(sample_dir, "latent.png"),
+                                    f"{title}: test codes coloured by label"))
+  if cfg.model.arch == "vae":
+    prior = vae_prior_samples(cfg, state, jax.random.fold_in(eval_key(key), 6), 64)
+    out.append(plots.save_grid(prior, os.path.join(sample_dir, "prior_samples.png")))
+    out.append(plots.save_grid(vae_interpolation(state, test_x), os.path.join(sample_dir, "interpolation.png"),
+                               cols=10))
+  out.append(plots.training_curves(rows, os.path.join(sample_dir, "curves.png"), [
+      ("training loss", ["train/loss"], True),
+      ("test reconstruction MSE", ["eval/mse"], True),
+      ("test PSNR (dB)", ["eval/psnr", "eval/noisy_psnr"], False)], title))
+  return out
+
+
+def vae_interpolation(state, test_x, pairs: int = 6, steps_: int = 10) -> np.ndarray:
+  """Rows of decoder outputs along straight lines between the posterior means of test pairs."""
+  from gen_models.models import autoencoder  # pylint: disable=g-import-not-at-top
+  ae = state["ae"]
+  x = jnp.asarray(test_x[:2 * pairs], jnp.float32) / 255.0
+  z = ae.apply_fn({"params": ae.params}, x, train=False)["mean"]
+  t = jnp.linspace(0.0, 1.0, steps_)[None, :, None]
+  path = (z[0::2, None] * (1 - t) + z[1::2, None] * t).reshape(-1, z.shape[1])
+  images = ae.apply_fn({"params": ae.params}, path, method=autoencoder.VAE.generate)
+  return plots.to_uint8(images, "sigmoid")
 
 
 def sample_images(cfg, state, key, n: int) -> np.ndarray:
   """n images (uint8, (n, 28, 28)) from a GAN's generator or a VAE's prior."""
+  if cfg.model.arch == "vae":
+    return vae_prior_samples(cfg, state, key, n)
+  if family(cfg) != "gan":
+    raise ValueError(f"model.arch={cfg.model.arch} has no generator to sample from (only GANs and the VAE)")
   return generate_u8(cfg, state["g"], key, n)
 
 
@@ -147,7 +245,7 @@ def evaluate_saved(cfg, state, data, key) -> dict:
   if fam == "gan":
     images = generate_u8(cfg, state["g"], jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
     return image_metrics(cfg, data, images, log=lambda s: None)
-  raise NotImplementedError(fam)
+  return _eval_ae(cfg, key, data, state, -1)
 
 
 def describe(state) -> str:
@@ -213,6 +311,8 @@ def artifacts(cfg, state, data: dict, rows: list, run_dir: str, key, title: str)
   fam = family(cfg)
   if fam == "gan":
     return _image_gan_artifacts(cfg, state, data, rows, run_dir, key, title)
+  if fam == "ae":
+    return _ae_artifacts(cfg, state, data, rows, run_dir, key, title)
   if fam == "gan1d":
     m = cfg.model
     fake = generate(state["g"], jax.random.fold_in(eval_key(key), 1), n=cfg.eval.num_samples,

@@ -43,3 +43,15 @@ def tiny_image(exp="dcgan", **overrides):
           "train.log_every": 2, "eval.every": 3, "eval.num_samples": 200, "ckpt.every": 2}
   base.update(overrides)
   return config_lib.validate(config_lib.apply_overrides(cfg, base))
+
+
+def tiny_ae(exp="ae_dense", **overrides):
+  """An autoencoder experiment's config on a small synthetic dataset, a few steps."""
+  from experiments import registry  # pylint: disable=g-import-not-at-top
+  cfg = dataclasses.replace(registry.get(exp).config, seeds=1)
+  base = {"data.name": "synthetic", "data.num_train": 256, "train.batch_size": 16, "train.steps": 8,
+          "train.scan_chunk": 1, "train.log_every": 4, "eval.every": 4, "ckpt.every": 4}
+  if registry.get(exp).config.eval.num_samples:
+    base["eval.num_samples"] = 200
+  base.update(overrides)
+  return config_lib.validate(config_lib.apply_overrides(cfg, base))

@@ -32,3 +32,17 @@ def gan_modules(model_cfg, data_shape: tuple):
   if arch in dcgan.ARCHS:
     return dcgan.ARCHS[arch](dtype, model_cfg.impl)
   raise ValueError(f"{arch} is not a GAN architecture; choose one of {GAN_ARCHS}")
+
+
+@functools.lru_cache(maxsize=None)
+def ae_module(model_cfg):
+  """The autoencoder of model_cfg.arch (ae_dense, ae_conv, vae)."""
+  from gen_models.models import autoencoder  # pylint: disable=g-import-not-at-top
+  dtype = _dtype(model_cfg.dtype)
+  if model_cfg.arch == "ae_dense":
+    return autoencoder.DenseAE(model_cfg.latent_dim, dtype)
+  if model_cfg.arch == "ae_conv":
+    return autoencoder.ConvAE(dtype)
+  if model_cfg.arch == "vae":
+    return autoencoder.VAE(model_cfg.latent_dim, dtype)
+  raise ValueError(f"{model_cfg.arch} is not an autoencoder; choose one of {AE_ARCHS}")
