@@ -121,7 +121,7 @@ def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, describe=False
 
 
 # Config keys that are traced values in the step: runs differing only in these share one program.
-TRACED_KEYS = ("seed", "loss.real_target", "loss.fake_target", "loss.gen_target", "loss.generator",
+TRACED_KEYS = ("seed", "data.noise_std", "loss.beta", "loss.real_target", "loss.fake_target", "loss.gen_target", "loss.generator",
                "optim.g_lr", "optim.d_lr", "optim.g_decay", "optim.d_decay")
 
 
