@@ -136,6 +136,22 @@ def plan_runs(exp, arm_cfgs, out, resume):
   return plan
 
 
+def preflight(arm_cfgs):
+  """Loads every arm's dataset and checks what needs the data (batch size vs training set, a test
+  split for image metrics), before anything is compiled or written. Raises DataError/ConfigError."""
+  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+  for arm, _, cfg, _ in arm_cfgs:
+    data = data_lib.load(cfg)
+    n = len(data["train"]["x"])
+    if cfg.train.batch_size > n:
+      raise ConfigError(f"'train.batch_size'={cfg.train.batch_size} (arm {arm}) is larger than the "
+                        f"{cfg.data.name} training set ({n} examples). Lower train.batch_size.")
+    needs_test = cfg.data.name != "gaussian1d" and (cfg.model.arch in ("ae_dense", "ae_conv", "vae")
+                                                     or cfg.eval.num_samples > 0)
+    if needs_test and "test" not in data:
+      raise data_lib.DataError(f"{cfg.data.name} has no test split, which the evaluation needs.")
+
+
 def print_summary(exp, arm_cfgs):
   import jax  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
@@ -167,6 +183,7 @@ def main(argv=None) -> int:
       print_summary(exp, arm_cfgs)
       return 0
     plan = plan_runs(exp, arm_cfgs, args.out, args.resume)
+    preflight(arm_cfgs)
     from gen_models import runtime  # pylint: disable=g-import-not-at-top
     runtime.init_distributed()
     if not runtime.is_main_process():

@@ -5,14 +5,12 @@ never leaves a half checkpoint under a step's name. Restore still verifies what 
 checkpoint that fails to load is reported and the previous one is used.
 """
 
-import logging
 import os
+import sys
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
-
-log = logging.getLogger(__name__)
 
 
 class CheckpointError(RuntimeError):
@@ -63,11 +61,9 @@ class Checkpointer:
         return self.restore(step, target)
       except Exception as e:  # pylint: disable=broad-except
         msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        log.warning("Checkpoint at step %d in %s could not be restored (%s); trying the previous one.",
-                    step, self.directory, msg)
         aside = self._set_aside(step)
         print(f"WARNING: checkpoint at step {step} in {self.directory} is unreadable ({msg}); "
-              f"moved it to {aside} and using the previous one.", flush=True)
+              f"moved it to {aside} and using the previous one.", file=sys.stderr, flush=True)
     return None, None
 
   def _set_aside(self, step: int) -> str:
