@@ -31,6 +31,7 @@ def parse_args(argv):
                  help="also our impl=reference models (the layers as written, no speed rewrites)")
   p.add_argument("--rounds", type=int, default=3)
   p.add_argument("--seconds", type=float, default=3.0, help="measuring time per round and framework")
+  p.add_argument("--pause", type=float, default=1.0, help="idle seconds before each measurement")
   p.add_argument("--json", action="store_true")
   return p.parse_args(argv)
 
@@ -86,6 +87,8 @@ class JaxStep:
     self.n += 1
 
   def measure(self, seconds):
+    self.step_once()  # one untimed step: caches and thread pools warm again
+    self.jax.block_until_ready(self.state)
     t, n = time.perf_counter(), 0
     while time.perf_counter() - t < seconds or n < 3:
       self.step_once()
@@ -105,6 +108,7 @@ class PeerStep:
     self.compile_s = time.perf_counter() - t
 
   def measure(self, seconds):
+    _sync(self.step())  # one untimed step: caches and thread pools warm again
     t, n = time.perf_counter(), 0
     while time.perf_counter() - t < seconds or n < 3:
       out = self.step()
@@ -134,6 +138,9 @@ def bench_image_model(model, batch, args, log):
   rates = {k: [] for k in runners}
   for r in range(args.rounds):
     for k, runner in runners.items():
+      # PyTorch's OpenMP and TensorFlow's worker threads spin-wait for a while after their last
+      # op; a short pause keeps them from eating the next framework's measuring time.
+      time.sleep(args.pause)
       rates[k].append(runner.measure(args.seconds))
     log(f"  {model} batch {batch} round {r + 1}: " +
         ", ".join(f"{fw}/{v} {rates[(fw, v)][-1] * batch:.0f} img/s" for fw, v in runners))

@@ -64,7 +64,11 @@ ARCHS = [("dcgan", 100, "tanh"), ("dcgan_transpose", 32, "sigmoid"), ("dcgan_ati
 
 
 @pytest.mark.parametrize("arch,latent,rng", ARCHS)
-def test_fast_and_reference_models_agree_in_values_and_gradients(arch, latent, rng):
+def test_fast_and_reference_models_agree_in_values_and_gradients(arch, latent, rng, monkeypatch):
+  # The fast dropout draws its mask from another random stream (tested on its own below); use
+  # flax's dropout in both models here so the two graphs must agree elementwise.
+  reference_dropout = dcgan.Dropout
+  monkeypatch.setattr(dcgan, "Dropout", lambda rate, impl="fast": reference_dropout(rate, "reference"))
   fast, ref = _cfg(arch, latent, rng, "fast"), _cfg(arch, latent, rng, "reference")
   st = state_lib.create_gan_state(fast, jax.random.key(0), (28, 28, 1))
   st_ref = state_lib.create_gan_state(ref, jax.random.key(0), (28, 28, 1))
@@ -98,6 +102,32 @@ def test_fast_and_reference_models_agree_in_values_and_gradients(arch, latent, r
     scale = max(float(np.max(np.abs(leaf))) for leaf in jax.tree.leaves(part_r))
     for a, b in zip(jax.tree.leaves(part_f), jax.tree.leaves(part_r)):
       assert np.max(np.abs(np.asarray(a) - np.asarray(b))) <= 1e-4 * scale
+
+
+@pytest.mark.parametrize("rate", [0.2, 0.4])
+def test_hash_dropout_is_inverted_bernoulli_dropout(rate):
+  x = jnp.ones((64, 14, 14, 64))
+  layer = dcgan.Dropout(rate)
+  drop = jax.jit(lambda key: layer.apply({}, x, deterministic=False, rngs={"dropout": key}))
+  y0, y0_again, y1 = drop(jax.random.key(0)), drop(jax.random.key(0)), drop(jax.random.key(1))
+  np.testing.assert_array_equal(y0, y0_again)  # a pure function of the key
+  kept0, kept1 = np.asarray(y0) > 0, np.asarray(y1) > 0
+  n = kept0.size
+  assert abs(kept0.mean() - (1 - rate)) < 5 * np.sqrt(rate * (1 - rate) / n)
+  np.testing.assert_allclose(np.asarray(y0)[kept0], 1 / (1 - rate), rtol=1e-6)  # inverted scaling
+  # Masks from different keys, and neighbouring units of one mask, are uncorrelated.
+  assert abs(np.corrcoef(kept0.ravel(), kept1.ravel())[0, 1]) < 5 / np.sqrt(n)
+  assert abs(np.corrcoef(kept0.ravel()[:-1], kept0.ravel()[1:])[0, 1]) < 5 / np.sqrt(n)
+  np.testing.assert_array_equal(layer.apply({}, x, deterministic=True), x)
+
+
+def test_hash_bits_are_uniform():
+  bits = np.asarray(dcgan.hash_uniform_bits(jax.random.key(3), (1 << 20,)))
+  counts = np.bincount(bits >> 28, minlength=16)  # top 4 bits
+  chi2 = np.sum((counts - bits.size / 16) ** 2 / (bits.size / 16))
+  assert chi2 < 50  # 15 degrees of freedom: P(chi2 > 50) < 1e-5
+  low = np.bincount(bits & 15, minlength=16)  # and the low bits
+  assert np.sum((low - bits.size / 16) ** 2 / (bits.size / 16)) < 50
 
 
 def test_bfloat16_compute_stays_close_to_float32():

@@ -124,6 +124,43 @@ class UpConv(nn.Module):
     return y + bias.astype(self.dtype)
 
 
+def _lowbias32(x):
+  """A 32-bit integer hash with good avalanche (C. Wellons' lowbias32)."""
+  x = x ^ (x >> 16)
+  x = x * jnp.uint32(0x7FEB352D)
+  x = x ^ (x >> 15)
+  x = x * jnp.uint32(0x846CA68B)
+  return x ^ (x >> 16)
+
+
+def hash_uniform_bits(key, shape):
+  """Uniform uint32 bits for `shape` from one threefry call: two rounds of an integer hash of the
+  element index, keyed by two 32-bit words of the key. ~20x cheaper on CPU than threefry bits
+  per element, which dominated the DCGAN step's dropout."""
+  s1, s2 = jax.random.bits(key, (2,), jnp.uint32)
+  idx = jax.lax.iota(jnp.uint32, int(np.prod(shape))).reshape(shape)
+  return _lowbias32(_lowbias32(idx * jnp.uint32(0x9E3779B1) + s1) ^ s2)
+
+
+class Dropout(nn.Module):
+  """Inverted dropout: zeroes each unit with probability `rate`, scales the rest by 1/(1 - rate).
+  impl="fast" draws the Bernoulli mask from hash_uniform_bits (threshold exact to 2^-32);
+  impl="reference" is flax's nn.Dropout (threefry bits per element). Same distribution, different
+  random streams."""
+  rate: float
+  impl: str = "fast"
+
+  @nn.compact
+  def __call__(self, x, deterministic: bool):
+    if self.impl == "reference":
+      return nn.Dropout(self.rate, deterministic=deterministic)(x)
+    if deterministic or self.rate == 0.0:
+      return x
+    bits = hash_uniform_bits(self.make_rng("dropout"), x.shape)
+    keep = bits >= jnp.uint32(round(self.rate * 2 ** 32))
+    return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
+
+
 def _bn(train, momentum=0.99, dtype=jnp.float32):
   return nn.BatchNorm(use_running_average=not train, momentum=momentum, epsilon=1e-3, dtype=dtype)
 
@@ -208,9 +245,9 @@ class Discriminator(nn.Module):
   @nn.compact
   def __call__(self, x, train: bool = True):
     x = nn.leaky_relu(_conv(64, 2, self.dtype, self.impl)(x), 0.2)
-    x = nn.Dropout(0.2, deterministic=not train)(x)
+    x = Dropout(0.2, self.impl)(x, deterministic=not train)
     x = nn.leaky_relu(_conv(128, 2, self.dtype, self.impl)(x), 0.2)
-    x = nn.Dropout(0.3, deterministic=not train)(x)
+    x = Dropout(0.3, self.impl)(x, deterministic=not train)
     x = nn.Dense(1, kernel_init=glorot, dtype=self.dtype)(x.reshape(x.shape[0], -1))
     return x.astype(jnp.float32)[:, 0]
 
@@ -226,7 +263,7 @@ class GeneratorTranspose(nn.Module):
   def __call__(self, z, train: bool = True):
     x = nn.Dense(7 * 7 * 64, kernel_init=glorot, dtype=self.dtype)(z)
     x = nn.leaky_relu(_bn(train, 0.9, self.dtype)(x), 0.3).reshape(-1, 7, 7, 64)
-    x = nn.Dropout(0.4, deterministic=not train)(x)
+    x = Dropout(0.4, self.impl)(x, deterministic=not train)
     x = UpConv(32, impl=self.impl, dtype=self.dtype)(x)
     x = nn.leaky_relu(_bn(train, 0.9, self.dtype)(x), 0.3)
     x = UpConv(16, impl=self.impl, dtype=self.dtype)(x)
@@ -244,7 +281,7 @@ class DiscriminatorTranspose(nn.Module):
   def __call__(self, x, train: bool = True):
     for features in (64, 128, 256):
       x = nn.relu(_conv(features, 2, self.dtype, self.impl)(x))
-      x = nn.Dropout(0.4, deterministic=not train)(x)
+      x = Dropout(0.4, self.impl)(x, deterministic=not train)
     x = nn.Dense(1, kernel_init=glorot, dtype=self.dtype)(x.reshape(x.shape[0], -1))
     return x.astype(jnp.float32)[:, 0]
 
