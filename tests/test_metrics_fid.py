@@ -86,6 +86,18 @@ def test_classifier_is_trained_once_and_cached(tmp_path, monkeypatch):
   noise = np.random.default_rng(0).integers(0, 256, (256, 28, 28, 1)).astype(np.uint8)
   noise_fid = fid.fid(again.real(256)[1], again(noise)[1])
   assert 0 <= floors["fid"] < noise_fid / 5 and floors["classes_covered"] == 10
+  # A cache that cannot be read is reported, set aside (not deleted) and trained anew.
+  ckpt_dir = os.path.join(again.dir, "checkpoint")
+  for root, _, files in os.walk(ckpt_dir):
+    for name in files:
+      if name != "_CHECKPOINT_METADATA":
+        os.remove(os.path.join(root, name))
+  monkeypatch.setattr(features, "_EXTRACTORS", {})
+  logs.clear()
+  fresh = features.get("synthetic", data, logs.append)
+  assert any("cannot be read" in l for l in logs) and any("training" in l for l in logs)
+  assert [d for d in os.listdir(tmp_path / "classifier") if ".unreadable-" in d]
+  assert fresh.accuracy == ex.accuracy  # same seed, same classifier
   monkeypatch.setitem(features.TRAIN_CONFIG, "epochs", 3)  # a changed config trains anew
   assert features._cache_dir("synthetic", data) != again.dir
 

@@ -109,30 +109,44 @@ class FeatureExtractor:
     local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # whichever process reads it
     abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=local), jax.eval_shape(
         lambda: self.model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]))
+    self.params = None
     if os.path.exists(meta_path):
-      with open(meta_path) as f:
-        self.meta = json.load(f)
-      self.params = _checkpointer().restore(os.path.join(self.dir, "checkpoint"), abstract)
-      log(f"classifier: {name} from the cache {self.dir} (test accuracy {self.meta['test_accuracy']:.4f})")
-    else:
+      try:
+        with open(meta_path) as f:
+          self.meta = json.load(f)
+        self.params = _checkpointer().restore(os.path.join(self.dir, "checkpoint"), abstract)
+        log(f"classifier: {name} from the cache {self.dir} (test accuracy {self.meta['test_accuracy']:.4f})")
+      except Exception as e:  # pylint: disable=broad-except
+        aside = f"{self.dir}.unreadable-{int(time.time())}"
+        log(f"classifier: the cache {self.dir} cannot be read ({type(e).__name__}: {str(e)[:200]}); "
+            f"moved to {aside}, training a new one")
+        os.rename(self.dir, aside)
+    if self.params is None:
       log(f"classifier: training the {name} feature extractor once (cached in {self.dir})")
       params, accuracy, seconds = train_classifier(data, log)
       self.meta = {"dataset": name, "test_accuracy": accuracy, "train_s": seconds, "config": TRAIN_CONFIG,
                    "n_train": len(data["train"]["x"]), "n_test": len(data["test"]["x"]), "floors": {}}
-      os.makedirs(os.path.dirname(self.dir), exist_ok=True)
-      tmp = tempfile.mkdtemp(dir=os.path.dirname(self.dir), prefix=".tmp-")
-      ckpt = _checkpointer()
-      ckpt.save(os.path.join(tmp, "checkpoint"), jax.device_get(params))
-      ckpt.wait_until_finished()
-      with open(os.path.join(tmp, "meta.json"), "w") as f:
-        json.dump(self.meta, f, indent=1)
-      try:
-        os.rename(tmp, self.dir)  # atomic: a concurrent run either sees all of it or none
-      except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; use its copy
+      # In a multi-host job every process trains the same classifier (same seed, same data) but
+      # only process 0 writes the cache: a checkpoint written by another process of the job was
+      # unreadable by a later single-process run.
+      if jax.process_index() == 0:
+        self._write_cache(params)
       self.params = params
       log(f"classifier: {name} test accuracy {accuracy:.4f} after {seconds:.0f}s")
     self._real = {}
+
+  def _write_cache(self, params):
+    os.makedirs(os.path.dirname(self.dir), exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=os.path.dirname(self.dir), prefix=".tmp-")
+    ckpt = _checkpointer()
+    ckpt.save(os.path.join(tmp, "checkpoint"), jax.device_get(params))
+    ckpt.wait_until_finished()
+    with open(os.path.join(tmp, "meta.json"), "w") as f:
+      json.dump(self.meta, f, indent=1)
+    try:
+      os.rename(tmp, self.dir)  # atomic: a concurrent run either sees all of it or none
+    except OSError:
+      shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; use its copy
 
   @property
   def accuracy(self) -> float:
@@ -160,8 +174,11 @@ class FeatureExtractor:
       m = fid_lib.all_metrics(test_feats, train_feats, train_probs)
       m.pop("class_hist")
       self.meta["floors"][key] = m
-      with open(os.path.join(self.dir, "meta.json"), "w") as f:
-        json.dump(self.meta, f, indent=1)
+      if jax.process_index() == 0 and os.path.isdir(self.dir):  # the cache's writer, see __init__
+        tmp = os.path.join(self.dir, f".meta-{os.getpid()}.json")
+        with open(tmp, "w") as f:
+          json.dump(self.meta, f, indent=1)
+        os.replace(tmp, os.path.join(self.dir, "meta.json"))  # readers never see half a file
     return self.meta["floors"][key]
 
 
