@@ -53,8 +53,8 @@ def _forward(model, params, images_u8):
 
 
 def _checkpointer():
-  """A checkpointer private to this process: in a multi-host job each process reads (and, if the
-  cache is missing, trains and writes) its own copy of the small classifier."""
+  """A checkpointer private to this process: in a multi-host job each process reads the small
+  classifier on its own (and, if the cache is missing, trains it; only process 0 writes it)."""
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   me = jax.process_index()
   return ocp.StandardCheckpointer(
@@ -120,7 +120,10 @@ class FeatureExtractor:
         aside = f"{self.dir}.unreadable-{int(time.time())}"
         log(f"classifier: the cache {self.dir} cannot be read ({type(e).__name__}: {str(e)[:200]}); "
             f"moved to {aside}, training a new one")
-        os.rename(self.dir, aside)
+        try:
+          os.rename(self.dir, aside)
+        except OSError:
+          pass  # another process of a multi-host job set it aside first
     if self.params is None:
       log(f"classifier: training the {name} feature extractor once (cached in {self.dir})")
       params, accuracy, seconds = train_classifier(data, log)
