@@ -33,8 +33,9 @@ def density_1d(real, fake, path, title="Distribution of real and fake data", ax=
   ax.hist(fake, bins=bins, density=True, alpha=0.25, color="tab:red")
   for values, color, label in ((real, "tab:blue", f"Real ({real.size:,})"),
                                (fake, "tab:red", f"Fake ({fake.size:,})")):
-    kde = stats.gaussian_kde(values[:20000], bw_method=0.3)
-    ax.plot(xs, kde(xs), color=color, lw=2, label=label)
+    density = kde_1d(values, xs, 0.3)
+    if density is not None:  # None: all values equal (a collapsed G), the histogram shows it
+      ax.plot(xs, density, color=color, lw=2, label=label)
   ax.plot(xs, stats.norm.pdf(xs), "k--", lw=1, label="N(0,1)")
   ax.set_title(title, fontsize=9)
   ax.legend()
@@ -42,6 +43,30 @@ def density_1d(real, fake, path, title="Distribution of real and fake data", ax=
     fig.subplots_adjust(left=0.08, right=0.98, top=0.9, bottom=0.08)
     return _save(fig, path, tight=False)  # per-run figure: the tight bbox pass costs ~40%
   return None
+
+
+def kde_1d(values, xs, factor: float):
+  """Gaussian KDE of `values` at the evenly spaced `xs`, as scipy's gaussian_kde(values,
+  bw_method=factor) (bandwidth = factor x the sample std), computed by linear binning on a grid of
+  h/16 and one convolution: O(n + grid) instead of O(n x len(xs)), within 1e-3 of the peak
+  (tested). None when the values are all equal."""
+  values = np.ravel(np.asarray(values, np.float64))
+  h = factor * np.std(values, ddof=1) if values.size > 1 else 0.0
+  if not h > 0:
+    return None
+  step, reach = h / 16, 5 * 16  # grid spacing; the kernel is cut at 5 bandwidths
+  lo = xs[0] - (reach + 1) * step
+  size = int(np.ceil((xs[-1] - lo) / step)) + reach + 2
+  if size > 2_000_000:  # a very narrow kernel over a wide range: evaluate directly
+    return stats.gaussian_kde(values[:20000], bw_method=factor)(xs)
+  pos = (values - lo) / step
+  pos = pos[(pos >= 0) & (pos < size - 1)]  # values further out do not reach the xs
+  i = np.floor(pos).astype(np.int64)
+  w = pos - i
+  counts = np.bincount(i, 1 - w, size) + np.bincount(i + 1, w, size)
+  k = np.arange(-reach, reach + 1) * step
+  kernel = np.exp(-0.5 * (k / h) ** 2) / (np.sqrt(2 * np.pi) * h * values.size)
+  return np.interp(xs, lo + step * np.arange(size), np.convolve(counts, kernel, mode="same"))
 
 
 def _series(rows, key):

@@ -11,7 +11,7 @@
 import functools
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 
 def hist_kl(p_samples, q_samples, bins: int = 100) -> float:
@@ -23,42 +23,72 @@ def hist_kl(p_samples, q_samples, bins: int = 100) -> float:
   return float(np.sum(hist_p * (np.log(hist_p + 1e-8) - np.log(hist_q + 1e-8))))
 
 
-def _antiderivative_cdf(x):
+def _antiderivative_cdf(x, cdf=None):
   """G(x) = integral of Phi from -inf to x = x Phi(x) + phi(x)."""
-  return x * special.ndtr(x) + np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
+  cdf = special.ndtr(x) if cdf is None else cdf
+  return x * cdf + np.exp(-0.5 * x * x) / np.sqrt(2.0 * np.pi)
 
 
 def _sorted(samples):
-  return np.sort(np.asarray(samples, np.float64).ravel())
+  # float32 samples sort ~1.7x faster as float32; the conversion keeps the order.
+  x = np.asarray(samples)
+  x = np.sort(x.ravel()) if x.dtype in (np.float32, np.float64) else np.sort(x.astype(np.float64).ravel())
+  return x.astype(np.float64)
+
+
+@functools.lru_cache(maxsize=4)
+def _levels(n: int):
+  """F_n's levels i/n for i = 0..n, and Phi^-1 of the inner ones (the same at every evaluation)."""
+  levels = np.arange(n + 1) / n
+  quantiles = special.ndtri(levels[1:-1])
+  levels.flags.writeable = quantiles.flags.writeable = False
+  return levels, quantiles
+
+
+def _w1_ks(x):
+  """(W1, KS, Phi(x)) of sorted float64 samples x against N(0,1), sharing Phi(x) and G(x)."""
+  n = x.size
+  levels, quantiles = _levels(n)
+  cdf = special.ndtr(x)
+  g = _antiderivative_cdf(x, cdf)
+  ks = max(np.max(levels[1:] - cdf), np.max(cdf - levels[:-1]))
+  # W1 = integral |F_n(x) - Phi(x)| dx. F_n = c on [a, b) = [x_i, x_{i+1}); Phi crosses c at
+  # t = Phi^-1(c), clipped into the segment: on [a, t] Phi <= c, on [t, b] Phi >= c.
+  tail_lo = g[0]  # integral of Phi below the smallest sample
+  tail_hi = _antiderivative_cdf(-x[-1])  # integral of 1 - Phi above the largest (by symmetry)
+  a, b, g_a, g_b, c = x[:-1], x[1:], g[:-1], g[1:], levels[1:-1]
+  t = np.clip(quantiles, a, b)
+  # G(t) is G(a) or G(b) except in the few segments where the curves cross.
+  g_t = np.where(t <= a, g_a, g_b)
+  inner = np.flatnonzero((t > a) & (t < b))
+  g_t[inner] = _antiderivative_cdf(t[inner])
+  middle = (c * (t - a) - (g_t - g_a)) + ((g_b - g_t) - c * (b - t))
+  return float(tail_lo + tail_hi + np.sum(middle)), float(ks), cdf
 
 
 def w1_to_normal(samples, is_sorted: bool = False) -> float:
   """Exact W1 = integral |F_n(x) - Phi(x)| dx between the samples' empirical CDF and N(0,1)."""
   x = np.asarray(samples, np.float64) if is_sorted else _sorted(samples)
-  n = x.size
-  tail_lo = _antiderivative_cdf(x[0])  # integral of Phi below the smallest sample
-  tail_hi = _antiderivative_cdf(-x[-1])  # integral of 1 - Phi above the largest (by symmetry)
-  a, b = x[:-1], x[1:]
-  c = np.arange(1, n) / n  # F_n on [x_i, x_{i+1})
-  t = np.clip(special.ndtri(c), a, b)  # where Phi crosses c, clipped into the segment
-  g_a, g_b, g_t = _antiderivative_cdf(a), _antiderivative_cdf(b), _antiderivative_cdf(t)
-  # On [a, t] Phi <= c, on [t, b] Phi >= c.
-  middle = (c * (t - a) - (g_t - g_a)) + ((g_b - g_t) - c * (b - t))
-  return float(tail_lo + tail_hi + np.sum(middle))
+  return _w1_ks(x)[0]
 
 
 def ks_to_normal(samples, is_sorted: bool = False) -> float:
   """Kolmogorov-Smirnov statistic sup |F_n - Phi| against N(0,1)."""
   x = np.asarray(samples, np.float64) if is_sorted else _sorted(samples)
-  n = x.size
-  cdf = special.ndtr(x)
-  return float(max(np.max(np.arange(1, n + 1) / n - cdf), np.max(cdf - np.arange(n) / n)))
+  return _w1_ks(x)[1]
 
 
 def moments(samples) -> dict:
+  """Mean, std, skew and excess kurtosis (the biased estimators, as scipy.stats' defaults)."""
   x = np.asarray(samples, np.float64).ravel()
-  return {"mean": float(np.mean(x)), "std": float(np.std(x)),
-          "skew": float(stats.skew(x)), "kurtosis": float(stats.kurtosis(x))}  # excess kurtosis
+  mean = np.mean(x)
+  d = x - mean
+  d2 = d * d
+  m2, m3, m4 = np.mean(d2), np.mean(d2 * d), np.mean(d2 * d2)
+  degenerate = m2 <= (np.finfo(np.float64).eps * mean) ** 2  # scipy's test: all values equal
+  return {"mean": float(mean), "std": float(np.sqrt(m2)),
+          "skew": float("nan") if degenerate else float(m3 / m2 ** 1.5),
+          "kurtosis": float("nan") if degenerate else float(m4 / m2 ** 2 - 3.0)}
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,6 +114,7 @@ def evaluate(real, fake_small, fake_large) -> dict:
   """All 1-D metrics: the seed's KL of `fake_small` against the real sample, and the precise
   metrics plus moments of `fake_large`."""
   x = _sorted(fake_large)
-  out = {"kl": hist_kl(real, fake_small), "w1": w1_to_normal(x, True), "ks": ks_to_normal(x, True)}
-  out.update(moments(fake_large))
+  w1, ks, _ = _w1_ks(x)
+  out = {"kl": hist_kl(real, fake_small), "w1": w1, "ks": ks}
+  out.update(moments(x))
   return out
