@@ -283,10 +283,17 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
     acc = [a["metrics"]["classifier_accuracy"]["mean"] for a in summary["arms"] if "classifier_accuracy" in a["metrics"]]
     n = [a["metrics"]["num_samples"]["mean"] for a in summary["arms"] if "num_samples" in a["metrics"]]
     test_n = [a["metrics"]["test_images"]["mean"] for a in summary["arms"] if "test_images" in a["metrics"]]
-    lines += [METRIC_NOTES[family].format(n=int(n[0]) if n else cfg.eval.num_samples, k=cfg.eval.kl_samples,
-                                          test_n=int(test_n[0]) if test_n else 0,
-                                          log=cfg.train.log_every, acc=acc[0] if acc else float("nan"),
-                                          **summary["floors"]), ""]
+    notes = METRIC_NOTES[family]
+    if family == "ae":  # only the notes that apply to this experiment's arms
+      cfgs = [c for _, _, c, _ in arm_cfgs]
+      keep = {"- Denoising:": any(c.data.noise_std > 0 for c in cfgs),
+              "- VAE:": any(c.model.arch == "vae" for c in cfgs)}
+      notes = "".join(line for line in notes.splitlines(keepends=True)
+                      if all(ok or not line.startswith(prefix) for prefix, ok in keep.items()))
+    lines += [notes.format(n=int(n[0]) if n else cfg.eval.num_samples, k=cfg.eval.kl_samples,
+                           test_n=int(test_n[0]) if test_n else 0,
+                           log=cfg.train.log_every, acc=acc[0] if acc else float("nan"),
+                           **summary["floors"]), ""]
   diverged = [(a["name"], a["diverged"]) for a in summary["arms"] if a["diverged"]]
   if diverged:
     lines += ["**Diverged runs** (NaN/Inf; excluded from the means, last good checkpoint kept): "
