@@ -42,12 +42,12 @@ def apply_g(g, z):
   return g.apply_fn({"params": g.params, "batch_stats": g.batch_stats}, z, train=False)
 
 
+_latent = jax.jit(data_lib.sample_latent, static_argnums=(1, 2))
+
+
 def generate(g, key, *, n, latent_dim, noise):
   """n samples from G in inference mode, for the latents drawn from `key`."""
   return apply_g(g, _latent(key, (n, latent_dim), noise))
-
-
-_latent = jax.jit(data_lib.sample_latent, static_argnums=(1, 2))
 
 
 def eval_key(key):
