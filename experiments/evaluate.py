@@ -17,16 +17,20 @@ def main(argv=None) -> int:
   p.add_argument("--run", required=True, help="a run directory, runs/<exp>/<arm>/seed<k>")
   p.add_argument("--n", type=int, default=None, help="generated samples (default: the run's eval.num_samples)")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
-  from experiments.run import RunError  # pylint: disable=g-import-not-at-top
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
+  from gen_models.data import DataError  # pylint: disable=g-import-not-at-top
   try:
     import time  # pylint: disable=g-import-not-at-top
     from experiments import runner  # pylint: disable=g-import-not-at-top
     from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
     from gen_models import tasks  # pylint: disable=g-import-not-at-top
     cfg, state, data, key, step = runner.load_run(args.run)
-    if args.n is not None:
-      cfg = config_lib.set_key(cfg, "eval.num_samples", args.n)
+    if args.n is not None:  # validated like --set eval.num_samples (minimum sample counts)
+      cfg = config_lib.validate(config_lib.set_key(cfg, "eval.num_samples", args.n))
+      if args.n == 0:
+        raise ConfigError("--n 0 scores nothing: give the number of samples to generate (at least "
+                          f"{config_lib.MIN_EVAL_SAMPLES_IMAGES} for images).")
     t = time.perf_counter()
     metrics = tasks.evaluate_saved(cfg, state, data, key)
     out = {"run": args.run, "step": step, "eval_s": time.perf_counter() - t, "metrics": metrics}
@@ -35,7 +39,7 @@ def main(argv=None) -> int:
       json.dump(out, f, indent=1)
     print(json.dumps(out, indent=1))
     return 0
-  except (RunError, ConfigError) as e:
+  except (RunError, ConfigError, DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
 

@@ -48,8 +48,16 @@ def _read(path, default=None):
   try:
     with open(path) as f:
       return json.load(f)
-  except (OSError, json.JSONDecodeError):
+  except (OSError, json.JSONDecodeError, UnicodeDecodeError):
     return default
+
+
+def write_atomic(path, text: str) -> None:
+  """Writes path via a temporary file and a rename: a reader (or a kill) never sees half a file."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "w") as f:
+    f.write(text)
+  os.replace(tmp, path)
 
 
 def _stats(values):
@@ -58,31 +66,124 @@ def _stats(values):
   return {"mean": float(np.mean(values)), "std": std, "per_seed": values}
 
 
+def _final_train_metrics(rows):
+  """The last logged training means (over the last log interval)."""
+  for row in reversed(rows):
+    if any(k.startswith("train/") for k in row):
+      return {k.split("/", 1)[1]: v for k, v in row.items() if k.startswith("train/")}
+  return {}
+
+
+def final_metrics(final_eval: dict, rows: list) -> dict:
+  """A finished run's metrics: its last evaluation, then its last training means (a training
+  metric whose name clashes with an evaluation one gets a train_ prefix)."""
+  out = {k: v for k, v in final_eval.items() if k != "eval_s"}
+  out.update({k if k not in out else f"train_{k}": v for k, v in _final_train_metrics(rows).items()})
+  return out
+
+
+def _recover(run_dir, cfg, rows):
+  """The result of a finished run rebuilt from metrics.jsonl (its final evaluation row), or None."""
+  steps = cfg.train.steps
+  evals = [r for r in rows if r.get("step") == steps and any(k.startswith("eval/") for k in r)]
+  if not evals or not os.path.isdir(os.path.join(run_dir, "checkpoints", str(steps))):
+    return None
+  final_eval = {k.split("/", 1)[1]: v for k, v in evals[-1].items() if k.startswith("eval/")}
+  return {"status": "finished", "step": steps, "recovered": "metrics.jsonl",
+          "metrics": final_metrics(final_eval, [r for r in rows if r.get("step", 0) <= steps])}
+
+
+def _previous(exp_dir) -> dict:
+  """{(arm, seed): (status, {metric: value}), ...} from the summary.json on disk, if readable."""
+  old = _read(os.path.join(exp_dir, "summary.json"), {})
+  out = {}
+  for arm in old.get("arms", []) if isinstance(old, dict) else []:
+    try:
+      for i, seed in enumerate(arm["seeds"]):
+        out[(arm["name"], int(seed))] = {k: m["per_seed"][i] for k, m in arm["metrics"].items()}
+    except (KeyError, IndexError, TypeError, ValueError):
+      continue
+  return out
+
+
+def seeds_on_disk(arm_dir) -> list[int]:
+  if not os.path.isdir(arm_dir):
+    return []
+  return sorted(int(d[4:]) for d in os.listdir(arm_dir) if d.startswith("seed") and d[4:].isdigit())
+
+
 def collect(exp_dir, exp, arm_cfgs):
-  """Reads every run's result.json and metrics.jsonl. Returns (summary dict, {arm: [rows]})."""
-  arms, curves = [], {}
+  """Reads every run's result.json and metrics.jsonl. Returns (summary dict, {arm: [rows]}).
+
+  Nothing that was on disk is lost: a run whose result.json is missing or unreadable is rebuilt
+  from its metrics.jsonl when that holds the final evaluation, else its values are taken from
+  the previous summary.json; each such case is listed in summary["problems"]."""
+  previous = _previous(exp_dir)
+  arms, curves, problems = [], {}, []
   for arm, overrides, cfg, seeds in arm_cfgs:
-    per_metric, statuses, rows_by_seed, wall, done_seeds = {}, {}, [], 0.0, []
+    seeds = sorted(set(seeds) | set(seeds_on_disk(os.path.join(exp_dir, arm)))
+                   | {s for a, s in previous if a == arm})
+    per_seed, statuses, rows_by_seed, wall, done_seeds = {}, {}, [], 0.0, []
     for seed in seeds:
       run_dir = os.path.join(exp_dir, arm, f"seed{seed}")
-      result = _read(os.path.join(run_dir, "result.json"), {})
+      path = os.path.join(run_dir, "result.json")
+      rows = tracking.read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+      result = _read(path)
+      if not isinstance(result, dict):
+        if os.path.exists(path):
+          problems.append(f"{arm}/seed{seed}: result.json is unreadable")
+        result = _recover(run_dir, cfg, rows) if os.path.isdir(run_dir) else None
+        if result is not None and os.path.exists(path):
+          problems[-1] += "; rebuilt from metrics.jsonl"
+        elif (arm, seed) in previous:
+          result = {"status": "finished", "metrics": previous[(arm, seed)], "recovered": "summary.json"}
+          problems.append(f"{arm}/seed{seed}: no readable result.json"
+                          + ("" if os.path.isdir(run_dir) else " (its directory is gone)")
+                          + "; its metrics are kept from the previous summary.json")
+        else:
+          result = {}
       statuses[str(seed)] = result.get("status", "missing")
-      wall += float(result.get("wall_s", 0.0))
+      wall += float(result.get("wall_s", 0.0) or 0.0)
       if result.get("status") == "finished":
         done_seeds.append(seed)
-        for k, v in result.get("metrics", {}).items():
-          if isinstance(v, (int, float)):
-            per_metric.setdefault(k, []).append(v)
-        rows_by_seed.append(tracking.read_jsonl(os.path.join(run_dir, "metrics.jsonl")))
-    metrics = {k: _stats(v) for k, v in per_metric.items() if len(v) == len(done_seeds)}
+        per_seed[seed] = {k: v for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
+        rows_by_seed.append(rows)
+    names = sorted({k for m in per_seed.values() for k in m})
+    metrics = {k: _stats([per_seed[s][k] for s in done_seeds]) for k in names
+               if all(k in per_seed[s] for s in done_seeds)}
+    partial = [k for k in names if k not in metrics]
+    if partial:  # a metric some seeds lack is kept per seed, never dropped
+      problems.append(f"{arm}: metrics missing for some seeds: {', '.join(partial)} (kept per seed in 'partial')")
     arms.append({"name": arm, "overrides": overrides, "seeds": done_seeds, "metrics": metrics,
+                 "partial": {k: {str(s): per_seed[s][k] for s in done_seeds if k in per_seed[s]} for k in partial},
                  "wall_s": wall, "status": statuses,
                  "diverged": [int(s) for s, st in statuses.items() if st == "diverged"]})
     curves[arm] = rows_by_seed
   summary = {"experiment": exp.name, "description": exp.description, "arms": arms,
-             "family": tasks.family(arm_cfgs[0][2]),
+             "family": tasks.family(arm_cfgs[0][2]), "problems": problems,
              "generated": datetime.datetime.now().isoformat(timespec="seconds")}
   return summary, curves
+
+
+def arms_on_disk(exp_dir, exp, arm_cfgs=()):
+  """arm_cfgs, plus every other arm of `exp` with runs on disk (its config from a saved run), in
+  the experiment's arm order: a report made after running a subset of arms still shows them all."""
+  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+  given = {a[0]: a for a in arm_cfgs}
+  out = []
+  for arm, overrides in exp.arm_items():
+    if arm in given:
+      out.append(given[arm])
+      continue
+    for seed in seeds_on_disk(os.path.join(exp_dir, arm)):
+      saved = _read(os.path.join(exp_dir, arm, f"seed{seed}", "config.json"))
+      if isinstance(saved, dict):
+        try:
+          out.append((arm, dict(overrides), config_lib.from_dict(saved), []))
+          break
+        except ValueError:
+          continue
+  return out
 
 
 def _fmt(m, key=None):
@@ -249,16 +350,19 @@ METRIC_NOTES = {
 }
 
 
-def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
-  """Writes summary.json, report.md and the comparison PNGs into exp_dir."""
+def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
+  """Writes summary.json, report.md and the comparison PNGs into exp_dir (every arm of `exp` with
+  runs on disk, not only `arm_cfgs`). summary["problems"] lists unreadable per-run files."""
+  arm_cfgs = arms_on_disk(exp_dir, exp, arm_cfgs)
   summary, curves = collect(exp_dir, exp, arm_cfgs)
+  arm_cfgs = [(a, o, c, arm["seeds"]) for (a, o, c, _), arm in zip(arm_cfgs, summary["arms"])]
   command = command or _read(os.path.join(exp_dir, "summary.json"), {}).get("command")
   summary["command"] = command or f"python -m experiments.run --exp={exp.name}"
   summary["floors"] = _floors_from_runs(summary)
   cfg = arm_cfgs[0][2]
   family = summary["family"]
-  figures = {}
-  if any(a["seeds"] for a in summary["arms"]):
+  show_figures, figures = figures, {}
+  if show_figures and any(a["seeds"] for a in summary["arms"]):
     if family == "gan1d":
       figures = _figures_1d(exp_dir, summary, curves, arm_cfgs)
     elif family == "gan":
@@ -266,10 +370,9 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
     else:
       figures = _figures_ae(exp_dir, summary, curves, arm_cfgs)
   summary_path = os.path.join(exp_dir, "summary.json")
-  with open(summary_path, "w") as f:
-    json.dump(summary, f, indent=1)
+  write_atomic(summary_path, json.dumps(summary, indent=1))
 
-  n_seeds = max(len(seeds) for *_, seeds in arm_cfgs)
+  n_seeds = max([len(seeds) for *_, seeds in arm_cfgs] + [0])
   lines = [f"# {exp.name}", "", exp.description, "",
            f"Reproduce: `{summary['command']}` ({len(arm_cfgs)} arm(s) x "
            f"{n_seeds} seed(s), {cfg.train.steps} steps each). Generated {summary['generated']}.", ""]
@@ -304,6 +407,9 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
   if missing:
     lines += ["**Unfinished runs** (rerun with --resume): "
               + "; ".join(f"{n}: seeds {', '.join(s)}" for n, s in missing), ""]
+  if summary["problems"]:
+    lines += ["**Problems reading the runs** (nothing was dropped; see each note):", ""]
+    lines += [f"- {p}" for p in summary["problems"]] + [""]
   titles = {"fid": "Evaluation over training", "curves": "Training curves", "final": "Final metrics per arm",
             "densities": "Real vs generated (seed protocol figure)",
             "samples": "Final samples per arm"}
@@ -313,33 +419,50 @@ def build(exp_dir, exp, arm_cfgs, command=None) -> dict:
       lines += [f"### {titles.get(name, name)}", "", f"![{name}]({os.path.basename(path)})", ""]
   lines += ["Per-run files: `<arm>/seed<k>/{config.json,metrics.jsonl,result.json,checkpoints/,samples/}`.", ""]
   report_path = os.path.join(exp_dir, "report.md")
-  with open(report_path, "w") as f:
-    f.write("\n".join(lines))
+  write_atomic(report_path, "\n".join(lines))
   return {"summary": summary_path, "report": report_path, "summary_obj": summary, **figures}
 
 
-def main(argv=None) -> int:
+def _rebuild(exp_dir) -> int:
   from experiments import registry  # pylint: disable=g-import-not-at-top
-  from experiments import run  # pylint: disable=g-import-not-at-top
+  from gen_models import rundir  # pylint: disable=g-import-not-at-top
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+  if not os.path.isdir(exp_dir):
+    raise RunError(f"{exp_dir} does not exist. Give an experiment directory, e.g. runs/gaussian1d_loss "
+                   "(what `python -m experiments.run --exp=NAME --out runs` wrote).")
+  name = os.path.basename(os.path.abspath(exp_dir))
+  if name not in registry.names():
+    if os.path.exists(os.path.join(exp_dir, "config.json")):
+      hint = f" It is a single run's directory; its experiment directory is {os.path.dirname(os.path.dirname(os.path.abspath(exp_dir)))}."
+    else:
+      hint = " Its name must be the experiment's name (see `python -m experiments.run --list`)."
+    raise RunError(f"{exp_dir} is not an experiment directory.{hint}")
+  exp = registry.get(name)
+  with rundir.lock(exp_dir):
+    arm_cfgs = arms_on_disk(exp_dir, exp)
+    if not arm_cfgs:
+      raise RunError(f"{exp_dir} holds no runs of {name} with a readable config.json; nothing to report "
+                     "(the existing files were left as they are).")
+    paths = build(exp_dir, exp, arm_cfgs)
+  problems = paths["summary_obj"]["problems"]
+  for p in problems:
+    print(f"WARNING: {p}", file=sys.stderr)
+  print(f"wrote {paths['report']}" + (f" ({len(problems)} problem(s) reading the runs, listed in it)" if problems else ""))
+  return 1 if problems else 0
+
+
+def main(argv=None) -> int:
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   argv = sys.argv[1:] if argv is None else argv
-  if len(argv) != 1:
-    print("usage: python -m experiments.report runs/<exp>", file=sys.stderr)
+  if len(argv) != 1 or argv[0].startswith("-"):
+    print("usage: python -m experiments.report runs/<exp>\nRebuilds summary.json, report.md and the "
+          "figures of an experiment directory from what is on disk.", file=sys.stderr)
     return 2
-  exp_dir = argv[0].rstrip("/")
-  exp = registry.get(os.path.basename(exp_dir))
-  arm_dirs = sorted(d for d in os.listdir(exp_dir) if os.path.isdir(os.path.join(exp_dir, d)))
-  arm_cfgs = []
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
-  for arm, overrides in exp.arm_items():
-    if arm not in arm_dirs:
-      continue
-    seeds = sorted(int(d[4:]) for d in os.listdir(os.path.join(exp_dir, arm)) if d.startswith("seed"))
-    saved = _read(os.path.join(exp_dir, arm, f"seed{seeds[0]}", "config.json"))
-    arm_cfgs.append((arm, dict(overrides), config_lib.from_dict(saved), seeds))
-  paths = build(exp_dir, exp, arm_cfgs)
-  print(f"wrote {paths['report']}")
-  del run
-  return 0
+  try:
+    return _rebuild(argv[0].rstrip("/") or "/")
+  except RunError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -9,18 +9,18 @@ overwritten: rerun with --resume to continue it (finished runs are skipped), or 
 """
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
+import traceback
 
 from experiments import registry
 from gen_models import config as config_lib
+from gen_models import signals
 from gen_models.config import ConfigError
-
-
-class RunError(RuntimeError):
-  """A problem with the run directories or data; the message says what to do."""
+from gen_models.errors import RunError  # pylint: disable=unused-import (re-exported)
 
 
 def parse_args(argv):
@@ -54,17 +54,25 @@ def list_experiments() -> str:
 
 def build_configs(exp, sets: list[str], seeds_flag, arms_flag):
   """[(arm, overrides, cfg, seeds)] for every arm, validated before anything runs."""
-  cli = dict(config_lib.parse_assignment(s) for s in sets)
+  pairs = [config_lib.parse_assignment(s) for s in sets]
+  cli = dict(pairs)
+  twice = sorted(k for k in cli if sum(key == k for key, _ in pairs) > 1)
+  if twice:
+    given = "; ".join(f"{k}: " + ", ".join(config_lib.short(v) for key, v in pairs if key == k) for k in twice)
+    raise ConfigError(f"{', '.join(twice)} set more than once with --set ({given}). Give each key once.")
   base = config_lib.apply_overrides(exp.config, cli)
   if seeds_flag is not None:
     base = config_lib.set_key(base, "seeds", seeds_flag)
   arm_items = exp.arm_items()
-  if arms_flag:
+  if arms_flag is not None:
     wanted = [a.strip() for a in arms_flag.split(",") if a.strip()]
     known = [a for a, _ in arm_items]
+    if not wanted:
+      raise ConfigError(f"--arms is empty; give a comma-separated subset of {', '.join(known)}, or leave "
+                        "--arms out to run them all.")
     unknown = [a for a in wanted if a not in known]
     if unknown:
-      raise ConfigError(f"Unknown arm(s) {', '.join(unknown)} for {exp.name}; its arms are "
+      raise ConfigError(f"Unknown arm(s) {', '.join(config_lib.short(a, quote=False) for a in unknown)} for {exp.name}; its arms are "
                         f"{', '.join(known)}.")
     arm_items = [(a, o) for a, o in arm_items if a in wanted]
   out = []
@@ -166,42 +174,74 @@ def print_summary(exp, arm_cfgs):
   print(json.dumps(config_lib.to_dict(cfg), indent=1))
 
 
+def needs_classifier(cfg) -> bool:
+  from gen_models import tasks  # pylint: disable=g-import-not-at-top
+  return tasks.family(cfg) != "gan1d" and cfg.eval.num_samples > 0
+
+
+def check_outputs(out, exp, arm_cfgs) -> str:
+  """Every path the command will write, checked (and created) before anything is compiled."""
+  from gen_models import rundir  # pylint: disable=g-import-not-at-top
+  exp_dir = rundir.ensure_writable(os.path.join(out, exp.name), "The output directory (--out)")
+  if any(needs_classifier(cfg) for _, _, cfg, _ in arm_cfgs):
+    from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+    rundir.ensure_writable(os.path.join(features.cache_root(), "classifier"),
+                           "The classifier cache (GEN_MODELS_CACHE, default ~/.cache/gen_models)")
+  return exp_dir
+
+
+def _distributed() -> bool:
+  return os.environ.get("GEN_MODELS_DISTRIBUTED", "0") not in ("0", "")
+
+
+def _run(args, argv) -> int:
+  exp = registry.get(args.exp)
+  arm_cfgs = build_configs(exp, args.set, args.seeds, args.arms)
+  from gen_models import tracking  # pylint: disable=g-import-not-at-top
+  mode = tracking.resolve_mode(args.wandb)
+  preflight(arm_cfgs)
+  if args.summary:
+    print_summary(exp, arm_cfgs)
+    return 0
+  if not args.resume:  # refuse before creating anything when a run is already there
+    plan_runs(exp, arm_cfgs, args.out, args.resume)
+  exp_dir = check_outputs(args.out, exp, arm_cfgs)
+  from gen_models import rundir  # pylint: disable=g-import-not-at-top
+  # The processes of one multi-host job share the directory on purpose (only process 0 writes).
+  with contextlib.nullcontext() if _distributed() else rundir.lock(exp_dir):
+    plan = plan_runs(exp, arm_cfgs, args.out, args.resume)  # under the lock: nobody else writes now
+    from gen_models import runtime  # pylint: disable=g-import-not-at-top
+    runtime.init_distributed()
+    if not runtime.is_main_process():
+      mode = "disabled"
+    from experiments import runner  # pylint: disable=g-import-not-at-top
+    command = "python -m experiments.run " + " ".join(a for a in argv if a != "--resume")
+    return runner.run_plan(exp, arm_cfgs, plan, args.out, mode, quiet=args.quiet, command=command)
+
+
 def main(argv=None) -> int:
-  args = parse_args(sys.argv[1:] if argv is None else argv)
+  argv = sys.argv[1:] if argv is None else argv
+  args = parse_args(argv)
   if args.list:
     print(list_experiments())
     return 0
   if not args.exp:
     print("error: give an experiment with --exp=NAME (see --list).", file=sys.stderr)
     return 2
-  try:
-    exp = registry.get(args.exp)
-    arm_cfgs = build_configs(exp, args.set, args.seeds, args.arms)
-    from gen_models import tracking  # pylint: disable=g-import-not-at-top
-    mode = tracking.resolve_mode(args.wandb)
-    if args.summary:
-      print_summary(exp, arm_cfgs)
-      return 0
-    plan = plan_runs(exp, arm_cfgs, args.out, args.resume)
-    preflight(arm_cfgs)
-    from gen_models import runtime  # pylint: disable=g-import-not-at-top
-    runtime.init_distributed()
-    if not runtime.is_main_process():
-      mode = "disabled"
-    from experiments import runner  # pylint: disable=g-import-not-at-top
-    argv_used = sys.argv[1:] if argv is None else argv
-    command = "python -m experiments.run " + " ".join(a for a in argv_used if a != "--resume")
-    return runner.run_plan(exp, arm_cfgs, plan, args.out, mode, quiet=args.quiet, command=command)
-  except (ConfigError, RunError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  except Exception as e:  # pylint: disable=broad-except
-    from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-    from gen_models import tracking  # pylint: disable=g-import-not-at-top
-    if isinstance(e, (data_lib.DataError, tracking.TrackingError)):
+  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+  from gen_models import tracking  # pylint: disable=g-import-not-at-top
+  with signals.handling():
+    try:
+      return _run(args, argv)
+    except (ConfigError, RunError, data_lib.DataError, tracking.TrackingError) as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
-    raise
+    except Exception:  # pylint: disable=broad-except
+      traceback.print_exc()
+      print("error: the command stopped on the unexpected error above. Checkpoints written so far "
+            "are kept (a finished run's training is checkpointed before its evaluation): fix the "
+            "cause and rerun the same command with --resume.", file=sys.stderr)
+      return 1
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import loop
 from gen_models import runtime
+from gen_models import signals
 from gen_models import tasks
 from gen_models import tracking
 
@@ -31,14 +32,6 @@ def _write_json(path, obj):
   with open(tmp, "w") as f:
     json.dump(obj, f, indent=1)
   os.replace(tmp, path)
-
-
-def _final_train_metrics(rows):
-  """The last logged training means (over the last log interval)."""
-  for row in reversed(rows):
-    if any(k.startswith("train/") for k in row):
-      return {k.split("/", 1)[1]: v for k, v in row.items() if k.startswith("train/")}
-  return {}
 
 
 _DEVICE_DATA = {}
@@ -94,8 +87,7 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
         result.update(status="diverged", step=run.info["diverged_step"], metrics={}, error=run.error)
         continue
       rows = tracking.read_jsonl(run.tracker.path)
-      final = {k: v for k, v in run.info["final_eval"].items() if k != "eval_s"}
-      final.update({k if k not in final else f"train_{k}": v for k, v in _final_train_metrics(rows).items()})
+      final = report.final_metrics(run.info["final_eval"], rows)
       figures = (tasks.artifacts(run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label)
                  if runtime.is_main_process() else [])
       for path in figures:
@@ -173,6 +165,8 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
   done = 0
   try:
     for group in _groups(plan):
+      if signals.requested():  # stopped between runs: the finished ones are all on disk
+        raise loop.Interrupted(None)
       for (arm, cfg, _, _), (_, result) in zip(group, run_group(exp, group, mode, quiet=quiet,
                                                                describe=(done == 0))):
         done += 1
@@ -180,10 +174,12 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
                 else result["status"])
         print(f"[{done}/{n_new}] {arm}/seed{cfg.seed}: {line} ({result['wall_s']:.1f}s)", flush=True)
   except loop.Interrupted as e:
-    print(f"Interrupted: checkpoint saved at step {e.step}. Continue with the same command plus "
-          "--resume.", flush=True)
+    where = f"checkpoint saved at step {e.step}" if e.step is not None else f"{done} of {n_new} runs finished"
+    print(f"Interrupted: {where}. Writing the report of what is finished; continue with the same "
+          "command plus --resume.", flush=True)
     if runtime.is_main_process():
-      report.build(exp_dir, exp, arm_cfgs, command)
+      paths = report.build(exp_dir, exp, arm_cfgs, command)
+      print(f"Report (partial): {paths['report']}", flush=True)
     return 130
   if not runtime.is_main_process():
     return 0
@@ -195,7 +191,7 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
 
 def load_run(run_dir: str):
   """(cfg, state, data, key, step) of a saved run, from its config.json and latest checkpoint."""
-  from experiments.run import RunError  # pylint: disable=g-import-not-at-top
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   path = os.path.join(run_dir, "config.json")
   if not os.path.exists(path):
     raise RunError(f"{run_dir} is not a run directory (no config.json). Give a path like "

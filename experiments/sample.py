@@ -19,8 +19,9 @@ def main(argv=None) -> int:
   p.add_argument("--out", required=True, help="output .npz file")
   p.add_argument("--seed", type=int, default=0, help="sampling seed (latent noise)")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
-  from experiments.run import RunError  # pylint: disable=g-import-not-at-top
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
+  from gen_models.data import DataError  # pylint: disable=g-import-not-at-top
   try:
     if args.n < 1:
       raise RunError("--n must be at least 1.")
@@ -31,13 +32,16 @@ def main(argv=None) -> int:
     cfg, state, _, _, step = runner.load_run(args.run)
     if tasks.family(cfg) == "gan1d":
       raise RunError(f"{args.run} is a 1-D GAN: it generates numbers, not images.")
+    if tasks.family(cfg) == "ae" and cfg.model.arch != "vae":
+      raise RunError(f"{args.run} is a plain autoencoder (model.arch={cfg.model.arch}): it has no prior "
+                     "to sample from. Sample a GAN run or the VAE.")
     images = tasks.sample_images(cfg, state, jax.random.key(args.seed), args.n)
     if os.path.dirname(os.path.abspath(args.out)):
       os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, images=images, step=step)
     print(f"wrote {args.out}: images uint8 {images.shape} from step {step} of {args.run}")
     return 0
-  except (RunError, ConfigError) as e:
+  except (RunError, ConfigError, DataError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
 

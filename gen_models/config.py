@@ -21,6 +21,18 @@ class ConfigError(ValueError):
   """A bad experiment name, key or value. The message says what to do."""
 
 
+def short(value: Any, limit: int = 60, quote: bool = True) -> str:
+  """repr(value) (or str with quote=False) cut to `limit` characters for error messages."""
+  text = repr(value) if quote else str(value)
+  return text if len(text) <= limit else f"{text[:limit]}... ({len(text):,} characters)"
+
+
+# Sample counts below which a metric means nothing (refused by validate).
+MIN_EVAL_SAMPLES_1D = 1000  # W1 / KS / moments of 1-D samples: the W1 floor at 1000 draws is ~0.03
+MIN_KL_SAMPLES = 100  # the seed's histogram KL has 100 bins
+MIN_EVAL_SAMPLES_IMAGES = 200  # FID's 128-d feature covariance needs more samples than dimensions
+
+
 @dataclasses.dataclass(frozen=True)
 class Data:
   name: str = "gaussian1d"  # gaussian1d | mnist | fashion_mnist | synthetic
@@ -233,7 +245,7 @@ def _parse(key: str, typ, raw: Any) -> Any:
   name = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}[typ]
   if optional:
     name += " or none"
-  raise ConfigError(f"Bad value for '{key}': {raw!r} is not {name}. "
+  raise ConfigError(f"Bad value for '{key}': {short(raw)} is not {name}. "
                     f"Example: --set {key}={_example(key)}")
 
 
@@ -257,7 +269,7 @@ def set_key(cfg: Config, key: str, raw: Any) -> Config:
     close = difflib.get_close_matches(str(key), all_keys, n=3, cutoff=0.6)
     close += [k for k in all_keys if k.split(".")[-1] == str(key).split(".")[-1] and k not in close]
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ConfigError(f"Unknown config key '{key}'.{hint} Valid keys: {', '.join(k for k in all_keys if k != 'version')}.")
+    raise ConfigError(f"Unknown config key {short(str(key))}.{hint} Valid keys: {', '.join(k for k in all_keys if k != 'version')}.")
   value = _parse(key, _field_type(cfg, key), raw)
   return _replace(cfg, key.split("."), value)
 
@@ -271,11 +283,11 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
 def parse_assignment(text: str) -> tuple[str, str]:
   """'a.b=3' -> ('a.b', '3'); raises ConfigError on anything else."""
   if not isinstance(text, str) or "=" not in text:
-    raise ConfigError(f"Bad --set argument {text!r}: expected key=value, e.g. --set optim.d_lr=2e-4.")
+    raise ConfigError(f"Bad --set argument {short(text)}: expected key=value, e.g. --set optim.d_lr=2e-4.")
   key, value = text.split("=", 1)
   key = key.strip()
   if not key:
-    raise ConfigError(f"Bad --set argument {text!r}: the key before '=' is empty.")
+    raise ConfigError(f"Bad --set argument {short(text)}: the key before '=' is empty.")
   return key, value
 
 
@@ -284,7 +296,7 @@ def validate(cfg: Config) -> Config:
   for key, allowed in CHOICES.items():
     value = get(cfg, key)
     if value not in allowed:
-      raise ConfigError(f"Bad value for '{key}': {value!r}. Allowed: {', '.join(allowed)}.")
+      raise ConfigError(f"Bad value for '{key}': {short(value)}. Allowed: {', '.join(allowed)}.")
   for key, (low, high, low_inclusive) in RANGES.items():
     value = get(cfg, key)
     if value is None:
@@ -295,6 +307,18 @@ def validate(cfg: Config) -> Config:
       low_text = f">= {low}" if low_inclusive else f"> {low}"
       high_text = f" and <= {high}" if high is not None else ""
       raise ConfigError(f"Bad value for '{key}': {value!r}. It must be {low_text}{high_text}.")
+  e = cfg.eval
+  if gan_1d := cfg.model.arch == "mlp1d":
+    if e.num_samples < MIN_EVAL_SAMPLES_1D:
+      raise ConfigError(f"'eval.num_samples'={e.num_samples} is too few for the 1-D GAN's metrics (W1, KS, "
+                        f"moments): use at least {MIN_EVAL_SAMPLES_1D} (the default is 100000).")
+    if e.kl_samples < MIN_KL_SAMPLES:
+      raise ConfigError(f"'eval.kl_samples'={e.kl_samples} is too few for the seed's 100-bin histogram KL: "
+                        f"use at least {MIN_KL_SAMPLES} (the seed uses 1000).")
+  elif 0 < e.num_samples < MIN_EVAL_SAMPLES_IMAGES:
+    raise ConfigError(f"'eval.num_samples'={e.num_samples} is too few for the image metrics: use at least "
+                      f"{MIN_EVAL_SAMPLES_IMAGES} (FID's 128-d feature covariance needs more samples than "
+                      "dimensions; the default is 10000), or 0 for no sample-based metrics.")
   if cfg.data.sampling == "sequential" and cfg.data.name != "gaussian1d":
     raise ConfigError("'data.sampling=sequential' (the seed's fixed minibatches) only exists for "
                       "data.name=gaussian1d; use data.sampling=random for image data.")
@@ -305,7 +329,6 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(f"'ckpt.every'={cfg.ckpt.every} must be a multiple of 'train.log_every'="
                       f"{cfg.train.log_every} (checkpoints are written at log points, so a resumed "
                       "run logs exactly what an uninterrupted one does).")
-  gan_1d = cfg.model.arch == "mlp1d"
   if gan_1d != (cfg.data.name == "gaussian1d"):
     raise ConfigError(f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: "
                       "mlp1d is the 1-D GAN and needs data.name=gaussian1d; the image models "

@@ -225,26 +225,42 @@ def how_to_get(name: str) -> str:
           f"t10k-labels-idx1-ubyte.gz) in a directory passed as --set data.dir=DIR{debian}.")
 
 
+def _missing_idx(directory: str) -> list[str]:
+  return [s for pair in IDX_FILES.values() for s in pair if not _find(directory, s)]
+
+
 def load_images(name: str, data_dir: str = "", log=print) -> dict:
-  """mnist / fashion_mnist from, in order: a prepared TFDS data_dir (data.dir or TFDS' default),
-  IDX files in data.dir (an explicit choice beats a download), a TFDS download (where the host
-  answers), Debian's IDX directory. Never another dataset than the one asked for."""
-  tried = []
-  tfds_dir = data_dir if data_dir and not has_idx(data_dir) else None
-  if tfds_prepared(name, tfds_dir):
-    log(f"data: {name} from the prepared TFDS data_dir {tfds_dir or '(TFDS default)'}")
-    return load_tfds(name, tfds_dir, download=False)
-  tried.append(f"no prepared TFDS copy in {tfds_dir or 'the TFDS default data_dir'}")
+  """mnist / fashion_mnist. A `data_dir` the user named is the only place read: a prepared TFDS
+  data_dir or the four IDX files there, else an error. Without one, in order: TFDS' default
+  data_dir, a TFDS download (where the host answers), Debian's IDX directory. Never another
+  dataset than the one asked for."""
   if data_dir:
+    if not os.path.isdir(data_dir):
+      raise DataError(f"data.dir={data_dir} does not exist or is not a directory. Point data.dir at "
+                      f"a directory holding {name} (or drop data.dir to use the default places). "
+                      + how_to_get(name))
     if has_idx(data_dir):
       log(f"data: {name} from IDX files in {data_dir}")
       return load_idx_dir(data_dir)
-    tried.append(f"no IDX files in data.dir={data_dir}")
+    if tfds_prepared(name, data_dir):
+      log(f"data: {name} from the prepared TFDS data_dir {data_dir}")
+      return load_tfds(name, data_dir, download=False)
+    missing = _missing_idx(data_dir)
+    found = len(missing) < 4
+    what = (f"it holds only some of the four IDX files (missing: {', '.join(missing)})" if found
+            else f"it holds neither the four IDX files nor a prepared TFDS copy of {name}")
+    raise DataError(f"data.dir={data_dir}: {what}. Nothing else is read when data.dir is set. "
+                    + how_to_get(name))
+  tried = []
+  if tfds_prepared(name, None):
+    log(f"data: {name} from the prepared TFDS default data_dir")
+    return load_tfds(name, None, download=False)
+  tried.append("no prepared TFDS copy in the TFDS default data_dir")
   host, port = DOWNLOAD_HOSTS[name]
   if host_reachable(host, port):
     log(f"data: downloading {name} with TFDS (from {host})")
     try:
-      return load_tfds(name, tfds_dir, download=True)
+      return load_tfds(name, None, download=True)
     except Exception as e:  # pylint: disable=broad-except
       tried.append(f"the TFDS download failed ({str(e).splitlines()[0][:200]})")
   else:

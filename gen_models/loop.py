@@ -9,7 +9,6 @@ exactly the steps, batches and log rows an uninterrupted run would have produced
 import dataclasses
 import functools
 import math
-import signal
 import time
 from typing import Any, Callable, Optional
 
@@ -18,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_models import data as data_lib
+from gen_models import signals
 
 TRACE_COUNT = {"chunk": 0}  # incremented while tracing: tests assert one trace per run
 
@@ -34,8 +34,8 @@ class Diverged(RuntimeError):
 class Interrupted(RuntimeError):
   """SIGTERM/SIGINT: a checkpoint was saved at `step`; rerun with --resume to continue."""
 
-  def __init__(self, step: int):
-    super().__init__(f"interrupted; checkpoint saved at step {step}")
+  def __init__(self, step):  # None: stopped between runs, nothing in flight
+    super().__init__("interrupted" + (f"; checkpoint saved at step {step}" if step is not None else ""))
     self.step = step
 
 
@@ -106,33 +106,6 @@ def chunk_length(cfg) -> int:
     if every > 0:
       length = math.gcd(length, every)
   return max(1, length)
-
-
-class _StopFlag:
-  """Turns SIGTERM / SIGINT into a flag the loop checks at log points (it then checkpoints)."""
-
-  def __init__(self):
-    self.signum = None
-    self._old = {}
-
-  def __enter__(self):
-    for sig in (signal.SIGTERM, signal.SIGINT):
-      try:
-        self._old[sig] = signal.signal(sig, self._handle)
-      except ValueError:  # not the main thread: leave signals alone
-        pass
-    return self
-
-  def _handle(self, signum, frame):
-    if self.signum is not None:  # a second Ctrl-C: stop now
-      raise KeyboardInterrupt
-    self.signum = signum
-    print("\nStopping at the next log point to save a checkpoint (press Ctrl-C again to abort "
-          "without saving)...", flush=True)
-
-  def __exit__(self, *exc):
-    for sig, old in self._old.items():
-      signal.signal(sig, old)
 
 
 def _host_means(pending: list, start_step: int) -> tuple[dict, Optional[int]]:
@@ -318,9 +291,11 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
   def live():
     return [r for r, run in enumerate(runs) if run.status == "running"]
 
-  if start == 0 and total > 0 and cfg.eval.every > 0:
+  # Evaluate at the start step when one is due there: step 0, or a resumed run's checkpoint
+  # step (its evaluation row may not have been written: checkpoints come first), or the end.
+  if start == total or (cfg.eval.every > 0 and start % cfg.eval.every == 0):
     for r in live():
-      evaluate(r, 0)
+      runs[r].info["final_eval"] = evaluate(r, start)
   pending = []
   clock = {"mark": time.perf_counter(), "last_print": time.perf_counter(), "window": None, "train_s": 0.0}
 
@@ -334,7 +309,7 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
   unit = first.task.unit
   examples = sum(run.task.examples_per_step for run in runs)
   label = first.label if not many else f"{len(runs)} runs"
-  with _StopFlag() as stop:
+  with signals.handling():
     while step < total and live():
       if many:
         state, metrics = run_chunk_many(state, data, keys, jnp.int32(step), hp, step_fn=first.task.step,
@@ -372,27 +347,26 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
           print_fn(f"[{label}] step {step}/{total} ({100 * step / total:.0f}%) {_format(shown)} | "
                    f"{rate:,.1f} steps/s, {rate * examples:,.0f} {unit}/s | ETA {_eta(eta)}")
           clock["last_print"] = now
-        if stop.signum is not None and not is_end:
+        if signals.requested() and not is_end:
           for r in live():
             save(r, step)
           raise Interrupted(step)
-      if cfg.eval.every > 0 and step % cfg.eval.every == 0 or is_end:
-        account()
-        for r in live():
-          runs[r].info["final_eval"] = evaluate(r, step)
-        clock["mark"] = time.perf_counter()
+      # Checkpoint before evaluating: an evaluation that fails (a full disk, an unusable cache)
+      # never costs the training; --resume then only re-evaluates.
       if cfg.ckpt.every > 0 and step % cfg.ckpt.every == 0 or is_end:
         account()
         for r in live():
           save(r, step)
         clock["mark"] = time.perf_counter()
+      if cfg.eval.every > 0 and step % cfg.eval.every == 0 or is_end:
+        account()
+        for r in live():
+          runs[r].info["final_eval"] = evaluate(r, step)
+        clock["mark"] = time.perf_counter()
   trained = total - start - length
   for run in runs:
     run.info["train_s"] = clock["train_s"]
     run.info["steps_per_s"] = trained / clock["train_s"] if clock["train_s"] > 0 and trained > 0 else None
-  if total == start:  # nothing to train (steps=0 or already done)
-    for r in live():
-      runs[r].info["final_eval"] = evaluate(r, step)
   for run in runs:
     if run.status == "running":
       run.status = "finished"

@@ -74,10 +74,12 @@ class Tracker:
       self._wandb = _wandb_init(run_dir, mode, project, group, job_type, name, config)
 
   def rewind(self, step: int) -> None:
-    """Drops rows logged after `step` (the checkpoint a run resumes from; 0 for a fresh start),
-    so a resumed run's metrics.jsonl holds each step exactly once."""
+    """Drops rows logged after the checkpoint a run resumes from (0 for a fresh start), and the
+    evaluation row at its step (the loop evaluates there again: checkpoints are written before
+    evaluations), so a resumed run's metrics.jsonl holds each step exactly once."""
     self._file.close()
-    kept = [r for r in read_jsonl(self.path) if r.get("step", 0) <= step] if step else []
+    keep = lambda r: r.get("step", 0) < step or (r.get("step") == step and not any(k.startswith("eval/") for k in r))
+    kept = [r for r in read_jsonl(self.path) if keep(r)] if step else []
     tmp = self.path + ".tmp"
     with open(tmp, "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in kept)
@@ -127,8 +129,25 @@ class NullTracker:
     pass
 
 
+def _wandb_host():
+  from urllib.parse import urlparse  # pylint: disable=g-import-not-at-top
+  url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+  return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+
+
+def _prepare_env(run_dir, mode):
+  # wandb reads WANDB_MODE itself and rejects unknown values with a traceback, even when a mode
+  # is passed to init: make it the mode we resolved. Without $HOME (and $XDG_CACHE_HOME) its core
+  # prints a dozen log lines to the console: give it a cache directory inside the run.
+  os.environ["WANDB_MODE"] = mode
+  if not os.environ.get("HOME") and not os.environ.get("XDG_CACHE_HOME"):
+    os.environ["XDG_CACHE_HOME"] = os.path.join(os.path.abspath(run_dir), "wandb", "cache")
+
+
 def _wandb_init(run_dir, mode, project, group, job_type, name, config):
-  import wandb  # pylint: disable=g-import-not-at-top
+  """A wandb run, or None. Never fails the training: an online run whose server cannot be reached
+  (checked in seconds, not wandb's minute of retries) or whose init fails is logged offline, and
+  if offline fails too the run goes on with metrics.jsonl only. Each fallback prints a warning."""
   id_path = os.path.join(run_dir, "wandb_id.txt")
   if os.path.exists(id_path):
     with open(id_path) as f:
@@ -137,16 +156,24 @@ def _wandb_init(run_dir, mode, project, group, job_type, name, config):
     run_id = uuid.uuid4().hex[:12]
     with open(id_path, "w") as f:
       f.write(run_id)
-  settings = wandb.Settings(silent=True, console="off", init_timeout=60)
-  try:
-    return wandb.init(project=project, group=group, job_type=job_type, name=name, config=config,
-                      dir=run_dir, mode=mode, id=run_id, resume="allow", settings=settings,
-                      reinit="create_new")
-  except Exception as e:  # pylint: disable=broad-except
-    if mode != "online":
-      raise
-    print(f"WARNING: wandb online init failed ({e}); logging this run offline instead.",
-          file=sys.stderr, flush=True)
-    return wandb.init(project=project, group=group, job_type=job_type, name=name, config=config,
-                      dir=run_dir, mode="offline", id=run_id, resume="allow", settings=settings,
-                      reinit="create_new")
+  modes = ["online", "offline"] if mode == "online" else [mode]
+  if mode == "online":
+    from gen_models.data import host_reachable  # pylint: disable=g-import-not-at-top
+    host, port = _wandb_host()
+    if not host_reachable(host, port):
+      print(f"WARNING: the W&B server {host}:{port} is unreachable; logging this run offline "
+            f"(upload later with `wandb sync {run_dir}/wandb/offline-run-*`).", file=sys.stderr, flush=True)
+      modes = ["offline"]
+  for i, m in enumerate(modes):
+    try:
+      _prepare_env(run_dir, m)
+      import wandb  # pylint: disable=g-import-not-at-top
+      settings = wandb.Settings(silent=True, console="off", init_timeout=60)
+      return wandb.init(project=project, group=group, job_type=job_type, name=name, config=config,
+                        dir=run_dir, mode=m, id=run_id if i == 0 else f"{run_id}-{m}", resume="allow",
+                        settings=settings, reinit="create_new")
+    except Exception as e:  # pylint: disable=broad-except
+      msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+      nxt = "offline" if i + 1 < len(modes) else "metrics.jsonl only (wandb disabled for this run)"
+      print(f"WARNING: wandb {m} init failed ({msg}); logging this run to {nxt}.", file=sys.stderr, flush=True)
+  return None

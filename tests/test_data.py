@@ -74,11 +74,45 @@ def test_missing_data_lists_three_ways_and_never_substitutes(tmp_path, monkeypat
   _write_dataset(str(tmp_path / "fashion"))
   monkeypatch.setitem(data_lib.DEBIAN_IDX_DIRS, "fashion_mnist", str(tmp_path / "fashion"))
   with pytest.raises(data_lib.DataError) as e:  # mnist asked: Fashion-MNIST's files are no substitute
-    data_lib.load_images("mnist", str(tmp_path / "empty"))
+    data_lib.load_images("mnist", "")
   msg = str(e.value)
   assert "Dataset mnist not found" in msg and "(1)" in msg and "(2)" in msg and "(3)" in msg
   assert "unreachable" in msg
   assert len(data_lib.load_images("fashion_mnist", "", log=lambda s: None)["train"]["x"]) == 12
+
+
+@pytest.mark.parametrize("layout", ["missing", "three_of_four", "empty"])
+def test_a_named_data_dir_is_the_only_place_read(tmp_path, monkeypatch, layout):
+  # The default places hold a complete dataset: a named data.dir that lacks it must not fall
+  # back to them (it silently trained on Debian's Fashion-MNIST before).
+  _write_dataset(str(tmp_path / "debian"))
+  monkeypatch.setitem(data_lib.DEBIAN_IDX_DIRS, "fashion_mnist", str(tmp_path / "debian"))
+  monkeypatch.setattr(data_lib, "host_reachable", lambda *a, **k: pytest.fail("nothing else is tried"))
+  named = tmp_path / "named"
+  if layout == "three_of_four":
+    _write_dataset(str(named))
+    os.remove(named / "t10k-labels-idx1-ubyte.gz")
+  elif layout == "empty":
+    named.mkdir()
+  with pytest.raises(data_lib.DataError) as e:
+    data_lib.load_images("fashion_mnist", str(named), log=lambda s: None)
+  msg = str(e.value)
+  assert f"data.dir={named}" in msg
+  assert ("does not exist" if layout == "missing" else "Nothing else is read") in msg
+  if layout == "three_of_four":
+    assert "missing: t10k-labels-idx1-ubyte" in msg
+
+
+def test_a_missing_data_dir_exits_2_before_compiling(tmp_path):
+  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  p = subprocess.run([sys.executable, "-m", "experiments.run", "--exp=ae_dense", "--set", "data.name=fashion_mnist",
+                      "--set", f"data.dir={tmp_path / 'nonexistent'}", "--set", "train.steps=10", "--seeds", "1",
+                      "--wandb", "disabled", "--out", str(tmp_path / "out")],
+                     cwd=root, capture_output=True, text=True, timeout=300)
+  assert p.returncode == 2, p.stderr[-2000:]
+  assert "does not exist" in p.stderr and "Traceback" not in p.stderr
+  assert not (tmp_path / "out").exists()
 
 
 def test_unreachable_host_is_detected_in_seconds():

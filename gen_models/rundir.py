@@ -1,0 +1,70 @@
+"""Output paths: checked before anything is compiled, and one writer per experiment directory.
+
+`ensure_writable(path, what)` creates a directory and proves it can be written, or raises a
+RunError that says which path and what to do. `lock(exp_dir)` holds an exclusive advisory lock
+(fcntl.flock on exp_dir/.lock) for the life of a command: a second process writing into the same
+experiment directory is refused at once. The kernel releases the lock when its holder exits in
+any way (crash and SIGKILL included), so a lock is never stale.
+"""
+
+import contextlib
+import datetime
+import errno
+import fcntl
+import os
+import socket
+import tempfile
+
+from gen_models.errors import RunError
+
+LOCK_NAME = ".lock"
+
+
+def ensure_writable(path: str, what: str) -> str:
+  """Creates directory `path` if needed and checks a file can be written in it."""
+  try:
+    os.makedirs(path, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+      pass
+  except OSError as e:
+    reason = e.strerror or type(e).__name__
+    if isinstance(e, (NotADirectoryError, FileExistsError)) or e.errno in (errno.ENOTDIR, errno.EEXIST):
+      reason = "a part of it is a file, not a directory"
+    raise RunError(f"{what} {path} cannot be used: {reason}. Nothing was trained or written. Pick a "
+                   "directory you can write to.") from None
+  return path
+
+
+@contextlib.contextmanager
+def lock(exp_dir: str):
+  """Exclusive lock on exp_dir for the duration; raises RunError if another process holds it."""
+  path = os.path.join(exp_dir, LOCK_NAME)
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    try:
+      fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+      holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+      raise RunError(f"{exp_dir} is being written by {holder}. One process writes an experiment "
+                     "directory at a time: wait for it to finish (then add --resume to continue its "
+                     "runs), or pick another --out directory.") from None
+    os.ftruncate(fd, 0)
+    stamp = datetime.datetime.now().isoformat(timespec="seconds")
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} (since {stamp})\n".encode(), 0)
+    yield
+  finally:
+    os.close(fd)  # releases the lock
+
+
+def is_locked(exp_dir: str) -> bool:
+  path = os.path.join(exp_dir, LOCK_NAME)
+  if not os.path.exists(path):
+    return False
+  fd = os.open(path, os.O_RDONLY)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return False
+  except OSError:
+    return True
+  finally:
+    os.close(fd)
