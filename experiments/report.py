@@ -133,8 +133,9 @@ def collect(exp_dir, exp, arm_cfgs):
         if os.path.exists(path):
           problems.append(f"{arm}/seed{seed}: result.json is unreadable")
         result = _recover(run_dir, cfg, rows) if os.path.isdir(run_dir) else None
-        if result is not None and os.path.exists(path):
-          problems[-1] += "; rebuilt from metrics.jsonl"
+        if result is not None:
+          if os.path.exists(path):
+            problems[-1] += "; rebuilt from metrics.jsonl"
         elif (arm, seed) in previous:
           result = {"status": "finished", "metrics": previous[(arm, seed)], "recovered": "summary.json"}
           problems.append(f"{arm}/seed{seed}: no readable result.json"

@@ -203,10 +203,13 @@ def _run(args, argv) -> int:
   if args.summary:
     print_summary(exp, arm_cfgs)
     return 0
+  from gen_models import rundir  # pylint: disable=g-import-not-at-top
+  if os.path.isdir(os.path.join(args.out, exp.name)) and not _distributed():
+    with rundir.lock(os.path.join(args.out, exp.name)):  # says so if another process writes there
+      pass
   if not args.resume:  # refuse before creating anything when a run is already there
     plan_runs(exp, arm_cfgs, args.out, args.resume)
   exp_dir = check_outputs(args.out, exp, arm_cfgs)
-  from gen_models import rundir  # pylint: disable=g-import-not-at-top
   # The processes of one multi-host job share the directory on purpose (only process 0 writes).
   with contextlib.nullcontext() if _distributed() else rundir.lock(exp_dir):
     plan = plan_runs(exp, arm_cfgs, args.out, args.resume)  # under the lock: nobody else writes now

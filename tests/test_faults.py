@@ -1,0 +1,175 @@
+"""Fault injection: a sweep killed again and again (at random moments, during checkpoint writes,
+during report writing) and resumed each time ends with the summary.json of an uninterrupted run;
+and the report never loses a metric that was on disk, whatever happened to the per-run files."""
+
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import time
+
+import hypothesis
+from hypothesis import strategies as st
+
+from experiments import registry
+from experiments import report
+from gen_models import config as config_lib
+from tests.test_reliability import ROOT, _env
+
+SWEEP = ["--exp=gaussian1d_loss", "--seeds", "2", "--set", "train.steps=3000", "--set", "train.scan_chunk=1",
+         "--set", "train.log_every=20", "--set", "eval.every=1000", "--set", "eval.num_samples=2000",
+         "--set", "ckpt.every=200", "--set", "train.vmap_runs=false", "--wandb", "disabled", "--quiet"]
+VOLATILE = ("wall_s", "generated", "command")  # times, and the command (its --out differs)
+
+
+def _cmd(out, *extra):
+  import sys  # pylint: disable=g-import-not-at-top
+  return [sys.executable, "-m", "experiments.run", *SWEEP, "--out", str(out), *extra]
+
+
+def _stable(summary):
+  """summary.json without what legitimately differs between two runs (times)."""
+  if isinstance(summary, dict):
+    return {k: _stable(v) for k, v in summary.items() if k not in VOLATILE}
+  if isinstance(summary, list):
+    return [_stable(v) for v in summary]
+  return summary
+
+
+def _kill_when(p, out, strategy, rng):
+  """Waits for the moment `strategy` names, then SIGKILLs p. Returns False if p ended first."""
+  exp_dir = os.path.join(str(out), "gaussian1d_loss")
+  started = time.time()
+  deadline = time.time() + 120
+  if strategy == "random":
+    time.sleep(rng.uniform(3.0, 8.0))
+  while strategy != "random" and p.poll() is None and time.time() < deadline:
+    if strategy == "checkpoint":  # orbax writes a step into a temporary directory, then renames it
+      if any("tmp" in d for _, dirs, _ in os.walk(exp_dir) for d in dirs):
+        break
+    elif strategy == "report":  # the report's first figure is written, its summary not yet
+      curves = os.path.join(exp_dir, "curves.png")
+      if os.path.exists(curves) and os.path.getmtime(curves) > started:
+        break
+    time.sleep(0.001)
+  if p.poll() is not None:
+    return False
+  p.send_signal(signal.SIGKILL)
+  p.wait()
+  return True
+
+
+def test_killed_again_and_again_then_resumed_equals_uninterrupted(tmp_path):
+  ref = subprocess.run(_cmd(tmp_path / "ref"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+  assert ref.returncode == 0, ref.stderr[-2000:]
+  reference = json.loads((tmp_path / "ref" / "gaussian1d_loss" / "summary.json").read_text())
+  rng = random.Random(7)
+  out = tmp_path / "killed"
+  kills, strategies = 0, ["checkpoint", "random", "checkpoint", "report", "random", "report"]
+  for i, strategy in enumerate(strategies):
+    p = subprocess.Popen(_cmd(out, *(["--resume"] if i else [])), cwd=ROOT, env=_env(),
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not _kill_when(p, out, strategy, rng):
+      assert p.returncode == 0, p.stderr.read()[-2000:]
+      break
+    kills += 1
+  assert kills >= 4, kills  # the sweep really was interrupted again and again
+  final = subprocess.run(_cmd(out, "--resume"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+  assert final.returncode == 0, final.stderr[-2000:]
+  summary = json.loads((out / "gaussian1d_loss" / "summary.json").read_text())
+  assert _stable(summary) == _stable(reference)
+
+
+# --- property: the report never loses a metric that was on disk -----------------------------
+
+EXP = registry.get("gaussian1d_loss")
+CFG = config_lib.apply_overrides(EXP.config, {"train.steps": 60})
+damage = st.sampled_from(["none", "delete_result", "truncate_result", "garbage_result", "delete_jsonl",
+                          "delete_result_and_jsonl", "delete_run_dir", "delete_checkpoint"])
+
+
+def _write_run(run_dir, arm_overrides, seed, metrics):
+  os.makedirs(os.path.join(run_dir, "checkpoints", "60"))
+  cfg = config_lib.set_key(config_lib.apply_overrides(CFG, arm_overrides), "seed", seed)
+  with open(os.path.join(run_dir, "config.json"), "w") as f:
+    json.dump(config_lib.to_dict(cfg), f)
+  rows = [{"step": 60, **{f"train/{k}": v for k, v in metrics.items() if k.endswith("loss")}},
+          {"step": 60, **{f"eval/{k}": v for k, v in metrics.items() if not k.endswith("loss")}, "eval/eval_s": 0.1}]
+  with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+  with open(os.path.join(run_dir, "result.json"), "w") as f:
+    json.dump({"status": "finished", "step": 60, "metrics": metrics, "wall_s": 1.0}, f)
+
+
+def _damage(run_dir, how):
+  """Damages one run's files; what is already gone stays gone."""
+  result, jsonl = os.path.join(run_dir, "result.json"), os.path.join(run_dir, "metrics.jsonl")
+  rm = lambda path: os.path.exists(path) and os.remove(path)
+  if how in ("delete_result", "delete_result_and_jsonl"):
+    rm(result)
+  if how in ("delete_jsonl", "delete_result_and_jsonl"):
+    rm(jsonl)
+  if how == "truncate_result" and os.path.exists(result):
+    with open(result, "r+") as f:
+      f.truncate(7)
+  if how == "garbage_result":
+    with open(result, "wb") as f:
+      f.write(b"\xff\x00garbage")
+  if how == "delete_run_dir":
+    shutil.rmtree(run_dir)
+  if how == "delete_checkpoint":
+    shutil.rmtree(os.path.join(run_dir, "checkpoints"), ignore_errors=True)
+
+
+def _values(summary):
+  """{(arm, seed, metric): value} of a summary, from its metrics and its per-seed partial ones."""
+  out = {}
+  for arm in summary["arms"]:
+    for k, m in arm["metrics"].items():
+      for seed, v in zip(arm["seeds"], m["per_seed"]):
+        out[(arm["name"], int(seed), k)] = v
+    for k, by_seed in arm.get("partial", {}).items():
+      for seed, v in by_seed.items():
+        out[(arm["name"], int(seed), k)] = v
+  return out
+
+
+finite = st.floats(-1e3, 1e3, allow_nan=False)
+FIRST_DAMAGE = ("delete_result", "truncate_result", "garbage_result", "delete_jsonl", "delete_checkpoint")
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(st.integers(1, 3), st.lists(st.tuples(finite, finite, finite), min_size=6, max_size=6),
+                  st.lists(damage, min_size=6, max_size=6), st.lists(damage, min_size=6, max_size=6))
+def test_report_never_loses_a_metric_that_was_on_disk(n_seeds, values, first_damage, second_damage):
+  import tempfile  # pylint: disable=g-import-not-at-top
+  with tempfile.TemporaryDirectory() as tmp:
+    exp_dir = os.path.join(tmp, EXP.name)
+    runs = [(arm, overrides, seed) for arm, overrides in EXP.arm_items() for seed in range(n_seeds)]
+    for i, (arm, overrides, seed) in enumerate(runs):
+      w1, ks, d_loss = values[i]
+      _write_run(os.path.join(exp_dir, arm, f"seed{seed}"), overrides, seed, {"w1": w1, "ks": ks, "d_loss": d_loss})
+    on_disk = {(arm, seed, k): v for i, (arm, _, seed) in enumerate(runs)
+               for k, v in zip(("w1", "ks", "d_loss"), values[i])}
+    arm_cfgs = [(a, o, config_lib.apply_overrides(CFG, o), list(range(n_seeds))) for a, o in EXP.arm_items()]
+    # Damage before the first report: each run's values are still on disk in one of its files.
+    for i, (arm, _, seed) in enumerate(runs):
+      if first_damage[i] in FIRST_DAMAGE:
+        _damage(os.path.join(exp_dir, arm, f"seed{seed}"), first_damage[i])
+    first = report.build(exp_dir, EXP, arm_cfgs, figures=False)["summary_obj"]
+    seen = _values(first)
+    assert seen == on_disk
+    # Then anything at all: every value the first report showed is still in the second.
+    unreadable = False
+    for i, (arm, _, seed) in enumerate(runs):
+      run_dir = os.path.join(exp_dir, arm, f"seed{seed}")
+      had_result = os.path.exists(os.path.join(run_dir, "result.json"))
+      _damage(run_dir, second_damage[i])
+      unreadable |= second_damage[i] in ("garbage_result", "delete_result_and_jsonl", "delete_run_dir") or (
+          second_damage[i] == "truncate_result" and had_result)
+    second = report.build(exp_dir, EXP, arm_cfgs, figures=False)["summary_obj"]
+    assert _values(second) == seen, second_damage
+    if unreadable:
+      assert second["problems"]  # and it says what it could not read
