@@ -205,8 +205,7 @@ def _run(args, argv) -> int:
     return 0
   from gen_models import rundir  # pylint: disable=g-import-not-at-top
   if os.path.isdir(os.path.join(args.out, exp.name)) and not _distributed():
-    with rundir.lock(os.path.join(args.out, exp.name)):  # says so if another process writes there
-      pass
+    rundir.refuse_if_locked(os.path.join(args.out, exp.name))  # another process writes there
   if not args.resume:  # refuse before creating anything when a run is already there
     plan_runs(exp, arm_cfgs, args.out, args.resume)
   exp_dir = check_outputs(args.out, exp, arm_cfgs)

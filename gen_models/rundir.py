@@ -35,6 +35,12 @@ def ensure_writable(path: str, what: str) -> str:
   return path
 
 
+def _busy(exp_dir, holder):
+  return (f"{exp_dir} is being written by {holder}. One process writes an experiment directory at a "
+          "time: wait for it to finish (then add --resume to continue its runs), or pick another "
+          "--out directory.")
+
+
 @contextlib.contextmanager
 def lock(exp_dir: str):
   """Exclusive lock on exp_dir for the duration; raises RunError if another process holds it."""
@@ -45,9 +51,7 @@ def lock(exp_dir: str):
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
       holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-      raise RunError(f"{exp_dir} is being written by {holder}. One process writes an experiment "
-                     "directory at a time: wait for it to finish (then add --resume to continue its "
-                     "runs), or pick another --out directory.") from None
+      raise RunError(_busy(exp_dir, holder)) from None
     os.ftruncate(fd, 0)
     stamp = datetime.datetime.now().isoformat(timespec="seconds")
     os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} (since {stamp})\n".encode(), 0)
@@ -56,15 +60,16 @@ def lock(exp_dir: str):
     os.close(fd)  # releases the lock
 
 
-def is_locked(exp_dir: str) -> bool:
+def refuse_if_locked(exp_dir: str) -> None:
+  """Raises lock()'s RunError if another process holds exp_dir's lock; writes nothing."""
   path = os.path.join(exp_dir, LOCK_NAME)
   if not os.path.exists(path):
-    return False
+    return
   fd = os.open(path, os.O_RDONLY)
   try:
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    return False
+    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
   except OSError:
-    return True
+    holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+    raise RunError(_busy(exp_dir, holder)) from None
   finally:
     os.close(fd)

@@ -67,6 +67,7 @@ def test_killed_again_and_again_then_resumed_equals_uninterrupted(tmp_path):
   reference = json.loads((tmp_path / "ref" / "gaussian1d_loss" / "summary.json").read_text())
   rng = random.Random(7)
   out = tmp_path / "killed"
+  killed_at = []
   kills, strategies = 0, ["checkpoint", "random", "checkpoint", "report", "random", "report"]
   for i, strategy in enumerate(strategies):
     p = subprocess.Popen(_cmd(out, *(["--resume"] if i else [])), cwd=ROOT, env=_env(),
@@ -75,10 +76,15 @@ def test_killed_again_and_again_then_resumed_equals_uninterrupted(tmp_path):
       assert p.returncode == 0, p.stderr.read()[-2000:]
       break
     kills += 1
+    killed_at.append((strategy, sorted(os.listdir(out / "gaussian1d_loss")) if (out / "gaussian1d_loss").exists() else []))
   assert kills >= 4, kills  # the sweep really was interrupted again and again
   final = subprocess.run(_cmd(out, "--resume"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
   assert final.returncode == 0, final.stderr[-2000:]
   summary = json.loads((out / "gaussian1d_loss" / "summary.json").read_text())
+  diff = [(a["name"], k, a["metrics"][k]["per_seed"], b["metrics"].get(k, {}).get("per_seed"))
+          for a, b in zip(reference["arms"], summary["arms"]) for k in a["metrics"]
+          if a["metrics"][k] != b["metrics"].get(k)]
+  assert not diff, (diff, killed_at)
   assert _stable(summary) == _stable(reference)
 
 

@@ -54,6 +54,39 @@ def test_precision_recall_on_constructed_sets():
   assert p == 0.0 and r == 0.0
 
 
+def _pr_brute_force(real, fake, k):
+  """Kynkaenniemi et al. 2019 written out with scipy's pairwise distances (float64): each set's
+  manifold is the union of balls around its points, radius = distance to the k-th nearest other
+  point of the same set; precision = share of fakes inside the real manifold, recall = share of
+  reals inside the fake manifold."""
+  from scipy.spatial.distance import cdist  # pylint: disable=g-import-not-at-top
+
+  def radii(x):
+    d = np.sort(cdist(x, x), axis=1)
+    return d[:, k]  # column 0 is the point itself
+
+  def inside(queries, points):
+    return float(np.mean(np.any(cdist(queries, points) <= radii(points)[None, :], axis=1)))
+
+  return inside(fake, real), inside(real, fake)
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_precision_recall_match_a_brute_force_reference(k):
+  # Small random sets where every neighbour matters: the k-th (not k-1-th) radius, each set's own
+  # radii, and both directions all change the answer here.
+  rng = np.random.default_rng(k)
+  for n_real, n_fake, dim, scale, shift in [(300, 250, 8, 1.3, 0.0), (200, 400, 4, 0.7, 0.5), (150, 150, 16, 1.0, 0.2)]:
+    real = rng.normal(size=(n_real, dim)).astype(np.float32)
+    fake = (rng.normal(size=(n_fake, dim)) * scale + shift).astype(np.float32)
+    want = _pr_brute_force(real.astype(np.float64), fake.astype(np.float64), k)
+    got = fid.precision_recall(real, fake, k)
+    # float32 distances may flip a point lying on a ball's surface: allow one point.
+    assert abs(got[0] - want[0]) <= 1 / n_fake + 1e-12, (got, want)
+    assert abs(got[1] - want[1]) <= 1 / n_real + 1e-12, (got, want)
+    assert 0.05 < want[0] < 1.0 and 0.05 < want[1] < 1.0  # not a degenerate case
+
+
 def test_class_stats_detect_mode_collapse():
   one = np.zeros((500, 10))
   one[:, 3] = 1.0
