@@ -27,7 +27,7 @@ def _ae(arch, latent=32, recon="mse", noise=0.0, batch=256, epochs=50, lr=1e-3, 
 
 
 AE_DENSE = _ae("ae_dense")  # seed 001: 784-32-784, MSE, Adam, batch 256, 50 epochs
-AE_DENOISING = _ae("ae_dense", noise=0.55)  # seed 001: input + 0.55 N(0,1), clean target
+AE_DENOISING = _ae("ae_dense", noise=0.55)  # seed 001: input + 0.55 N(0,1) drawn once (data.noise=fixed), clean target
 AE_CONV = _ae("ae_conv", recon="bce", batch=128)  # seed 000: BCE, batch 128, 50 epochs
 # VAE: Bernoulli decoder, 16-d Gaussian latent, 20 epochs; prior samples scored like the GANs.
 VAE = _ae("vae", latent=16, recon="bce", batch=128, epochs=20, num_samples=10_000)
@@ -38,6 +38,8 @@ EXPERIMENTS = [
                AE_DENOISING),
     Experiment("ae_denoising_noise", "denoising autoencoder, noise std 0.25 / 0.55 / 0.75", AE_DENOISING,
                tuple((f"noise{int(s * 100):02d}", {"data.noise_std": s}) for s in (0.25, 0.55, 0.75))),
+    Experiment("ae_denoising_protocol", "denoising autoencoder: the seed's fixed noisy copy vs fresh noise every step",
+               AE_DENOISING, (("fixed", {"data.noise": "fixed"}), ("fresh", {"data.noise": "fresh"}))),
     Experiment("ae_conv", "convolutional autoencoder, BCE (seed 000)", AE_CONV),
     Experiment("vae", "convolutional VAE, 16-d Gaussian latent, Bernoulli decoder; prior samples get the GAN metrics",
                VAE),

@@ -28,7 +28,8 @@ COMMON = dict(seed=0, seeds=3, eval=Eval(every=1000, num_samples=10_000), ckpt=C
 # give no optimizer; Adam 2e-4 / beta1 0.5 (the DCGAN paper's) with batch 128.
 MLP_GAN = Config(data=Data(name="mnist", range="sigmoid"),
                  model=Model(arch="mlp_gan", latent_dim=10, hidden=128, noise="normal"),
-                 optim=Optim(name="adam", g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999, eps=1e-8),
+                 # PyTorch's Adam: eps 1e-8 on the bias-corrected root (optax's form)
+                 optim=Optim(name="adam", g_lr=2e-4, d_lr=2e-4, b1=0.5, b2=0.999, eps=1e-8, eps_form="optax"),
                  train=_train(128), **COMMON)
 
 # Seed 000 ("모두의 딥러닝" ch. 19): z 100 ~ N(0,1), tanh output on [-1, 1] data, Keras' default

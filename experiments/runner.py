@@ -126,7 +126,8 @@ def _group_key(cfg, run_dir, action):
     ckpt = os.path.join(run_dir, "checkpoints")
     steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()] if os.path.isdir(ckpt) else []
     start = max(steps, default=0)
-  return static, start
+  # A denoising arm and a plain one run different step functions (gen_models.tasks).
+  return (static, cfg.data.noise_std > 0), start
 
 
 def _groups(plan):

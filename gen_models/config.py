@@ -14,7 +14,7 @@ import types
 import typing
 from typing import Any, Optional
 
-CONFIG_VERSION = 1
+CONFIG_VERSION = 2  # 2: optim.eps_form (Keras-exact RMSprop and Adam by default)
 
 
 class ConfigError(ValueError):
@@ -42,6 +42,7 @@ class Data:
   sampling: str = "random"  # random: uniform with replacement | sequential: the seed's fixed minibatches
   range: str = "tanh"  # tanh: images in [-1, 1] | sigmoid: images in [0, 1]
   noise_std: float = 0.0  # autoencoders: std of Gaussian noise added to the input (denoising)
+  noise: str = "fixed"  # denoising: fixed = the seed's one noisy copy drawn once | fresh = new noise every step
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Optim:
   b2: float = 0.999
   rho: float = 0.9  # RMSprop decay of the squared-gradient average
   eps: float = 1e-7  # Keras' default, which the seeds use
+  eps_form: str = "keras"  # keras: Keras 2's RMSprop g/(sqrt(v)+eps) and Keras' Adam | optax: optax's (= PyTorch Adam)
   g_decay: float = 0.0  # Keras' legacy time decay: lr / (1 + decay * step)
   d_decay: float = 0.0
 
@@ -118,6 +120,7 @@ CHOICES = {
     "data.name": ("gaussian1d", "mnist", "fashion_mnist", "synthetic"),
     "data.sampling": ("random", "sequential"),
     "data.range": ("tanh", "sigmoid"),
+    "data.noise": ("fixed", "fresh"),
     "model.arch": ("mlp1d", "mlp_gan", "dcgan", "dcgan_transpose", "dcgan_atienza",
                    "ae_dense", "ae_conv", "vae"),
     "model.noise": ("uniform", "normal"),
@@ -126,6 +129,7 @@ CHOICES = {
     "loss.generator": ("ns", "minimax"),
     "loss.recon": ("mse", "bce"),
     "optim.name": ("adam", "rmsprop"),
+    "optim.eps_form": ("keras", "optax"),
 }
 
 # The output activation of each image model fixes the pixel range the data must be scaled to.

@@ -72,7 +72,10 @@ def sample_batch(spec: BatchSpec, data: dict, key, step):
     idx = jax.random.randint(key_x, (size,), 0, spec.num_examples)
     take = lambda a: jnp.take(a, idx, axis=0)
     w = jnp.ones((size,), jnp.float32)
-  batch = {"x": to_float(take(data["x"]), spec.scale), "w": w}
+  # "i": each row's example index (a fixed per-example draw, e.g. the seed's one noisy copy of
+  # the training set, is a function of it).
+  index = jnp.arange(size, dtype=jnp.int32) + start if spec.sampling == "sequential" else idx
+  batch = {"x": to_float(take(data["x"]), spec.scale), "w": w, "i": jnp.minimum(index, spec.num_examples - 1)}
   if "y" in data:
     batch["y"] = take(data["y"])
   if spec.latent_dim:

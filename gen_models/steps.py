@@ -74,13 +74,9 @@ def _recon_losses(logits, x, w, bce_flag):
   return wmean(chosen), {"mse": wmean(mse), "bce": wmean(bce)}
 
 
-def ae_step(state, batch, rng, hp):
-  """One autoencoder step: reconstruct the clean image from the input plus hp["noise_std"] *
-  N(0, 1) noise (0 for a plain autoencoder; the seed's denoising AE uses 0.55, unclipped).
-  hp: {"noise_std", "bce"}: the loss is pixel-mean BCE if bce else MSE."""
+def _ae_update(state, batch, x_in, hp):
   ae = state["ae"]
   x, w = batch["x"], batch["w"]
-  x_in = x + hp["noise_std"] * jax.random.normal(rng, x.shape)
 
   def loss_fn(params):
     out = ae.apply_fn({"params": params}, x_in, train=True)
@@ -88,6 +84,30 @@ def ae_step(state, batch, rng, hp):
 
   (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(ae.params)
   return {"ae": ae.apply_gradients(grads=grads)}, {"loss": loss, **metrics}
+
+
+def ae_step(state, batch, rng, hp):
+  """One autoencoder step: reconstruct the clean image from the input plus hp["noise_std"] *
+  N(0, 1) noise drawn afresh at every step (0 for a plain autoencoder), unclipped.
+  hp: {"noise_std", "bce"}: the loss is pixel-mean BCE if bce else MSE."""
+  x = batch["x"]
+  return _ae_update(state, batch, x + hp["noise_std"] * jax.random.normal(rng, x.shape), hp)
+
+
+def fixed_noise(seed, index, shape):
+  """The seed's denoising protocol: one noisy copy of the training set, drawn once. Example i's
+  noise is N(0, 1) from a key of (seed, i), so every epoch sees the same noisy copy without
+  holding 60,000 noisy images in memory."""
+  base = jax.random.fold_in(jax.random.key(seed), 0x0D15E)
+  return jax.vmap(lambda i: jax.random.normal(jax.random.fold_in(base, i), shape))(index)
+
+
+def ae_step_fixed_noise(state, batch, rng, hp):
+  """ae_step with the seed's fixed noisy copy (noisy_train = train + 0.55 * noise, drawn once)."""
+  del rng
+  x = batch["x"]
+  noise = fixed_noise(hp["noise_seed"], batch["i"], x.shape[1:])
+  return _ae_update(state, batch, x + hp["noise_std"] * noise, hp)
 
 
 def vae_step(state, batch, rng, hp):

@@ -149,13 +149,18 @@ def make_task(cfg, data: dict, key, run_dir=None) -> loop.Task:
                      unit="ex" if fam == "gan1d" else "img")
   spec = data_lib.batch_spec(cfg, train_x.shape[0], with_latent=False)
   init = functools.partial(state_lib.create_ae_state, cfg, data_shape=tuple(train_x.shape[1:]))
-  return loop.Task(init=init, step=steps.vae_step if cfg.model.arch == "vae" else steps.ae_step,
+  if cfg.model.arch == "vae":
+    step = steps.vae_step
+  else:
+    step = steps.ae_step_fixed_noise if cfg.data.noise == "fixed" and cfg.data.noise_std > 0 else steps.ae_step
+  return loop.Task(init=init, step=step,
                    spec=spec, hparams=ae_hparams(cfg), evaluate=functools.partial(_eval_ae, cfg, key, data),
                    examples_per_step=cfg.train.batch_size, unit="img")
 
 
 def ae_hparams(cfg) -> dict:
-  return {"noise_std": np.float32(cfg.data.noise_std), "bce": np.float32(cfg.loss.recon == "bce"),
+  return {"noise_std": np.float32(cfg.data.noise_std), "noise_seed": np.uint32(cfg.seed),
+          "bce": np.float32(cfg.loss.recon == "bce"),
           "beta": np.float32(cfg.loss.beta)}
 
 

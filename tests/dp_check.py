@@ -42,9 +42,13 @@ def main(out_dir):
                                  batch_sharding=batch_sharding).compile().as_text()
       out["all_reduce"] = "all-reduce" in hlo
       out["param_sharding"] = str(jax.tree.leaves(new)[0].sharding)
-  state, result = helpers.train(tiny_image(**{"train.batch_size": 8, "train.steps": 4}), out_dir + "/run",
-                                exp_name="dcgan")
+  run_cfg = tiny_image(**{"train.batch_size": 8, "train.steps": 4})
+  state4, result = helpers.train(run_cfg, out_dir + "/run", exp_name="dcgan")  # 4 devices
   out["run_status"] = result["status"]
+  loop.data_parallel_mesh = lambda batch_size: None  # the same run on one device
+  state1, _ = helpers.train(run_cfg, out_dir + "/run1", exp_name="dcgan")
+  out["run_params"] = {name: [np.asarray(x).tolist() for x in jax.tree.leaves(s)] for name, s in
+                       (("four", state4), ("one", state1))}
   with open(out_dir + "/dp.json", "w") as f:
     json.dump(out, f)
 

@@ -28,3 +28,15 @@ def assert_bit_identical(a, b):
   assert len(la) == len(lb)
   for x, y in zip(la, lb):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def leaves_close(a, b, rtol=1e-4, floor=1e-6):
+  """Every leaf of a close to b's, relative to that leaf's own largest magnitude (plus a tiny
+  absolute floor for leaves that are zero in theory and rounding noise in practice)."""
+  la, lb = jax.tree.leaves(jax.device_get(a)), jax.tree.leaves(jax.device_get(b))
+  assert len(la) == len(lb)
+  for i, (x, y) in enumerate(zip(la, lb)):
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    assert x.shape == y.shape, (i, x.shape, y.shape)
+    err = np.max(np.abs(x - y)) if x.size else 0.0
+    assert err <= rtol * (np.max(np.abs(y)) if y.size else 0.0) + floor, (i, err, np.max(np.abs(y)))

@@ -61,7 +61,13 @@ def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
       assert len(m["per_seed"]) == 2 and m["mean"] == pytest.approx(sum(m["per_seed"]) / 2)
   assert summary["arms"][1]["overrides"] == {"loss.real_target": 0.9, "loss.fake_target": 0.0}
   report = (exp_dir / "report.md").read_text()
-  assert "floor (perfect G)" in report and "hist. KL (seed)" in report and "0.2" in report
+  # The floor row shows the seed KL's sampling floor in the KL column (not just any "0.2").
+  lines = report.splitlines()
+  header = next(l for l in lines if l.startswith("| arm |")).split("|")
+  floor_row = next(l for l in lines if "floor (perfect G)" in l).split("|")
+  kl_cell = floor_row[[c.strip() for c in header].index("hist. KL (seed) ↓")].strip().strip("*")
+  kl_floor = summary["arms"][0]["metrics"]["kl_floor"]["mean"]
+  assert float(kl_cell) == pytest.approx(kl_floor, abs=1e-4) and 0.1 < kl_floor < 0.6
   for png in ("curves.png", "final.png", "densities.png"):
     assert (exp_dir / png).stat().st_size > 10_000
   run_dir = exp_dir / "none" / "seed1"

@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 
+from tests import helpers
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -22,9 +24,8 @@ def test_four_devices_compute_the_one_device_step(tmp_path):
   assert "PartitionSpec()" in res["param_sharding"] or "P()" in res["param_sharding"]  # replicated
   for k, v in res["one"]["metrics"].items():
     np.testing.assert_allclose(res["four"]["metrics"][k], v, rtol=1e-5, atol=1e-6)
-  one = [np.asarray(x) for x in res["one"]["mu"]]
-  four = [np.asarray(x) for x in res["four"]["mu"]]
-  scale = max(np.max(np.abs(x)) for x in one)
-  for a, b in zip(four, one):
-    np.testing.assert_allclose(a, b, atol=1e-5 * scale)
+  arrays = lambda xs: [np.asarray(x) for x in xs]
+  helpers.leaves_close(arrays(res["four"]["mu"]), arrays(res["one"]["mu"]), rtol=1e-4, floor=1e-8)
   assert res["run_status"] == "finished"
+  # 4 training steps (BatchNorm, dropout, Adam) on 4 devices end where one device ends.
+  helpers.leaves_close(arrays(res["run_params"]["four"]), arrays(res["run_params"]["one"]), rtol=1e-4)

@@ -161,7 +161,8 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
   exp = registry.get("gaussian1d")
   cfg = tiny_1d(**{"train.steps": 20, "ckpt.every": 10, "eval.every": 10})
   run_dir = str(tmp_path / "run")
-  assert runner.run_one(exp, "base", cfg, run_dir, "disabled", resume=False, quiet=True)[1]["status"] == "finished"
+  state20, result = runner.run_one(exp, "base", cfg, run_dir, "disabled", resume=False, quiet=True)
+  assert result["status"] == "finished"
   # Continue it to step 60 with a NaN label target: the loss is NaN from step 21 on.
   monkeypatch.setattr(tasks, "gan_hparams", lambda c: {"real_target": np.float32("nan"), "fake_target": np.float32(0),
                                                        "gen_target": np.float32(1), "minimax": np.float32(0)})
@@ -169,8 +170,8 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
   state, result = runner.run_one(exp, "base", longer, run_dir, "disabled", resume=True, quiet=True)
   assert state is None and result["status"] == "diverged" and result["step"] == 21
   assert max(int(d) for d in os.listdir(os.path.join(run_dir, "checkpoints"))) == 20
-  _, restored, *_ = runner.load_run(run_dir)  # the last good checkpoint loads and is finite
-  helpers.assert_bit_identical(restored, runner.load_run(run_dir)[1])
+  _, restored, *_ = runner.load_run(run_dir)  # the last good checkpoint: the state at step 20
+  helpers.assert_bit_identical(restored, state20)
 
 
 def test_a_resumed_sweep_skips_finished_runs_and_continues_the_rest(tmp_path, capsys):
