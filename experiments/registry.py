@@ -16,9 +16,13 @@ class Experiment:
   description: str
   config: Config
   arms: tuple = ()  # ((arm name, {key: value}), ...); empty = one arm called "base"
+  baseline: str = ""  # the arm every other arm is compared with (default: the first)
 
   def arm_items(self):
     return list(self.arms) if self.arms else [("base", {})]
+
+  def baseline_arm(self) -> str:
+    return self.baseline or self.arm_items()[0][0]
 
 
 def _all() -> dict:

@@ -119,7 +119,7 @@ def collect(exp_dir, exp, arm_cfgs):
   from its metrics.jsonl when that holds the final evaluation, else its values are taken from
   the previous summary.json; each such case is listed in summary["problems"]."""
   previous = _previous(exp_dir)
-  arms, curves, problems = [], {}, []
+  arms, curves, problems, extractors = [], {}, [], {}
   for arm, overrides, cfg, seeds in arm_cfgs:
     seeds = sorted(set(seeds) | set(seeds_on_disk(os.path.join(exp_dir, arm)))
                    | {s for a, s in previous if a == arm})
@@ -144,10 +144,13 @@ def collect(exp_dir, exp, arm_cfgs):
         else:
           result = {}
       statuses[str(seed)] = result.get("status", "missing")
+      if isinstance(result.get("extractors"), dict):
+        extractors.setdefault(result["extractors"]["ident"], (result["extractors"], []))[1].append(f"{arm}/seed{seed}")
       wall += float(result.get("wall_s", 0.0) or 0.0)
       if result.get("status") == "finished":
         done_seeds.append(seed)
         per_seed[seed] = {k: v for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
+        per_seed[seed].update(headline_values(rows, cfg, per_seed[seed]))
         rows_by_seed.append(rows)
     names = sorted({k for m in per_seed.values() for k in m})
     metrics = {k: _stats([per_seed[s][k] for s in done_seeds]) for k in names
@@ -160,10 +163,88 @@ def collect(exp_dir, exp, arm_cfgs):
                  "wall_s": wall, "status": statuses,
                  "diverged": [int(s) for s, st in statuses.items() if st == "diverged"]})
     curves[arm] = rows_by_seed
+  if len(extractors) > 1:
+    from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+    raise RunError(f"The runs in {exp_dir} were scored by different feature extractors, whose FIDs cannot "
+                   "share a table: " + "; ".join(f"{ident}: {', '.join(runs[:4])}{' ...' if len(runs) > 4 else ''}"
+                                                 for ident, (_, runs) in extractors.items())
+                   + ". Re-score the odd ones with `python -m experiments.evaluate --run <run dir>` (it uses "
+                   "this installation's extractors) or report them separately.")
   summary = {"experiment": exp.name, "description": exp.description, "arms": arms,
              "family": tasks.family(arm_cfgs[0][2]), "problems": problems,
+             "extractors": next(iter(extractors.values()))[0] if extractors else None,
              "generated": datetime.datetime.now().isoformat(timespec="seconds")}
   return summary, curves
+
+
+# Per family: the metrics every arm is compared on, with their direction (lower is better?).
+VERDICT_METRICS = {"gan1d": {"w1": True, "ks": True},
+                   "gan": {"fid": True, "kid": True, "precision": False, "recall": False},
+                   "ae": {"mse": True}}
+
+
+def headline_values(rows, cfg, final) -> dict:
+  """<metric>_last<k>: the mean of a run's last k evaluations of each compared metric (and of
+  each extractor's variant), less noisy than the last evaluation alone."""
+  k = cfg.eval.last_k
+  out = {}
+  evals = [r for r in rows if any(key.startswith("eval/") for key in r)]
+  names = [m for m in final if m.split("_e")[0] in VERDICT_METRICS.get(tasks.family(cfg), {})
+           and (m in VERDICT_METRICS[tasks.family(cfg)] or m.rsplit("_e", 1)[-1].isdigit())]
+  for m in names:
+    vals = [r[f"eval/{m}"] for r in evals if isinstance(r.get(f"eval/{m}"), (int, float))][-k:]
+    if vals:
+      out[f"{m}_last{k}"] = float(np.mean(vals))
+  return out
+
+
+def comparisons(summary, exp, k) -> list:
+  """summary.json's `comparisons`: each arm against the baseline on each compared metric's
+  headline value, paired by seed; image metrics also under every extractor on its own, and a
+  verdict that is not the same under all of them is marked extractor-dependent."""
+  from gen_models import stats  # pylint: disable=g-import-not-at-top
+  metrics = VERDICT_METRICS.get(summary["family"], {})
+  values = {a["name"]: {m: dict(zip(a["seeds"], a["metrics"][m]["per_seed"])) for m in a["metrics"]}
+            for a in summary["arms"]}
+  baseline = exp.baseline_arm()
+  if baseline not in values or len(values) < 2:
+    return []
+  main = stats.compare(values, baseline, {f"{m}_last{k}": lower for m, lower in metrics.items()})
+  n_ex = max([int(m.rsplit("_e", 1)[1].split("_")[0]) + 1 for a in summary["arms"] for m in a["metrics"]
+              if "_e" in m and m.rsplit("_e", 1)[1].split("_")[0].isdigit()] + [0])
+  per_ex = {}
+  for e in range(n_ex):
+    for c in stats.compare(values, baseline, {f"{m}_e{e}_last{k}": lower for m, lower in metrics.items()}):
+      per_ex.setdefault((c["arm"], c["metric"].replace(f"_e{e}_", "_")), []).append(c["verdict"])
+  for c in main:
+    c["metric"] = c["metric"].rsplit(f"_last{k}", 1)[0]  # named by the metric; the value is its last-k mean
+    c["headline"] = f"mean of the last {k} evaluations"
+    verdicts = per_ex.get((c["arm"], f"{c['metric']}_last{k}"))
+    if verdicts:
+      kind = lambda v: v if v in ("better", "worse") else "none"
+      c["per_extractor"] = verdicts
+      if any(kind(v) != kind(c["verdict"]) for v in verdicts):
+        c["verdict"] += " (extractor-dependent: " + ", ".join(kind(v) for v in verdicts) + ")"
+    for key in ("ci_low", "ci_high"):
+      if not np.isfinite(c[key]):
+        c[key] = None  # unbounded (too few seeds for the exact test): JSON has no infinity
+  return main
+
+
+def verdict_text(summary) -> str:
+  """The verdict table (markdown) of a summary's comparisons."""
+  comps = summary.get("comparisons") or []
+  if not comps:
+    return ""
+  fmt = lambda v: "∞" if v is None else f"{v:.4g}"
+  lines = ["| arm vs baseline | metric | n seeds | mean diff | 95% interval | p | p (Holm) | verdict |",
+           "|---|---|---|---|---|---|---|---|"]
+  for c in comps:
+    lo = "-∞" if c["ci_low"] is None else f"{c['ci_low']:.4g}"
+    lines.append(f"| {c['arm']} vs {c['baseline']} | {c['metric']} {'↓' if c['lower_is_better'] else '↑'} | {c['n']} | "
+                 f"{c['mean_diff']:+.4g} | [{lo}, {fmt(c['ci_high'])}] | {c['p']:.3g} | {c['p_holm']:.3g} | "
+                 + c["verdict"].replace("|", "\\|") + " |")
+  return "\n".join(lines)
 
 
 def arms_on_disk(exp_dir, exp, arm_cfgs=()):
@@ -202,10 +283,19 @@ def table_text(summary) -> str:
   head = ["arm", "seeds"] + [label + {True: " ↓", False: " ↑", None: ""}[better] for _, label, better in cols]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   best = {}
+  comps = summary.get("comparisons") or []
   for key, _, better in cols:
     vals = [(a["metrics"][key]["mean"], a["name"]) for a in summary["arms"] if key in a["metrics"]]
-    if better is not None and vals:
-      best[key] = (min(vals) if better else max(vals))[1]
+    on_key = [c for c in comps if c["metric"] == key]
+    if better is None or not vals or not on_key:
+      continue
+    winner = (min(vals) if better else max(vals))[1]
+    baseline = on_key[0]["baseline"]
+    # Bold only what the paired verdicts back: the winner beats the baseline, or the baseline
+    # beats every other arm.
+    if (winner != baseline and any(c["arm"] == winner and c["verdict"].startswith("better") for c in on_key)) or (
+        winner == baseline and all(c["verdict"].startswith("worse") for c in on_key)):
+      best[key] = winner
   rank_key = RANK_BY.get(summary["family"])
   arms = list(summary["arms"])
   if rank_key and all(rank_key in a["metrics"] for a in arms):
@@ -327,8 +417,8 @@ def _figures_ae(exp_dir, summary, curves, arm_cfgs):
 
 METRIC_NOTES = {
     "gan": """\
-- Rows are ranked by FID (best first). Image metrics use {n:,} generated images against the first {n:,} images of the test split, in the feature space of a small LeNet classifier trained once on the same dataset (test accuracy {acc:.4f}). The *floor* row gives each metric between {n:,} real training images and the same test images: what real data scores.
-- **FID (classifier)**: Fréchet distance of the classifier's 128-d penultimate features. **KID**: unbiased MMD² with a cubic polynomial kernel on the same features (mean over 100 subsets of 1000). **precision / recall**: k-NN manifold estimates (k = 3, Kynkäänniemi et al. 2019). **class. score**: exp E KL(p(y|x) ‖ p(y)) from the classifier's softmax (the Inception-Score analogue, at most 10). **classes**: classes predicted for at least 1% of the images; **KL(classes‖uniform)**: 0 when all classes are equally frequent, log 10 = 2.30 when one class takes everything (mode collapse).
+- Rows are ranked by FID (best first). Image metrics use {n:,} generated images against the first {n:,} images of the test split, in the feature spaces of an ensemble of small LeNet classifiers trained on the same dataset (one recipe, different seeds): {extractors}. Each metric is computed under every extractor (`<metric>_e<k>` in summary.json, the per-extractor FID table below) and the table shows their mean. The *floor* row gives each metric between {n:,} real training images and the same test images: what real data scores.
+- **FID (classifier)**: Fréchet distance of a classifier's 128-d penultimate features. **KID**: unbiased MMD² with a cubic polynomial kernel on the same features (mean over 100 subsets of 1000). **precision / recall**: k-NN manifold estimates (k = 3, Kynkäänniemi et al. 2019). **class. score**: exp E KL(p(y|x) ‖ p(y)) from the classifier's softmax (the Inception-Score analogue, at most 10). **classes**: classes predicted for at least 1% of the images; **KL(classes‖uniform)**: 0 when all classes are equally frequent, log 10 = 2.30 when one class takes everything (mode collapse).
 - These numbers are **not comparable to Inception-FID values in papers** (e.g. Lucic et al. 2018): the features come from a different, much smaller network trained on this dataset, so the scale differs; compare them only within this repository and dataset.
 - D loss, G loss, D(x), D(G(z)) and D's accuracy on real and on fake images: means over the last {log} training steps of each run (D's accuracy near 0.5 on both is where the seed notes stop training; it is logged, not used to stop).
 - ± is the sample standard deviation over seeds.
@@ -337,7 +427,7 @@ METRIC_NOTES = {
 - Rows are ranked by test MSE (best first). All metrics are on the whole test split ({test_n:,} images), means over images: MSE and BCE per pixel (as Keras reports them), PSNR = 10 log10(1/MSE) in dB per image.
 - Denoising: the noisy input's PSNR is that of the input clipped to [0, 1] (the do-nothing denoiser); the gain is the denoised PSNR minus it. Noise is drawn once per evaluation with a fixed key.
 - VAE: ELBO = -(reconstruction NLL summed over pixels + KL) per image, in nats, with one posterior sample; reconstructions use the posterior mean. Prior samples (z ~ N(0, I), decoder means) are scored with the GANs' classifier metrics (FID etc., {n:,} samples), so a VAE and the GANs compare in one table; not comparable to Inception FID.
-- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean.
+- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean only where the paired verdicts below back it.
 """,
     "gan1d": """\
 - **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,} generated samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws score, median of 20 draws): {w1_floor:.4f}.
@@ -346,7 +436,7 @@ METRIC_NOTES = {
 - *the real training samples*: W1 and KS of each run's 1000 real training samples to N(0,1) (mean over runs). The GAN only ever sees these 1000 points, so a generator that reproduced them exactly would score about this; W1 well below it would mean smoothing beyond the data.
 - mean / std / skew / excess kurtosis of the {n:,} generated samples (N(0,1): 0 / 1 / 0 / 0).
 - D loss / G loss: means over the last {log} training steps.
-- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean.
+- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean only where the paired verdicts below back it.
 """,
 }
 
@@ -360,16 +450,21 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
   command = command or _read(os.path.join(exp_dir, "summary.json"), {}).get("command")
   summary["command"] = command or f"python -m experiments.run --exp={exp.name}"
   summary["floors"] = _floors_from_runs(summary)
+  k = arm_cfgs[0][2].eval.last_k
+  summary["headline_k"] = k
+  summary["comparisons"] = comparisons(summary, exp, k)
+  summary["eval_noise"] = _read(os.path.join(exp_dir, "eval_noise.json"))
   cfg = arm_cfgs[0][2]
   family = summary["family"]
   show_figures, figures = figures, {}
+  primary = [c for c in summary["comparisons"] if c["metric"] == RANK_BY.get(family)]
+  if show_figures and primary:
+    figures["forest"] = plots.forest(primary, os.path.join(exp_dir, "forest.png"),
+                                     f"{exp.name}: paired differences of {primary[0]['metric']} (mean of the last {k} "
+                                     "evaluations) per seed, with the 95% interval")
   if show_figures and any(a["seeds"] for a in summary["arms"]):
-    if family == "gan1d":
-      figures = _figures_1d(exp_dir, summary, curves, arm_cfgs)
-    elif family == "gan":
-      figures = _figures_gan(exp_dir, summary, curves, arm_cfgs)
-    else:
-      figures = _figures_ae(exp_dir, summary, curves, arm_cfgs)
+    make = {"gan1d": _figures_1d, "gan": _figures_gan}.get(family, _figures_ae)
+    figures.update(make(exp_dir, summary, curves, arm_cfgs))
   summary_path = os.path.join(exp_dir, "summary.json")
   write_atomic(summary_path, json.dumps(summary, indent=1))
 
@@ -383,6 +478,28 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
               for a in summary["arms"]]
     lines.append("")
   lines += ["## Final metrics (mean ± std over seeds)", "", table_text(summary), ""]
+  if summary["comparisons"]:
+    lines += ["## Verdicts: each arm against the baseline, paired by seed", "",
+              f"Each run's headline value of a metric is the mean of its last {k} evaluations (late GAN metrics "
+              "oscillate). Seed k of every arm shares its initial parameters, data order and evaluation latents, so "
+              "arms are compared through per-seed differences (arm - baseline): their mean, a 95% interval from "
+              "the exact sign-flip test inverted (distribution-free; unbounded until there are enough seeds), the "
+              "sign-flip p-value and its Holm correction over the arms (each metric its own family). A verdict is "
+              "about this protocol, this dataset and this metric, nothing wider.", "",
+              verdict_text(summary), ""]
+    if figures.get("forest"):
+      lines += [f"![paired differences]({os.path.basename(figures['forest'])})", ""]
+  noise = summary.get("eval_noise")
+  if noise:
+    spread = {m: float(np.mean([a["metrics"][m]["std"] for a in summary["arms"] if m in a["metrics"]]))
+              for m in noise["std"] if any(m in a["metrics"] for a in summary["arms"])}
+    lines += ["## Which noise dominates", "",
+              f"The evaluation's own sampling noise: the final checkpoint of `{noise['run']}` scored with "
+              f"{noise['sampling_seeds']} different sampling seeds (std over them), beside the seed-to-seed std of "
+              "the final values (mean over arms):", "",
+              "| metric | evaluation std (one checkpoint) | seed-to-seed std |", "|---|---|---|"]
+    lines += [f"| {m} | {noise['std'][m]:.4g} | {spread[m]:.4g} |" for m in spread]
+    lines.append("")
   if family in METRIC_NOTES and (summary["floors"] or family != "gan1d"):
     acc = [a["metrics"]["classifier_accuracy"]["mean"] for a in summary["arms"] if "classifier_accuracy" in a["metrics"]]
     n = [a["metrics"]["num_samples"]["mean"] for a in summary["arms"] if "num_samples" in a["metrics"]]
@@ -394,7 +511,10 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
               "- VAE:": any(c.model.arch == "vae" for c in cfgs)}
       notes = "".join(line for line in notes.splitlines(keepends=True)
                       if all(ok or not line.startswith(prefix) for prefix, ok in keep.items()))
-    lines += [notes.format(n=int(n[0]) if n else cfg.eval.num_samples, k=cfg.eval.kl_samples,
+    ex = summary.get("extractors")
+    ex_text = ("; ".join(f"`{m['name']}` sha256 {m['sha256'][:12]} (test accuracy {m['test_accuracy']:.4f}, {m['source']})"
+                         for m in ex["members"]) if ex else "none recorded")
+    lines += [notes.format(n=int(n[0]) if n else cfg.eval.num_samples, k=cfg.eval.kl_samples, extractors=ex_text,
                            test_n=int(test_n[0]) if test_n else 0,
                            log=cfg.train.log_every, acc=acc[0] if acc else float("nan"),
                            **summary["floors"]), ""]
@@ -411,6 +531,7 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
   if summary["problems"]:
     lines += ["**Problems reading the runs** (nothing was dropped; see each note):", ""]
     lines += [f"- {p}" for p in summary["problems"]] + [""]
+  figures.pop("forest", None)  # shown with the verdicts
   titles = {"fid": "Evaluation over training", "curves": "Training curves", "final": "Final metrics per arm",
             "densities": "Real vs generated (seed protocol figure)",
             "samples": "Final samples per arm"}

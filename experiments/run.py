@@ -40,6 +40,11 @@ def parse_args(argv):
   p.add_argument("--summary", action="store_true",
                  help="print the configs and parameter counts, then exit without training")
   p.add_argument("--quiet", action="store_true", help="only print one line per finished run")
+  p.add_argument("--until-decided", action="store_true",
+                 help="add seeds (--seed-batch at a time, up to --max-seeds) until every arm's comparison "
+                      "with the baseline on the headline metric has a verdict other than 'no difference'")
+  p.add_argument("--max-seeds", type=int, default=20, help="seed budget per arm for --until-decided (default 20)")
+  p.add_argument("--seed-batch", type=int, default=2, help="seeds added per round by --until-decided (default 2)")
   return p.parse_args(argv)
 
 
@@ -218,7 +223,35 @@ def _run(args, argv) -> int:
       mode = "disabled"
     from experiments import runner  # pylint: disable=g-import-not-at-top
     command = "python -m experiments.run " + " ".join(a for a in argv if a != "--resume")
-    return runner.run_plan(exp, arm_cfgs, plan, args.out, mode, quiet=args.quiet, command=command)
+    while True:
+      code = runner.run_plan(exp, arm_cfgs, plan, args.out, mode, quiet=args.quiet, command=command)
+      if code != 0 or not args.until_decided or not runtime.is_main_process():
+        return code
+      seeds = len(arm_cfgs[0][3])
+      undecided = _undecided(exp_dir)
+      if not undecided:
+        print(f"--until-decided: stopped at {seeds} seeds per arm: every comparison on the headline metric has a "
+              "verdict.", flush=True)
+        return 0
+      if seeds >= args.max_seeds:
+        print(f"--until-decided: stopped at the seed budget (--max-seeds {args.max_seeds}); still undecided: "
+              + "; ".join(undecided) + ".", flush=True)
+        return 0
+      more = min(args.seed_batch, args.max_seeds - seeds)
+      print(f"--until-decided: {seeds} seeds per arm leave undecided: {'; '.join(undecided)}. Adding {more}.",
+            flush=True)
+      arm_cfgs = build_configs(exp, args.set, seeds + more, args.arms)
+      plan = plan_runs(exp, arm_cfgs, args.out, True)
+
+
+def _undecided(exp_dir) -> list[str]:
+  """'arm vs baseline: verdict' for the headline metric's comparisons without a verdict."""
+  from experiments import report  # pylint: disable=g-import-not-at-top
+  with open(os.path.join(exp_dir, "summary.json")) as f:
+    summary = json.load(f)
+  primary = report.RANK_BY.get(summary["family"])
+  return [f"{c['arm']} vs {c['baseline']}: {c['verdict']}" for c in summary.get("comparisons", [])
+          if c["metric"] == primary and not c["verdict"].startswith(("better", "worse"))]
 
 
 def main(argv=None) -> int:
@@ -229,6 +262,9 @@ def main(argv=None) -> int:
     return 0
   if not args.exp:
     print("error: give an experiment with --exp=NAME (see --list).", file=sys.stderr)
+    return 2
+  if args.until_decided and (args.max_seeds < 2 or args.seed_batch < 1):
+    print("error: --until-decided needs --max-seeds >= 2 and --seed-batch >= 1.", file=sys.stderr)
     return 2
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import tracking  # pylint: disable=g-import-not-at-top

@@ -92,7 +92,10 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
                  if runtime.is_main_process() else [])
       for path in figures:
         run.tracker.log_image(run.cfg.train.steps, f"figures/{os.path.basename(path)}", path)
-      run.tracker.summary(final)
+      extractors = tasks.extractor_info(run.cfg, c["data"])
+      run.tracker.summary({**final, **({"extractors": extractors["ident"]} if extractors else {})})
+      if extractors:
+        result["extractors"] = extractors
       result.update(status="finished", step=run.cfg.train.steps, metrics=final,
                     compile_s=run.info["compile_s"], steps_per_s=run.info["steps_per_s"],
                     resumed_from=run.info["start_step"], vectorised_with=len(runs))
@@ -184,10 +187,53 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
     return 130
   if not runtime.is_main_process():
     return 0
+  evaluation_noise(exp_dir, exp)
   paths = report.build(exp_dir, exp, arm_cfgs, command)
+  summary = paths["summary_obj"]
   print(f"Done in {time.perf_counter() - t0:.1f}s. Report: {paths['report']}", flush=True)
-  print(report.table_text(paths["summary_obj"]), flush=True)
+  print(report.table_text(summary), flush=True)
+  if summary["comparisons"]:
+    print("\n" + report.verdict_text(summary), flush=True)
+  tracking.log_comparisons(exp_dir, mode, project=WANDB_PROJECT, group=exp.name, summary=summary)
   return 0
+
+
+NOISE_SEEDS = 3
+
+
+def evaluation_noise(exp_dir, exp):
+  """Scores the final checkpoint of the baseline arm's first seed with NOISE_SEEDS other
+  sampling seeds and writes the spread to exp_dir/eval_noise.json (once per checkpoint), so the
+  report can set the evaluation's own noise beside the seed-to-seed spread."""
+  arm = exp.baseline_arm()
+  arm_dir = os.path.join(exp_dir, arm)
+  seeds = report.seeds_on_disk(arm_dir)
+  finished = [s for s in seeds if (report._read(os.path.join(arm_dir, f"seed{s}", "result.json")) or {}).get(  # pylint: disable=protected-access
+      "status") == "finished"]
+  if not finished:
+    return
+  run_dir = os.path.join(arm_dir, f"seed{finished[0]}")
+  path = os.path.join(exp_dir, "eval_noise.json")
+  old = report._read(path) or {}  # pylint: disable=protected-access
+  result = report._read(os.path.join(run_dir, "result.json"))  # pylint: disable=protected-access
+  if old.get("run") == f"{arm}/seed{finished[0]}" and old.get("step") == result.get("step"):
+    return
+  cfg, state, data, key, step = load_run(run_dir)
+  names = list(report.VERDICT_METRICS.get(tasks.family(cfg), {}))
+  values = {m: [] for m in names}
+  t = time.perf_counter()
+  for i in range(NOISE_SEEDS):
+    metrics = tasks.evaluate_saved(cfg, state, data, jax.random.fold_in(key, 7919 + i))
+    for m in names:
+      if isinstance(metrics.get(m), (int, float)):
+        values[m].append(float(metrics[m]))
+  values = {m: v for m, v in values.items() if len(v) == NOISE_SEEDS}
+  out = {"run": f"{arm}/seed{finished[0]}", "step": step, "sampling_seeds": NOISE_SEEDS, "values": values,
+         "std": {m: float(np.std(v, ddof=1)) for m, v in values.items()}}
+  _write_json(path, out)
+  print(f"evaluation noise: {out['run']} step {step} scored with {NOISE_SEEDS} sampling seeds: "
+        + ", ".join(f"{m} std {v:.3g}" for m, v in out["std"].items()) + f" ({time.perf_counter() - t:.1f}s)",
+        flush=True)
 
 
 def load_run(run_dir: str):

@@ -93,6 +93,7 @@ class Eval:
   every: int = 30  # 0 = only at the end
   num_samples: int = 100_000  # generated samples for the precise metrics
   kl_samples: int = 1000  # samples for the seed's histogram KL (it compares 1000 vs 1000)
+  last_k: int = 3  # a run's headline value of a metric: the mean of its last k evaluations
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,6 +164,7 @@ RANGES = {
     "eval.every": (0, None, True),
     "eval.num_samples": (0, None, True),  # 0: no sample-based metrics
     "eval.kl_samples": (2, None, True),
+    "eval.last_k": (1, None, True),
     "ckpt.every": (0, None, True),
     "ckpt.keep": (1, None, True),
 }

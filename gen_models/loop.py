@@ -261,12 +261,13 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
     t = time.perf_counter()
     metrics = run.task.evaluate(run_state(r), step)
     images = metrics.pop("_images", {})
+    label = metrics.pop("_label", "")
     metrics["eval_s"] = time.perf_counter() - t
     shown = {k: v for k, v in metrics.items() if k in _EVAL_SHOWN}
     if shown and not many:
       print_fn(f"[{run.label}] eval at step {step}: " + " ".join(
           f"{k} {v:.4g}" + (f" (floor {metrics[k + '_floor']:.3g})" if k + "_floor" in metrics else "")
-          for k, v in shown.items()) + f" ({metrics['eval_s']:.1f}s)")
+          for k, v in shown.items()) + f" {label} ({metrics['eval_s']:.1f}s)".replace("  ", " "))
     run.tracker.log(step, {f"eval/{k}": v for k, v in metrics.items()})
     for name, path in images.items():
       run.tracker.log_image(step, f"eval/{name}", path)

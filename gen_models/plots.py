@@ -276,3 +276,39 @@ def latent_scatter(codes, labels, path, title=""):
   if title:
     ax.set_title(title, fontsize=9)
   return _save(fig, path)
+
+
+def forest(comparisons: list, path, title=""):
+  """One row per comparison (arm vs baseline): the per-seed paired differences (dots), their mean
+  (diamond) and the 95% interval (bar; an arrow where it is unbounded), and zero (no difference)."""
+  fig, ax = plt.subplots(figsize=(7.5, 0.75 * len(comparisons) + 1.4))
+  finite = [v for c in comparisons for v in c["diffs"]] + [0.0]
+  span = (max(finite) - min(finite)) or 1.0
+  lo_lim, hi_lim = min(finite) - 0.6 * span, max(finite) + 0.6 * span
+  for row, c in enumerate(comparisons):
+    y = len(comparisons) - 1 - row
+    lo = lo_lim if c["ci_low"] is None else c["ci_low"]
+    hi = hi_lim if c["ci_high"] is None else c["ci_high"]
+    decided = c["verdict"].startswith(("better", "worse"))
+    color = COLORS[0] if decided else "0.45"
+    ax.plot([lo, hi], [y, y], color=color, lw=3, alpha=0.7, solid_capstyle="butt")
+    for end, unbounded in ((lo, c["ci_low"] is None), (hi, c["ci_high"] is None)):
+      if unbounded:
+        ax.annotate("", xy=(end, y), xytext=(end - 0.08 * span * np.sign(end - c["mean_diff"] or 1), y),
+                    arrowprops=dict(arrowstyle="->", color=color))
+    ax.scatter(c["diffs"], np.full(len(c["diffs"]), y) + np.linspace(-0.12, 0.12, len(c["diffs"])),
+               s=14, color="k", zorder=3)
+    ax.scatter([c["mean_diff"]], [y], marker="D", s=50, color=color, zorder=4)
+  ax.axvline(0, color="k", lw=1, ls="--")
+  ax.set_xlim(lo_lim, hi_lim)
+  ax.set_ylim(-0.6, len(comparisons) - 0.4)
+  ax.set_yticks(range(len(comparisons)))
+  ax.set_yticklabels([f"{c['arm']} − {c['baseline']}\n{c['verdict'].split(' (')[0]} (n={c['n']})"
+                      for c in reversed(comparisons)], fontsize=8)
+  metric = comparisons[0]["metric"]
+  better = "left" if comparisons[0]["lower_is_better"] else "right"
+  ax.set_xlabel(f"paired difference in {metric} ({better} of 0 = the arm is better)")
+  ax.grid(alpha=0.3, axis="x")
+  if title:
+    ax.set_title(title, fontsize=9)
+  return _save(fig, path)

@@ -106,17 +106,19 @@ def generate_u8(cfg, g, key, n: int, batch: int = 500) -> np.ndarray:
 
 
 def image_metrics(cfg, data, images_u8, log=print) -> dict:
-  """Classifier-feature metrics of generated images against the test split, with the real-data
-  floors (the same metrics between as many training and test images) as <name>_floor."""
-  from gen_models.metrics import features, fid  # pylint: disable=g-import-not-at-top
-  extractor = features.get(cfg.data.name, data, log)
-  n = min(len(images_u8), len(data["test"]["x"]))
-  probs, feats = extractor(images_u8[:n])
-  _, real_feats = extractor.real(n)
-  out = fid.all_metrics(real_feats, feats, probs)
-  out.update({f"{k}_floor": v for k, v in extractor.floors(n).items()})
-  out["num_samples"], out["classifier_accuracy"] = n, extractor.accuracy
-  return out
+  """Classifier-feature metrics of generated images against the test split under each extractor
+  of the dataset's ensemble (<name>_e<k>) and their mean (<name>), with the real-data floors
+  (the same metrics between as many training and test images) as <name>_floor."""
+  from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+  return features.get(cfg.data.name, data, log).metrics(images_u8)
+
+
+def extractor_info(cfg, data):
+  """The identity of the ensemble that scores this run's images (None if nothing is scored)."""
+  if family(cfg) == "gan1d" or cfg.eval.num_samples == 0 or (family(cfg) == "ae" and cfg.model.arch != "vae"):
+    return None
+  from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+  return features.get(cfg.data.name, data, lambda s: None).info()
 
 
 def _eval_image_gan(cfg, run_dir, key, data, state, step):
@@ -129,6 +131,7 @@ def _eval_image_gan(cfg, run_dir, key, data, state, step):
     metrics = image_metrics(cfg, data, images)
     metrics.pop("class_hist")
     out.update(metrics)
+    out["_label"] = f"(mean of {metrics['extractors']} extractors {extractor_info(cfg, data)['ident']})"
   return out
 
 
@@ -312,8 +315,9 @@ def _image_gan_artifacts(cfg, state, data, rows, run_dir, key, title):
     from gen_models.metrics import fid  # pylint: disable=g-import-not-at-top
     from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
     images = generate_u8(cfg, state["g"], jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
-    probs, _ = features.get(cfg.data.name, data)(images)
-    real_probs, _ = features.get(cfg.data.name, data).real(min(len(images), len(data["test"]["x"])))
+    ensemble = features.get(cfg.data.name, data)
+    probs, _ = ensemble.members[0](images)
+    real_probs, _ = ensemble.real(0, min(len(images), len(data["test"]["x"])))
     out.append(plots.class_histogram(fid.class_stats(probs)["class_hist"], fid.class_stats(real_probs)["class_hist"],
                                      os.path.join(sample_dir, "classes.png"),
                                      f"{title}: classes of {len(images):,} generated images"))

@@ -177,3 +177,25 @@ def _wandb_init(run_dir, mode, project, group, job_type, name, config):
       nxt = "offline" if i + 1 < len(modes) else "metrics.jsonl only (wandb disabled for this run)"
       print(f"WARNING: wandb {m} init failed ({msg}); logging this run to {nxt}.", file=sys.stderr, flush=True)
   return None
+
+
+def log_comparisons(exp_dir, mode, *, project, group, summary) -> None:
+  """The sweep's verdict table as one wandb run per sweep (job type "comparisons"), so the
+  dashboard shows the same verdicts as report.md. Never fails the command."""
+  comps = summary.get("comparisons") or []
+  if mode == "disabled" or not comps:
+    return
+  run = _wandb_init(exp_dir, mode, project, group, "comparisons", f"{group}-verdicts",
+                    {"experiment": group, "headline_k": summary.get("headline_k")})
+  if run is None:
+    return
+  try:
+    import wandb  # pylint: disable=g-import-not-at-top
+    cols = ["arm", "baseline", "metric", "n", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "verdict"]
+    table = wandb.Table(columns=cols, data=[[c.get(k) for k in cols] for c in comps])
+    run.log({"comparisons": table})
+    run.summary.update({f"verdict/{c['arm']}/{c['metric']}": c["verdict"] for c in comps})
+  except Exception as e:  # pylint: disable=broad-except
+    print(f"WARNING: could not log the comparison table to wandb ({e}).", file=sys.stderr, flush=True)
+  finally:
+    run.finish()

@@ -1,16 +1,26 @@
-"""The feature extractor of the image metrics: a LeNet classifier trained once per dataset with a
-fixed seed, cached as an orbax checkpoint and reused by every run.
+"""The feature extractors of the image metrics: an ensemble of LeNet classifiers (one recipe,
+different training seeds), the same on every machine.
 
-Cache: $GEN_MODELS_CACHE (default ~/.cache/gen_models)/classifier/<dataset>-<hash>/ with
-checkpoint/ and meta.json (test accuracy, training config, the real-data floors). The hash covers
-the training config and the dataset's size, so a changed config retrains into a new directory.
+No Inception weights can be downloaded here, so FID & co. are computed in the feature space of
+small classifiers trained on the dataset itself. One such network is not enough to rank models
+(three LeNets that differ only in their seed ranked the same samples differently), so every image
+metric is computed under each member of an ensemble and reported per member and as their mean.
+
+Where the weights come from:
+- shipped with the package (gen_models/metrics/weights/<dataset>-lenet-v<k>-s<seed>.npz, listed in
+  manifest.json with their sha256, checked on load): Fashion-MNIST. The same bytes on every
+  machine, so FIDs from two machines (or a GPU and a CPU) are comparable.
+- trained here, deterministically, for datasets without shipped weights (MNIST cannot be
+  downloaded on the machines the shipped ones were made on), cached under
+  $GEN_MODELS_CACHE/classifier/ and named by the sha256 of what was produced: comparable only with
+  reports that print the same hashes.
 """
 
 import functools
 import hashlib
+import io
 import json
 import os
-import shutil
 import tempfile
 import time
 
@@ -18,23 +28,27 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import traverse_util
 
 from gen_models.metrics import fid as fid_lib
 from gen_models.models.classifier import LeNet, as_input
 
-TRAIN_CONFIG = {"version": 1, "epochs": 5, "batch_size": 128, "lr": 1e-3, "seed": 0}
-EXPECTED_ACCURACY = {"mnist": 0.99, "fashion_mnist": 0.90}
+RECIPE = {"version": 2, "arch": "lenet", "epochs": 5, "batch_size": 128, "lr": 1e-3}
+ENSEMBLE_SEEDS = (0, 1, 2)
+WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
+MANIFEST = os.path.join(WEIGHTS_DIR, "manifest.json")
+
+
+class ExtractorError(RuntimeError):
+  """A shipped or cached extractor file is damaged; the message says what to do."""
 
 
 def cache_root() -> str:
   return os.environ.get("GEN_MODELS_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "gen_models"))
 
 
-def _cache_dir(name: str, data: dict) -> str:
-  ident = json.dumps({"cfg": TRAIN_CONFIG, "dataset": name, "n_train": len(data["train"]["x"]),
-                      "n_test": len(data["test"]["x"])}, sort_keys=True)
-  return os.path.join(cache_root(), "classifier", f"{name}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}")
-
+# ---------------------------------------------------------------------------------------------
+# Training (deterministic: fixed seeds for the initialisation, the batch order and dropout).
 
 @functools.partial(jax.jit, static_argnums=0)
 def _train_step(model, params, opt_state, x, y, key):
@@ -42,7 +56,7 @@ def _train_step(model, params, opt_state, x, y, key):
     logits, _ = model.apply({"params": p}, x, train=True, rngs={"dropout": key})
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
   loss, grads = jax.value_and_grad(loss_fn)(params)
-  updates, opt_state = optax.adam(TRAIN_CONFIG["lr"]).update(grads, opt_state, params)
+  updates, opt_state = optax.adam(RECIPE["lr"]).update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state, loss
 
 
@@ -52,33 +66,25 @@ def _forward(model, params, images_u8):
   return jax.nn.softmax(logits), feats
 
 
-def _checkpointer():
-  """A checkpointer private to this process: in a multi-host job each process reads the small
-  classifier on its own (and, if the cache is missing, trains it; only process 0 writes it)."""
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  me = jax.process_index()
-  return ocp.StandardCheckpointer(
-      multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me}))
-
-
-def train_classifier(data: dict, log=print):
-  """Trains LeNet on data["train"], returns (params, test accuracy, seconds)."""
-  cfg = TRAIN_CONFIG
+def train_classifier(data: dict, seed: int, log=print):
+  """Trains LeNet on data["train"] with RECIPE and `seed`; returns (params, test accuracy, seconds)."""
   model = LeNet()
-  key = jax.random.key(cfg["seed"])
+  key = jax.random.key(seed)
   x_train, y_train = data["train"]["x"], data["train"]["y"]
   params = model.init(key, jnp.zeros((1, 28, 28, 1)))["params"]
-  opt_state = optax.adam(cfg["lr"]).init(params)
-  rng = np.random.default_rng(cfg["seed"])
-  steps_per_epoch = max(1, len(x_train) // cfg["batch_size"])
+  opt_state = optax.adam(RECIPE["lr"]).init(params)
+  rng = np.random.default_rng(seed)
+  bs = RECIPE["batch_size"]
+  steps_per_epoch = max(1, len(x_train) // bs)
   t0 = time.perf_counter()
-  for epoch in range(cfg["epochs"]):
+  for epoch in range(RECIPE["epochs"]):
     order = rng.permutation(len(x_train))
     for i in range(steps_per_epoch):
-      idx = order[i * cfg["batch_size"]:(i + 1) * cfg["batch_size"]]
+      idx = order[i * bs:(i + 1) * bs]
       params, opt_state, loss = _train_step(model, params, opt_state, as_input(x_train[idx]),
                                             jnp.asarray(y_train[idx]), jax.random.fold_in(key, epoch * 100000 + i))
-    log(f"classifier: epoch {epoch + 1}/{cfg['epochs']} loss {float(loss):.4f} ({time.perf_counter() - t0:.0f}s)")
+    log(f"classifier seed {seed}: epoch {epoch + 1}/{RECIPE['epochs']} loss {float(loss):.4f} "
+        f"({time.perf_counter() - t0:.0f}s)")
   probs, _ = predict(model, params, data["test"]["x"])
   accuracy = float(np.mean(probs.argmax(1) == data["test"]["y"]))
   return params, accuracy, time.perf_counter() - t0
@@ -99,97 +105,230 @@ def predict(model, params, images_u8, batch: int = 1000):
   return np.concatenate(probs), np.concatenate(feats)
 
 
-class FeatureExtractor:
-  """The cached classifier of one dataset, with the real test set's features at hand."""
+# ---------------------------------------------------------------------------------------------
+# Weight files: params flattened to "a/b/c" keys in an .npz, named by the sha256 of its bytes.
 
-  def __init__(self, name: str, data: dict, log=print):
-    self.name, self.data, self.model = name, data, LeNet()
-    self.dir = _cache_dir(name, data)
-    meta_path = os.path.join(self.dir, "meta.json")
-    local = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])  # whichever process reads it
-    abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=local), jax.eval_shape(
-        lambda: self.model.init(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]))
-    self.params = None
-    if os.path.exists(meta_path):
-      try:
-        with open(meta_path) as f:
-          self.meta = json.load(f)
-        self.params = _checkpointer().restore(os.path.join(self.dir, "checkpoint"), abstract)
-        log(f"classifier: {name} from the cache {self.dir} (test accuracy {self.meta['test_accuracy']:.4f})")
-      except Exception as e:  # pylint: disable=broad-except
-        aside = f"{self.dir}.unreadable-{int(time.time())}"
-        log(f"classifier: the cache {self.dir} cannot be read ({type(e).__name__}: {str(e)[:200]}); "
-            f"moved to {aside}, training a new one")
-        try:
-          os.rename(self.dir, aside)
-        except OSError:
-          pass  # another process of a multi-host job set it aside first
-    if self.params is None:
-      log(f"classifier: training the {name} feature extractor once (cached in {self.dir})")
-      params, accuracy, seconds = train_classifier(data, log)
-      self.meta = {"dataset": name, "test_accuracy": accuracy, "train_s": seconds, "config": TRAIN_CONFIG,
-                   "n_train": len(data["train"]["x"]), "n_test": len(data["test"]["x"]), "floors": {}}
-      # In a multi-host job every process trains the same classifier (same seed, same data) but
-      # only process 0 writes the cache: a checkpoint written by another process of the job was
-      # unreadable by a later single-process run.
-      if jax.process_index() == 0:
-        self._write_cache(params)
-      self.params = params
-      log(f"classifier: {name} test accuracy {accuracy:.4f} after {seconds:.0f}s")
-    self._real = {}
+def params_to_bytes(params) -> bytes:
+  flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(jax.device_get(params)).items()}
+  buf = io.BytesIO()
+  np.savez(buf, **dict(sorted(flat.items())))
+  return buf.getvalue()
 
-  def _write_cache(self, params):
-    os.makedirs(os.path.dirname(self.dir), exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(self.dir), prefix=".tmp-")
-    ckpt = _checkpointer()
-    ckpt.save(os.path.join(tmp, "checkpoint"), jax.device_get(params))
-    ckpt.wait_until_finished()
-    with open(os.path.join(tmp, "meta.json"), "w") as f:
-      json.dump(self.meta, f, indent=1)
-    try:
-      os.rename(tmp, self.dir)  # atomic: a concurrent run either sees all of it or none
-    except OSError:
-      shutil.rmtree(tmp, ignore_errors=True)  # another process won the race; use its copy
+
+def params_from_bytes(raw: bytes):
+  with np.load(io.BytesIO(raw)) as f:
+    flat = {tuple(k.split("/")): jnp.asarray(f[k]) for k in f.files}
+  return traverse_util.unflatten_dict(flat)
+
+
+def sha256(raw: bytes) -> str:
+  return hashlib.sha256(raw).hexdigest()
+
+
+class Extractor:
+  """One trained LeNet: (probs, features) of uint8 images, with its identity."""
+
+  def __init__(self, dataset: str, seed: int, params, digest: str, accuracy: float, source: str):
+    self.dataset, self.seed, self.params = dataset, seed, params
+    self.sha256, self.accuracy, self.source = digest, accuracy, source
+    self.model = LeNet()
 
   @property
-  def accuracy(self) -> float:
-    return self.meta["test_accuracy"]
+  def name(self) -> str:
+    return f"{self.dataset}-lenet-v{RECIPE['version']}-s{self.seed}"
 
   def __call__(self, images_u8):
     return predict(self.model, self.params, images_u8)
 
-  def real(self, n: int, split: str = "test"):
-    """(probs, features) of the first n images of a split (the reference set)."""
-    if (split, n) not in self._real:
+  def describe(self) -> dict:
+    return {"name": self.name, "sha256": self.sha256, "test_accuracy": self.accuracy, "source": self.source}
+
+
+def _shipped(dataset: str):
+  """[(seed, file, sha256, accuracy)] from the manifest, or [] when nothing is shipped."""
+  if not os.path.exists(MANIFEST):
+    return []
+  with open(MANIFEST) as f:
+    manifest = json.load(f)
+  entry = manifest.get(dataset)
+  if not entry or entry.get("recipe") != RECIPE:
+    return []
+  return [(m["seed"], os.path.join(WEIGHTS_DIR, m["file"]), m["sha256"], m["test_accuracy"]) for m in entry["members"]]
+
+
+def _load_checked(path: str, digest: str):
+  with open(path, "rb") as f:
+    raw = f.read()
+  got = sha256(raw)
+  if got != digest:
+    raise ExtractorError(f"{path} has sha256 {got[:16]}..., but {digest[:16]}... was recorded for it: the "
+                         "file is damaged or was replaced. Reinstall the package (git checkout the file), "
+                         "so that image metrics stay comparable with other machines.")
+  return params_from_bytes(raw)
+
+
+def _cache_dir(dataset: str, data: dict) -> str:
+  ident = json.dumps({"recipe": RECIPE, "dataset": dataset, "n_train": len(data["train"]["x"]),
+                      "n_test": len(data["test"]["x"])}, sort_keys=True)
+  return os.path.join(cache_root(), "classifier", f"{dataset}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}")
+
+
+def _write_atomic(path: str, raw: bytes) -> None:
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
+  with os.fdopen(fd, "wb") as f:
+    f.write(raw)
+  os.replace(tmp, path)
+
+
+def _trained_here(dataset: str, data: dict, seed: int, log) -> Extractor:
+  """A member for a dataset without shipped weights: from the cache, else trained (once)."""
+  d = _cache_dir(dataset, data)
+  path, meta_path = os.path.join(d, f"s{seed}.npz"), os.path.join(d, f"s{seed}.json")
+  if os.path.exists(path) and os.path.exists(meta_path):
+    try:
+      with open(meta_path) as f:
+        meta = json.load(f)
+      params = _load_checked(path, meta["sha256"])
+      log(f"classifier: {dataset} seed {seed} from the cache {d} (sha256 {meta['sha256'][:12]}, "
+          f"test accuracy {meta['test_accuracy']:.4f})")
+      return Extractor(dataset, seed, params, meta["sha256"], meta["test_accuracy"], "trained here (cached)")
+    except (OSError, ValueError, KeyError, ExtractorError) as e:
+      aside = f"{path}.unreadable-{int(time.time())}"
+      log(f"classifier: the cached {path} cannot be read ({type(e).__name__}: {str(e)[:200]}); moved to "
+          f"{aside}, training it again")
+      try:
+        os.rename(path, aside)
+      except OSError:
+        pass  # another process of a multi-host job set it aside first
+  log(f"classifier: no shipped weights for {dataset}; training member seed {seed} here (cached in {d})")
+  params, accuracy, seconds = train_classifier(data, seed, log)
+  raw = params_to_bytes(params)
+  digest = sha256(raw)
+  if jax.process_index() == 0:  # in a multi-host job only process 0 writes the cache
+    _write_atomic(path, raw)
+    meta = {"dataset": dataset, "seed": seed, "sha256": digest, "test_accuracy": accuracy, "train_s": seconds,
+            "recipe": RECIPE, "n_train": len(data["train"]["x"]), "n_test": len(data["test"]["x"])}
+    _write_atomic(meta_path, json.dumps(meta, indent=1).encode())
+  log(f"classifier: {dataset} seed {seed}: test accuracy {accuracy:.4f} after {seconds:.0f}s, sha256 {digest}")
+  return Extractor(dataset, seed, params_from_bytes(raw), digest, accuracy, "trained here")
+
+
+class Ensemble:
+  """The extractors of one dataset, with the real reference features and floors at hand."""
+
+  def __init__(self, dataset: str, data: dict, log=print):
+    self.dataset, self.data = dataset, data
+    shipped = _shipped(dataset)
+    if shipped:
+      self.members = [Extractor(dataset, seed, _load_checked(path, digest), digest, acc, "shipped")
+                      for seed, path, digest, acc in shipped]
+    else:
+      self.members = [_trained_here(dataset, data, seed, log) for seed in ENSEMBLE_SEEDS]
+    self._real, self._floors = {}, {}
+    log(f"classifier: {self.describe()}")
+
+  def __len__(self):
+    return len(self.members)
+
+  @property
+  def ident(self) -> str:
+    """Names the ensemble exactly: runs scored by different idents are not comparable."""
+    return f"{self.dataset}-lenet-v{RECIPE['version']}:" + ",".join(m.sha256[:12] for m in self.members)
+
+  def describe(self) -> str:
+    parts = ", ".join(f"s{m.seed} {m.sha256[:8]} ({m.accuracy:.1%})" for m in self.members)
+    return (f"{len(self.members)} LeNet feature extractors for {self.dataset}, recipe v{RECIPE['version']}, "
+            f"{self.members[0].source}: {parts}")
+
+  def info(self) -> dict:
+    return {"ident": self.ident, "dataset": self.dataset, "recipe": RECIPE,
+            "members": [m.describe() for m in self.members]}
+
+  def real(self, member: int, n: int, split: str = "test"):
+    """(probs, features) of the first n images of a split under one member (the reference set)."""
+    key = (member, split, n)
+    if key not in self._real:
       x = self.data[split]["x"]
       if n > len(x):
         raise ValueError(f"{n} reference images requested, the {split} split has {len(x)}")
-      self._real[(split, n)] = self(x[:n])
-    return self._real[(split, n)]
+      self._real[key] = self.members[member](x[:n])
+    return self._real[key]
 
-  def floors(self, n: int) -> dict:
-    """Every metric between n training images and the n test images: what real data scores."""
-    key = str(n)
-    if key not in self.meta["floors"]:
-      n = min(n, len(self.data["train"]["x"]), len(self.data["test"]["x"]))
-      train_probs, train_feats = self(self.data["train"]["x"][:n])
-      _, test_feats = self.real(n)
-      m = fid_lib.all_metrics(test_feats, train_feats, train_probs)
-      m.pop("class_hist")
-      self.meta["floors"][key] = m
-      if jax.process_index() == 0 and os.path.isdir(self.dir):  # the cache's writer, see __init__
-        tmp = os.path.join(self.dir, f".meta-{os.getpid()}.json")
-        with open(tmp, "w") as f:
-          json.dump(self.meta, f, indent=1)
-        os.replace(tmp, os.path.join(self.dir, "meta.json"))  # readers never see half a file
-    return self.meta["floors"][key]
+  def _floor(self, member: int, n: int) -> dict:
+    """Every metric between n training images and the n test images under one member, cached on
+    disk by the member's hash and the data sizes."""
+    key = (member, n)
+    if key not in self._floors:
+      m = self.members[member]
+      path = os.path.join(cache_root(), "classifier", "floors",
+                          f"{m.sha256[:16]}-n{n}-{len(self.data['train']['x'])}-{len(self.data['test']['x'])}.json")
+      try:
+        with open(path) as f:
+          self._floors[key] = json.load(f)
+      except (OSError, ValueError):
+        train_probs, train_feats = m(self.data["train"]["x"][:n])
+        out = fid_lib.all_metrics(self.real(member, n)[1], train_feats, train_probs)
+        out.pop("class_hist")
+        self._floors[key] = out
+        if jax.process_index() == 0:
+          try:
+            _write_atomic(path, json.dumps(out).encode())
+          except OSError:
+            pass  # an unwritable cache only costs recomputing the floors
+    return self._floors[key]
+
+  def metrics(self, images_u8) -> dict:
+    """Every image metric of the generated images against the test split under each member
+    (<name>_e<k>) and as the members' mean (<name>), with the real-data floors (<name>_floor,
+    the same at the same sample count), the class histogram of member 0 and the counts."""
+    n = min(len(images_u8), len(self.data["test"]["x"]))
+    out, per = {}, {}
+    for k, member in enumerate(self.members):
+      probs, feats = member(images_u8[:n])
+      m = fid_lib.all_metrics(self.real(k, n)[1], feats, probs)
+      hist = m.pop("class_hist")
+      if k == 0:
+        out["class_hist"] = hist
+      for name, v in m.items():
+        per.setdefault(name, []).append(v)
+        out[f"{name}_e{k}"] = v
+      for name, v in self._floor(k, n).items():
+        per.setdefault(f"{name}_floor", []).append(v)
+    out.update({name: float(np.mean(v)) for name, v in per.items()})
+    out["num_samples"] = n
+    out["classifier_accuracy"] = float(np.mean([m.accuracy for m in self.members]))
+    out["extractors"] = len(self.members)
+    return out
 
 
-_EXTRACTORS = {}
+_ENSEMBLES = {}
 
 
-def get(name: str, data: dict, log=print) -> FeatureExtractor:
-  key = (name, len(data["train"]["x"]), len(data["test"]["x"]))
-  if key not in _EXTRACTORS:
-    _EXTRACTORS[key] = FeatureExtractor(name, data, log)
-  return _EXTRACTORS[key]
+def get(dataset: str, data: dict, log=print) -> Ensemble:
+  key = (dataset, len(data["train"]["x"]), len(data["test"]["x"]))
+  if key not in _ENSEMBLES:
+    _ENSEMBLES[key] = Ensemble(dataset, data, log)
+  return _ENSEMBLES[key]
+
+
+def write_shipped(dataset: str, data: dict, seeds=ENSEMBLE_SEEDS, log=print) -> dict:
+  """Trains the ensemble and writes it into the package's weights/ with the manifest entry
+  (`python -m experiments.extractors --dataset fashion_mnist`). Returns the manifest entry."""
+  members = []
+  for seed in seeds:
+    params, accuracy, seconds = train_classifier(data, seed, log)
+    raw = params_to_bytes(params)
+    name = f"{dataset}-lenet-v{RECIPE['version']}-s{seed}.npz"
+    _write_atomic(os.path.join(WEIGHTS_DIR, name), raw)
+    members.append({"seed": seed, "file": name, "sha256": sha256(raw), "test_accuracy": accuracy,
+                    "train_s": round(seconds, 1), "jax": jax.__version__, "backend": jax.default_backend()})
+    log(f"{name}: test accuracy {accuracy:.4f}, sha256 {members[-1]['sha256']}")
+  manifest = {}
+  if os.path.exists(MANIFEST):
+    with open(MANIFEST) as f:
+      manifest = json.load(f)
+  manifest[dataset] = {"recipe": RECIPE, "n_train": len(data["train"]["x"]), "n_test": len(data["test"]["x"]),
+                       "members": members}
+  _write_atomic(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+  return manifest[dataset]

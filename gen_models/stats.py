@@ -1,0 +1,135 @@
+"""Paired comparisons of sweep arms over seeds, and the verdicts the reports print.
+
+Seed k of every arm shares its initial parameters, data order and evaluation latents (all come
+from jax.random.key(seed)): common random numbers. So arm A is compared with the baseline B
+through the per-seed differences d_k = A_k - B_k of a metric:
+
+- p-value: scipy's exact sign-flip permutation test of mean(d) = 0 (every sign pattern for
+  n <= 13 seeds, a fixed-seed Monte Carlo sample beyond), two-sided; Holm-corrected across the
+  comparisons of a sweep.
+- 95% interval: the sign-flip test inverted: every shift delta for which d - delta is not
+  rejected. Distribution-free, so honest about small n: with n <= 5 seeds no sign pattern is
+  rare enough (2 / 2^5 > 0.05) and the interval is unbounded; a verdict needs at least 6 seeds.
+- verdict: "better" / "worse" when the Holm-corrected p < alpha (the interval then excludes 0),
+  else "no difference detected (|diff| < X at 95%)", X the largest |value| in the interval.
+
+References: Henderson et al. 2018; Agarwal et al. 2021 (rliable); Lucic et al. 2018.
+"""
+
+import math
+
+import numpy as np
+from scipy import stats as sp_stats
+
+ALPHA = 0.05
+MIN_SEEDS_FOR_VERDICT = 6  # 2 / 2^n < 0.05
+
+
+def _mean(x, axis=-1):
+  return np.mean(x, axis=axis)
+
+
+def sign_flip_p(diffs) -> float:
+  """Two-sided p-value of mean(diffs) = 0 under random sign flips (scipy.stats.permutation_test)."""
+  d = np.asarray(diffs, np.float64)
+  if len(d) == 0 or not np.any(d):
+    return 1.0
+  res = sp_stats.permutation_test((d,), _mean, permutation_type="samples", alternative="two-sided",
+                                  vectorized=True, n_resamples=20_000, random_state=0)
+  return float(min(1.0, res.pvalue))
+
+
+def sign_flip_interval(diffs, alpha: float = ALPHA, tol: float = 1e-6):
+  """(low, high): the shifts delta not rejected by the sign-flip test of diffs - delta at level
+  alpha (the test inverted). (-inf, inf) when n is too small for any rejection."""
+  d = np.asarray(diffs, np.float64)
+  n = len(d)
+  if n < 2 or 2.0 / 2 ** n > alpha:
+    return -math.inf, math.inf
+  center = float(np.mean(d))
+  spread = float(np.max(np.abs(d - center))) + 1e-12
+  accept = lambda delta: sign_flip_p(d - delta) > alpha
+
+  def edge(direction):
+    inside, outside = center, center + direction * spread
+    while accept(outside):  # beyond every difference all signs agree: rejected for n >= 6
+      inside, outside = outside, outside + direction * spread
+    while abs(outside - inside) > tol * (spread + abs(center)):
+      mid = 0.5 * (inside + outside)
+      inside, outside = (mid, outside) if accept(mid) else (inside, mid)
+    return inside
+
+  return edge(-1.0), edge(1.0)
+
+
+def holm(p_values) -> list:
+  """Holm's step-down adjusted p-values (family-wise error control), in the input order."""
+  p = np.asarray(p_values, np.float64)
+  m = len(p)
+  order = np.argsort(p, kind="stable")
+  adjusted = np.empty(m)
+  running = 0.0
+  for rank, i in enumerate(order):
+    running = max(running, min(1.0, (m - rank) * p[i]))
+    adjusted[i] = running
+  return adjusted.tolist()
+
+
+def _fmt(x: float) -> str:
+  return f"{x:.3g}" if math.isfinite(x) else "∞"
+
+
+def min_seeds(m: int, alpha: float = ALPHA) -> int:
+  """Fewest seeds for which an exact sign-flip test can reach Holm-corrected p < alpha with m
+  comparisons in the family (the smallest two-sided p-value is 2 / 2^n)."""
+  n = 1
+  while 2.0 / 2 ** n * m >= alpha:
+    n += 1
+  return n
+
+
+def verdict(mean_diff: float, ci_low: float, ci_high: float, p_holm: float, lower_is_better: bool,
+            n: int, m: int = 1, alpha: float = ALPHA, diffs=None) -> str:
+  if diffs is not None and not np.any(np.asarray(diffs)):
+    return "no difference detected (identical in every seed)"
+  if p_holm < alpha and (ci_low > 0 or ci_high < 0):
+    improved = (mean_diff < 0) == lower_is_better
+    return "better" if improved else "worse"
+  x = max(abs(ci_low), abs(ci_high))
+  need = min_seeds(m, alpha)
+  more = f"; at least {need} seeds are needed for any verdict" if n < need else ""
+  return f"no difference detected (|diff| < {_fmt(x)} at 95%{more})"
+
+
+def compare(arm_values: dict, baseline: str, metrics: dict, alpha: float = ALPHA) -> list:
+  """Paired comparisons of every arm with `baseline`.
+
+  arm_values: {arm: {metric: {seed: value}}}; metrics: {metric: lower_is_better}.
+  Only seeds finished in both arms are paired. Each metric is its own family: Holm's correction
+  runs over the arms' comparisons on that metric. Returns the summary.json `comparisons` entries."""
+  out = []
+  for arm, values in arm_values.items():
+    if arm == baseline:
+      continue
+    for metric, lower in metrics.items():
+      a, b = values.get(metric, {}), arm_values[baseline].get(metric, {})
+      seeds = sorted(set(a) & set(b))
+      if not seeds:
+        continue
+      d = np.array([a[s] - b[s] for s in seeds], np.float64)
+      lo, hi = sign_flip_interval(d, alpha)
+      out.append({"arm": arm, "baseline": baseline, "metric": metric, "lower_is_better": lower,
+                  "n": len(seeds), "seeds": seeds, "diffs": d.tolist(), "mean_diff": float(np.mean(d)),
+                  "ci_low": lo, "ci_high": hi, "p": sign_flip_p(d)})
+  for metric in metrics:
+    family = [c for c in out if c["metric"] == metric]
+    for c, adj in zip(family, holm([c["p"] for c in family])):
+      c["p_holm"] = adj
+      c["verdict"] = verdict(c["mean_diff"], c["ci_low"], c["ci_high"], adj, c["lower_is_better"], c["n"],
+                             len(family), alpha, c["diffs"])
+  return out
+
+
+def decided(comparisons) -> bool:
+  """True when every comparison has a verdict other than 'no difference detected'."""
+  return bool(comparisons) and all(c["verdict"] in ("better", "worse") for c in comparisons)
