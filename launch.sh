@@ -37,14 +37,7 @@ setup() {
   "$PY" -m pip install --quiet --disable-pip-version-check -e ".[$extras]" 2>&1 | { grep -v "^WARNING: Location" || true; }
   stamp > "$VENV/.gen_models_stamp"
   echo "setup done: $("$PY" -c 'import jax, flax, optax; print(f"jax {jax.__version__}, flax {flax.__version__}, optax {optax.__version__}, devices {jax.devices()}")')"
-}
-
-speedups() {  # see gen_models/runtime.py: a caching allocator and XLA CPU flags
-  if [ "${GEN_MODELS_TUNING:-1}" != "0" ]; then
-    for lib in /usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 /usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4; do
-      if [ -f "$lib" ] && [[ "${LD_PRELOAD:-}" != *tcmalloc* ]]; then export LD_PRELOAD="$lib${LD_PRELOAD:+:$LD_PRELOAD}"; break; fi
-    done
-  fi
+  echo "allocator: $("$PY" -c 'from gen_models import runtime as r; a = r.choose_allocator(); print(a + " (GEN_MODELS_ALLOCATOR=auto picks the first available of " + ", ".join(r.ALLOCATOR_ORDER) + "; the entry points re-exec themselves with it)")')"
 }
 
 needs_setup() {
@@ -58,7 +51,6 @@ case "${1:-}" in
   test)
     shift
     needs_setup && setup
-    speedups
     exec "$PY" -m pytest tests "$@"
     ;;
   ""|-h|--help)
@@ -70,7 +62,6 @@ case "${1:-}" in
     exp="$1"
     shift
     needs_setup && setup
-    speedups
     exec "$PY" -m experiments.run --exp="$exp" "$@"
     ;;
 esac

@@ -33,7 +33,41 @@ def parse_args(argv):
   p.add_argument("--seconds", type=float, default=3.0, help="measuring time per round and framework")
   p.add_argument("--pause", type=float, default=1.0, help="idle seconds before each measurement")
   p.add_argument("--json", action="store_true")
+  p.add_argument("--allocators", help="compare allocators side by side instead (e.g. none,glibc-tunables,mimalloc,"
+                 "tcmalloc): one fresh process per measurement, alternating, --rounds of each")
   return p.parse_args(argv)
+
+
+def compare_allocators(args, log) -> dict:
+  """Our step's img/s under each allocator: a fresh process per measurement (an allocator is
+  chosen when a process starts), the allocators alternating round by round; median per allocator."""
+  import os  # pylint: disable=g-import-not-at-top
+  import subprocess  # pylint: disable=g-import-not-at-top
+  from gen_models import runtime  # pylint: disable=g-import-not-at-top
+  names = [a.strip() for a in args.allocators.split(",") if a.strip()]
+  bad = [a for a in names if a not in runtime.ALLOCATORS]
+  if bad:
+    raise SystemExit(f"error: unknown allocator(s) {', '.join(bad)}; choose from {', '.join(runtime.ALLOCATORS)}")
+  runs = {a: [] for a in names}
+  for rnd in range(args.rounds):
+    for a in names:
+      env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "GEN_MODELS_REEXEC")}
+      env["GEN_MODELS_ALLOCATOR"] = a
+      cmd = [sys.executable, "-m", "experiments.bench", "--models", args.models, "--batch", args.batch, "--rounds", "1",
+             "--seconds", str(args.seconds), "--pause", str(args.pause), "--json"]
+      out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+      res = json.loads(out.stdout.strip().splitlines()[-1])
+      for r in res["results"]:
+        r["allocator"] = res.get("allocator", a)
+      runs[a].append(res["results"])
+      log(f"round {rnd + 1}: {a} ({res.get('allocator')}): " + ", ".join(
+          f"{r['model']} b{r['batch']} {r['img_per_s']:,.0f} img/s" for r in res["results"] if r["framework"] == "jax"))
+  results = []
+  for a, rounds in runs.items():
+    for i, r in enumerate(rounds[0]):
+      samples = [rr[i]["img_per_s"] for rr in rounds]
+      results.append({**r, "img_per_s": statistics.median(samples), "img_per_s_rounds": samples})
+  return {"results": results}
 
 
 def matmul_gflops(n=2048, reps=10):
@@ -237,6 +271,13 @@ def main(argv=None) -> int:
           file=sys.stderr)
     return 2
   batches = [int(b) for b in args.batch.split(",") if b.strip()]
+  if args.allocators:
+    report = compare_allocators(args, log)
+    lines = ["| model | batch | allocator | img/s (median) | rounds |", "|---|---|---|---|---|"]
+    lines += [f"| {r['model']} | {r['batch']} | {r['allocator']} | {r['img_per_s']:,.0f} | "
+              + ", ".join(f"{v:,.0f}" for v in r["img_per_s_rounds"]) + " |" for r in report["results"]]
+    print(json.dumps(report) if args.json else "\n".join(lines), flush=True)
+    return 0
   results = []
   mm = matmul_gflops()
   if "gaussian1d" in models:
@@ -245,7 +286,8 @@ def main(argv=None) -> int:
     if model != "gaussian1d":
       for batch in batches:
         results += bench_image_model(model, batch, args, log)
-  report = {"results": results, "matmul_gflop_per_s": mm}
+  from gen_models import runtime  # pylint: disable=g-import-not-at-top
+  report = {"results": results, "matmul_gflop_per_s": mm, "allocator": runtime.active_allocator()}
   print(json.dumps(report) if args.json else table(report), flush=True)
   return 0
 

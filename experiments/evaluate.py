@@ -1,8 +1,12 @@
-"""Re-evaluate a saved run's latest checkpoint with the project's metrics.
+"""Score a saved run's latest checkpoint, or any set of images, with the project's metrics.
 
   python -m experiments.evaluate --run runs/<exp>/<arm>/seed<k> [--n 10000]
+  python -m experiments.evaluate --npz FILE.npz --data fashion_mnist [--data-dir DIR]
 
-Prints the metrics as JSON and writes them to <run>/eval_step<k>.json.
+--run prints the metrics as JSON and writes them to <run>/eval_step<k>.json. --npz scores images
+from anywhere (uint8 (N, 28, 28) under the key `images`, e.g. another code base's samples) with
+the same feature-extractor ensemble and test split as the project's runs, so the numbers share a
+scale with this repository's reports.
 """
 
 import argparse
@@ -11,16 +15,56 @@ import os
 import sys
 
 
+def _score_npz(path, dataset, data_dir):
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+  from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+  try:
+    with np.load(path) as f:
+      if "images" not in f.files:
+        raise RunError(f"{path} has no array named 'images' (it has: {', '.join(f.files) or 'none'}). Save the "
+                       "images with np.savez(FILE, images=uint8 array of shape (N, 28, 28)).")
+      images = f["images"]
+  except (OSError, ValueError) as e:
+    raise RunError(f"{path} cannot be read as an .npz file ({e}).") from None
+  if images.ndim == 4 and images.shape[-1] == 1:
+    images = images[..., 0]
+  if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
+    raise RunError(f"{path}: 'images' is {images.dtype} {images.shape}; expected uint8 (N, 28, 28) with pixel values "
+                   "0..255 (convert floats in [0, 1] with (x * 255).round().astype(np.uint8)).")
+  if len(images) < config_lib.MIN_EVAL_SAMPLES_IMAGES:
+    raise RunError(f"{path} holds {len(images)} images; the metrics need at least "
+                   f"{config_lib.MIN_EVAL_SAMPLES_IMAGES}.")
+  data = data_lib.load_images(dataset, data_dir, log=lambda s: None)
+  ensemble = features.get(dataset, data, log=lambda s: print(s, file=sys.stderr))
+  metrics = ensemble.metrics(images)
+  return {"npz": path, "dataset": dataset, "images": int(len(images)), "extractors": ensemble.info(),
+          "reference": f"the first {metrics['num_samples']} images of the {dataset} test split", "metrics": metrics}
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--run", required=True, help="a run directory, runs/<exp>/<arm>/seed<k>")
-  p.add_argument("--n", type=int, default=None, help="generated samples (default: the run's eval.num_samples)")
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument("--run", help="a run directory, runs/<exp>/<arm>/seed<k>")
+  src.add_argument("--npz", help="an .npz file with uint8 images (N, 28, 28) under 'images'")
+  p.add_argument("--n", type=int, default=None, help="--run: generated samples (default: the run's eval.num_samples)")
+  p.add_argument("--data", choices=("mnist", "fashion_mnist"), help="--npz: the dataset the images imitate")
+  p.add_argument("--data-dir", default="", help="--npz: as data.dir")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
-  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
   from gen_models.data import DataError  # pylint: disable=g-import-not-at-top
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+  from gen_models.metrics.features import ExtractorError  # pylint: disable=g-import-not-at-top
   try:
+    if args.npz:
+      if not args.data:
+        raise RunError("--npz needs --data mnist|fashion_mnist: the dataset whose test split and feature "
+                       "extractors score the images.")
+      print(json.dumps(_score_npz(args.npz, args.data, args.data_dir), indent=1))
+      return 0
     import time  # pylint: disable=g-import-not-at-top
     from experiments import runner  # pylint: disable=g-import-not-at-top
     from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
@@ -34,12 +78,15 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     metrics = tasks.evaluate_saved(cfg, state, data, key)
     out = {"run": args.run, "step": step, "eval_s": time.perf_counter() - t, "metrics": metrics}
+    info = tasks.extractor_info(cfg, data)
+    if info:
+      out["extractors"] = info
     path = os.path.join(args.run, f"eval_step{step}.json")
     with open(path, "w") as f:
       json.dump(out, f, indent=1)
     print(json.dumps(out, indent=1))
     return 0
-  except (RunError, ConfigError, DataError) as e:
+  except (RunError, ConfigError, DataError, ExtractorError) as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
 

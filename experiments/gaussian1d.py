@@ -15,8 +15,8 @@ BASE = Config(
     model=Model(arch="mlp1d", latent_dim=16, hidden=32, noise="uniform"),
     loss=Loss(generator="ns", real_target=0.9, fake_target=0.1, gen_target=None),
     optim=Optim(name="rmsprop", g_lr=5e-4, d_lr=1e-3, rho=0.9, eps=1e-7),
-    # 30 steps (10 epochs) per dispatch: the tiny step is ~300x faster fused in lax.scan.
-    train=Train(steps=3000, batch_size=333, scan_chunk=30, log_every=30, vmap_runs=True),
+    # auto: 30 steps (10 epochs) per dispatch on CPU: the tiny step is ~300x faster fused in lax.scan.
+    train=Train(steps=3000, batch_size=333, scan_chunk=0, log_every=30, vmap_runs=True),  # auto: 30 on CPU
     eval=Eval(every=150, num_samples=100_000, kl_samples=1000),
     ckpt=Ckpt(every=1500, keep=2),
 )

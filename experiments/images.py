@@ -16,9 +16,9 @@ def epochs(n, batch_size):
 
 
 def _train(batch_size, log_every=50):
-  # scan_chunk 1: on XLA CPU a conv step inside lax.scan runs several times slower than the same
-  # jitted step dispatched from Python (see `python -m experiments.bench`).
-  return Train(steps=epochs(5, batch_size), batch_size=batch_size, scan_chunk=1, log_every=log_every)
+  # scan_chunk 0 = auto: 1 on CPU (a conv step inside lax.scan runs several times slower there than
+  # dispatched from Python, see `python -m experiments.bench`), chunks on GPU/TPU (gen_models.loop).
+  return Train(steps=epochs(5, batch_size), batch_size=batch_size, scan_chunk=0, log_every=log_every)
 
 
 # Evaluation (10,000 samples: classifier FID, KID, precision/recall, classes) costs ~8 s on 2 cores.

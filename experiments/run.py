@@ -268,10 +268,11 @@ def main(argv=None) -> int:
     return 2
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import tracking  # pylint: disable=g-import-not-at-top
+  from gen_models.metrics.features import ExtractorError  # pylint: disable=g-import-not-at-top
   with signals.handling():
     try:
       return _run(args, argv)
-    except (ConfigError, RunError, data_lib.DataError, tracking.TrackingError) as e:
+    except (ConfigError, RunError, data_lib.DataError, tracking.TrackingError, ExtractorError) as e:
       print(f"error: {e}", file=sys.stderr)
       return 2
     except Exception:  # pylint: disable=broad-except

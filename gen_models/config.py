@@ -83,7 +83,7 @@ class Optim:
 class Train:
   steps: int = 3000
   batch_size: int = 64
-  scan_chunk: int = 1  # steps fused into one lax.scan dispatch (1 = plain jitted step)
+  scan_chunk: int = 0  # steps fused into one lax.scan dispatch (1 = plain jitted step; 0 = auto per model and backend)
   log_every: int = 50
   vmap_runs: bool = False  # train a sweep's runs that share shapes as one jax.vmap'ed program
 
@@ -159,7 +159,7 @@ RANGES = {
     "optim.d_decay": (0.0, None, True),
     "train.steps": (0, None, True),
     "train.batch_size": (1, None, True),
-    "train.scan_chunk": (1, None, True),
+    "train.scan_chunk": (0, None, True),
     "train.log_every": (1, None, True),
     "eval.every": (0, None, True),
     "eval.num_samples": (0, None, True),  # 0: no sample-based metrics

@@ -1,10 +1,15 @@
 """Process-level settings that make XLA CPU fast here, applied by the entry points before jax
-is imported (GEN_MODELS_TUNING=0 turns them off; measured by `python -m experiments.bench`):
+is imported (GEN_MODELS_TUNING=0 turns them off; measured by `python -m experiments.bench
+--allocators`):
 
-- A caching allocator (tcmalloc) via LD_PRELOAD. glibc returns large freed buffers to the OS, so
-  every step page-faults its temporaries in again; on these machines a minor fault costs ~2 us
-  and a DCGAN step spent more time faulting than computing. The process re-executes itself
-  once with LD_PRELOAD set when libtcmalloc is installed (Debian: libtcmalloc-minimal4).
+- A caching allocator. glibc returns large freed buffers to the OS, so every step page-faults its
+  temporaries in again; on these machines a minor fault costs ~2 us and a DCGAN step spent more
+  time faulting than computing. The process re-executes itself once with the allocator set:
+  GEN_MODELS_ALLOCATOR=auto (default) picks the first available of ALLOCATOR_ORDER (fastest
+  first, as measured): tcmalloc (Debian: libtcmalloc-minimal4, needs root to install), mimalloc
+  (the `cmeel-mimalloc` wheel, a dependency: needs no root and no system package), and glibc's
+  own malloc kept from trimming through GLIBC_TUNABLES. Or name one: tcmalloc | mimalloc |
+  glibc-tunables | none.
 - XLA CPU flags (only on the jaxlib versions they were measured on): convolutions through XLA's
   Eigen kernels rather than the YNNPACK/XNNPACK library fusions, which ran the seed DCGANs'
   convolutions 1.2-1.3x slower here; matmuls stay on YNNPACK, which is faster for them.
@@ -21,12 +26,70 @@ CPU_FLAGS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVI
 FLAGS_TESTED_ON = ("0.10.",)  # jaxlib versions that know these flags (XLA aborts on unknown flags)
 
 
+ALLOCATORS = ("auto", "tcmalloc", "mimalloc", "glibc-tunables", "none")
+ALLOCATOR_ORDER = ("tcmalloc", "mimalloc", "glibc-tunables")
+# glibc: serve big buffers from the heap (mmap threshold at its 32 MiB maximum) and never give
+# freed memory back to the OS (trim threshold 4 GiB), so a step's temporaries stay mapped.
+GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"
+
+
 def enabled() -> bool:
   return os.environ.get("GEN_MODELS_TUNING", "1") != "0"
 
 
 def tcmalloc_path():
   return next((p for p in TCMALLOC_PATHS if os.path.exists(p)), None)
+
+
+def mimalloc_path():
+  """libmimalloc from the cmeel-mimalloc wheel in this environment (no root needed)."""
+  import sysconfig  # pylint: disable=g-import-not-at-top
+  for root in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
+    for name in ("libmimalloc.so.3", "libmimalloc.so.2", "libmimalloc.so"):
+      path = os.path.join(root, "cmeel.prefix", "lib", name)
+      if os.path.exists(path):
+        return path
+  return None
+
+
+def allocator_env(name: str, env=None) -> dict:
+  """The environment variables that select allocator `name` (empty if it is not available)."""
+  env = os.environ if env is None else env
+  preload = env.get("LD_PRELOAD", "")
+  if name in ("tcmalloc", "mimalloc"):
+    lib = tcmalloc_path() if name == "tcmalloc" else mimalloc_path()
+    return {"LD_PRELOAD": ":".join(filter(None, [lib, preload]))} if lib else {}
+  if name == "glibc-tunables":
+    return {"GLIBC_TUNABLES": ":".join(filter(None, [env.get("GLIBC_TUNABLES", ""), GLIBC_TUNABLES]))}
+  return {}
+
+
+def choose_allocator(requested: str = None) -> str:
+  """The allocator this process should run with: the requested one if available, else (auto) the
+  first available of ALLOCATOR_ORDER."""
+  requested = requested or os.environ.get("GEN_MODELS_ALLOCATOR", "auto")
+  if requested not in ALLOCATORS:
+    print(f"WARNING: GEN_MODELS_ALLOCATOR={requested!r} is not one of {', '.join(ALLOCATORS)}; using auto.",
+          file=sys.stderr)
+    requested = "auto"
+  if requested == "none":
+    return "none"
+  for name in ALLOCATOR_ORDER if requested == "auto" else (requested,):
+    if allocator_env(name, {}):
+      return name
+  return "none"
+
+
+def active_allocator() -> str:
+  """Which allocator the current process runs with."""
+  preload = os.environ.get("LD_PRELOAD", "")
+  if "tcmalloc" in preload:
+    return "tcmalloc"
+  if "mimalloc" in preload:
+    return "mimalloc"
+  if GLIBC_TUNABLES in os.environ.get("GLIBC_TUNABLES", ""):
+    return "glibc-tunables"
+  return "none"
 
 
 def xla_flags(current: str, jaxlib_version: str) -> str:
@@ -47,19 +110,21 @@ def _jaxlib_version() -> str:
 
 def configure(module: str = None) -> None:
   """Call first thing in an entry point. `module` ("experiments.run", ...) enables the one-time
-  re-exec that preloads tcmalloc; without it only XLA_FLAGS are set."""
+  re-exec that installs the allocator (the dynamic loader reads LD_PRELOAD and GLIBC_TUNABLES only
+  at start); without it only XLA_FLAGS are set."""
   if not enabled():
     return
   os.environ["XLA_FLAGS"] = xla_flags(os.environ.get("XLA_FLAGS", ""), _jaxlib_version())
-  lib = tcmalloc_path()
-  if module and lib and "tcmalloc" not in os.environ.get("LD_PRELOAD", "") \
-      and not os.environ.get("GEN_MODELS_REEXEC") and "jax" not in sys.modules:
-    env = dict(os.environ, GEN_MODELS_REEXEC="1",
-               LD_PRELOAD=":".join(filter(None, [lib, os.environ.get("LD_PRELOAD", "")])))
-    try:
-      os.execve(sys.executable, [sys.executable, "-m", module] + sys.argv[1:], env)
-    except OSError:
-      pass  # carry on without it
+  if not module or os.environ.get("GEN_MODELS_REEXEC") or "jax" in sys.modules:
+    return
+  name = choose_allocator()
+  if name == "none" or active_allocator() == name:
+    return
+  env = dict(os.environ, GEN_MODELS_REEXEC="1", **allocator_env(name))
+  try:
+    os.execve(sys.executable, [sys.executable, "-m", module] + sys.argv[1:], env)
+  except OSError:
+    pass  # carry on without it
 
 
 def init_distributed() -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from gen_models import config as config_lib
 from gen_models import loop
 from tests import helpers
 from tests.conftest import tiny_1d
@@ -69,3 +70,16 @@ def test_step_is_traced_once_per_sweep(tmp_path):
   helpers.train(tiny_1d(**{"train.scan_chunk": 5, "loss.real_target": 1.0, "loss.fake_target": 0.0,
                            "loss.generator": "minimax", "optim.d_lr": 3e-3, "seed": 4}), tmp_path / "b")
   assert loop.TRACE_COUNT["chunk"] - before == 1
+
+
+def test_auto_scan_chunk_depends_on_the_backend():
+  from experiments import registry  # pylint: disable=g-import-not-at-top
+  from gen_models import loop  # pylint: disable=g-import-not-at-top
+  want_cpu = {"gaussian1d": 30, "ae_dense": 50, "dcgan": 1, "dcgan_atienza": 1, "mlp_gan": 1, "ae_conv": 1, "vae": 1}
+  for exp, n in want_cpu.items():
+    cfg = registry.get(exp).config
+    assert cfg.train.scan_chunk == 0  # the experiments leave it to the backend
+    assert loop.scan_chunk(cfg, "cpu") == n, exp
+    assert loop.scan_chunk(cfg, "gpu") == loop.scan_chunk(cfg, "tpu") == 50, exp
+  explicit = config_lib.set_key(registry.get("dcgan").config, "train.scan_chunk", 7)
+  assert loop.scan_chunk(explicit, "gpu") == 7 and loop.scan_chunk(explicit, "cpu") == 7
