@@ -489,6 +489,16 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
               verdict_text(summary), ""]
     if figures.get("forest"):
       lines += [f"![paired differences]({os.path.basename(figures['forest'])})", ""]
+  per_ex = sorted({m for a in summary["arms"] for m in a["metrics"] if m.startswith("fid_e") and m[5:].isdigit()})
+  if per_ex:
+    lines += ["## FID under each feature extractor", "",
+              "The same samples scored by each extractor of the ensemble (mean ± std over seeds); a ranking that "
+              "changes between columns is one the extractor decides, not the models.", "",
+              "| arm | " + " | ".join(f"FID {m[4:]}" for m in per_ex) + " | mean |",
+              "|---|" + "---|" * (len(per_ex) + 1)]
+    lines += [f"| {a['name']} | " + " | ".join(_fmt(a["metrics"].get(m)) for m in per_ex)
+              + f" | {_fmt(a['metrics'].get('fid'))} |" for a in summary["arms"]]
+    lines.append("")
   noise = summary.get("eval_noise")
   if noise:
     spread = {m: float(np.mean([a["metrics"][m]["std"] for a in summary["arms"] if m in a["metrics"]]))

@@ -6,10 +6,9 @@ is imported (GEN_MODELS_TUNING=0 turns them off; measured by `python -m experime
   temporaries in again; on these machines a minor fault costs ~2 us and a DCGAN step spent more
   time faulting than computing. The process re-executes itself once with the allocator set:
   GEN_MODELS_ALLOCATOR=auto (default) picks the first available of ALLOCATOR_ORDER (fastest
-  first, as measured): tcmalloc (Debian: libtcmalloc-minimal4, needs root to install), mimalloc
-  (the `cmeel-mimalloc` wheel, a dependency: needs no root and no system package), and glibc's
-  own malloc kept from trimming through GLIBC_TUNABLES. Or name one: tcmalloc | mimalloc |
-  glibc-tunables | none.
+  first, as measured): mimalloc (the `cmeel-mimalloc` wheel, a dependency: needs no root and no
+  system package), then tcmalloc (Debian: libtcmalloc-minimal4). Or name one: mimalloc |
+  tcmalloc | glibc-tunables (glibc's malloc kept from trimming) | none.
 - XLA CPU flags (only on the jaxlib versions they were measured on): convolutions through XLA's
   Eigen kernels rather than the YNNPACK/XNNPACK library fusions, which ran the seed DCGANs'
   convolutions 1.2-1.3x slower here; matmuls stay on YNNPACK, which is faster for them.
@@ -27,7 +26,10 @@ FLAGS_TESTED_ON = ("0.10.",)  # jaxlib versions that know these flags (XLA abort
 
 
 ALLOCATORS = ("auto", "tcmalloc", "mimalloc", "glibc-tunables", "none")
-ALLOCATOR_ORDER = ("tcmalloc", "mimalloc", "glibc-tunables")
+# auto: fastest first, as measured side by side (`python -m experiments.bench --allocators ...`,
+# README: Speed): mimalloc and tcmalloc within noise of each other, 1.24-1.28x plain glibc on the
+# dcgan step; glibc's tunables gained nothing, so auto never picks them.
+ALLOCATOR_ORDER = ("mimalloc", "tcmalloc")
 # glibc: serve big buffers from the heap (mmap threshold at its 32 MiB maximum) and never give
 # freed memory back to the OS (trim threshold 4 GiB), so a step's temporaries stay mapped.
 GLIBC_TUNABLES = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=4294967296"

@@ -99,40 +99,76 @@ def test_class_stats_detect_mode_collapse():
   assert s["class_score"] == pytest.approx(10.0, rel=1e-6)
 
 
-def test_classifier_is_trained_once_and_cached(tmp_path, monkeypatch):
+def test_an_ensemble_is_trained_once_deterministically_and_cached(tmp_path, monkeypatch):
   monkeypatch.setenv("GEN_MODELS_CACHE", str(tmp_path))
-  monkeypatch.setattr(features, "_EXTRACTORS", {})
-  monkeypatch.setitem(features.TRAIN_CONFIG, "epochs", 2)
+  monkeypatch.setattr(features, "_ENSEMBLES", {})
+  monkeypatch.setitem(features.RECIPE, "epochs", 2)
   data = data_lib.synthetic(1024, 512)
   logs = []
-  ex = features.get("synthetic", data, logs.append)
-  assert ex.accuracy > 0.9  # the synthetic classes are easy
-  assert any("training" in l for l in logs)
-  monkeypatch.setattr(features, "_EXTRACTORS", {})
+  ens = features.get("synthetic", data, logs.append)  # no shipped weights for synthetic: trained here
+  assert len(ens) == 3 and all(m.accuracy > 0.9 for m in ens.members)  # the synthetic classes are easy
+  assert sum("training member seed" in l for l in logs) == 3
+  shas = [m.sha256 for m in ens.members]
+  assert len(set(shas)) == 3  # three different networks
+  monkeypatch.setattr(features, "_ENSEMBLES", {})
   logs.clear()
   again = features.get("synthetic", data, logs.append)
-  assert any("from the cache" in l for l in logs) and again.accuracy == ex.accuracy
-  probs, feats = again(data["test"]["x"][:7])
+  assert sum("from the cache" in l for l in logs) == 3 and [m.sha256 for m in again.members] == shas
+  # Deterministic: trained anew, the same bytes.
+  cache = os.path.join(str(tmp_path), "classifier")
+  for root, _, files in os.walk(cache):
+    for name in files:
+      if name.endswith(".npz"):
+        os.remove(os.path.join(root, name))
+  monkeypatch.setattr(features, "_ENSEMBLES", {})
+  assert [m.sha256 for m in features.get("synthetic", data, lambda s: None).members] == shas
+  probs, feats = again.members[0](data["test"]["x"][:7])
   assert probs.shape == (7, 10) and feats.shape == (7, 128)
   np.testing.assert_allclose(probs.sum(1), 1.0, rtol=1e-5)
-  floors = again.floors(256)  # FID is biased upwards at small n: hence floors at the same n
+  # Metrics per extractor and their mean; floors at the same n.
   noise = np.random.default_rng(0).integers(0, 256, (256, 28, 28, 1)).astype(np.uint8)
-  noise_fid = fid.fid(again.real(256)[1], again(noise)[1])
-  assert 0 <= floors["fid"] < noise_fid / 5 and floors["classes_covered"] == 10
-  # A cache that cannot be read is reported, set aside (not deleted) and trained anew.
-  ckpt_dir = os.path.join(again.dir, "checkpoint")
-  for root, _, files in os.walk(ckpt_dir):
-    for name in files:
-      if name != "_CHECKPOINT_METADATA":
-        os.remove(os.path.join(root, name))
-  monkeypatch.setattr(features, "_EXTRACTORS", {})
+  m = again.metrics(noise)
+  assert m["fid"] == pytest.approx(np.mean([m["fid_e0"], m["fid_e1"], m["fid_e2"]]))
+  assert m["extractors"] == 3 and m["num_samples"] == 256
+  for k in range(3):
+    real_feats = again.real(k, 256)[1]
+    assert m[f"fid_e{k}"] == pytest.approx(fid.fid(real_feats, again.members[k](noise)[1]))
+  assert 0 <= m["fid_floor"] < m["fid"] / 5 and m["classes_covered_floor"] == 10
+  # A cached file that does not match its recorded hash is set aside and trained again.
+  path = next(os.path.join(r, f) for r, _, fs in os.walk(cache) for f in fs if f == "s1.npz")
+  with open(path, "r+b") as f:
+    f.seek(200)
+    f.write(b"garbage")
+  monkeypatch.setattr(features, "_ENSEMBLES", {})
   logs.clear()
   fresh = features.get("synthetic", data, logs.append)
-  assert any("cannot be read" in l for l in logs) and any("training" in l for l in logs)
-  assert [d for d in os.listdir(tmp_path / "classifier") if ".unreadable-" in d]
-  assert fresh.accuracy == ex.accuracy  # same seed, same classifier
-  monkeypatch.setitem(features.TRAIN_CONFIG, "epochs", 3)  # a changed config trains anew
-  assert features._cache_dir("synthetic", data) != again.dir
+  assert any("cannot be read" in l for l in logs) and [m.sha256 for m in fresh.members] == shas
+  assert [f for f in os.listdir(os.path.dirname(path)) if ".unreadable-" in f]
+
+
+def test_shipped_weights_are_used_without_training_and_hash_checked(tmp_path, monkeypatch):
+  # The real shipped Fashion-MNIST ensemble: loading it trains nothing, whatever the cache holds.
+  monkeypatch.setenv("GEN_MODELS_CACHE", str(tmp_path / "empty_cache"))
+  monkeypatch.setattr(features, "_ENSEMBLES", {})
+  monkeypatch.setattr(features, "train_classifier", lambda *a, **k: pytest.fail("nothing may be trained"))
+  shipped = features._shipped("fashion_mnist")  # pylint: disable=protected-access
+  assert len(shipped) >= 3
+  data = data_lib.synthetic(300, 300)  # stands in for the images; the networks come from the package
+  ens = features.get("fashion_mnist", data, lambda s: None)
+  assert all(m.source == "shipped" for m in ens.members) and all(m.accuracy > 0.9 for m in ens.members)
+  assert ens.ident.startswith("fashion_mnist-lenet-v2:") and [m.sha256 for m in ens.members] == [s[2] for s in shipped]
+  # A damaged shipped file is refused with what to do.
+  bad_dir = tmp_path / "weights"
+  bad_dir.mkdir()
+  for _, path, _, _ in shipped:
+    (bad_dir / os.path.basename(path)).write_bytes(open(path, "rb").read())
+  (bad_dir / os.path.basename(shipped[0][1])).write_bytes(b"not the weights")
+  (bad_dir / "manifest.json").write_text(open(features.MANIFEST).read())
+  monkeypatch.setattr(features, "WEIGHTS_DIR", str(bad_dir))
+  monkeypatch.setattr(features, "MANIFEST", str(bad_dir / "manifest.json"))
+  monkeypatch.setattr(features, "_ENSEMBLES", {})
+  with pytest.raises(features.ExtractorError, match="damaged or was replaced"):
+    features.get("fashion_mnist", data, lambda s: None)
 
 
 def test_sample_and_evaluate_commands(tmp_path, capsys):
@@ -154,3 +190,25 @@ def test_sample_and_evaluate_commands(tmp_path, capsys):
   assert os.path.exists(run_dir / "eval_step6.json")
   assert sample.main(["--run", str(tmp_path / "nope"), "--n", "3", "--out", str(out)]) == 2
   assert "not a run directory" in capsys.readouterr().err
+
+
+def test_evaluate_scores_an_external_npz_with_the_shipped_extractors(tmp_path, capsys, monkeypatch):
+  from experiments import evaluate  # pylint: disable=g-import-not-at-top
+  from tests.test_data import _write_dataset  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(features, "_ENSEMBLES", {})
+  _write_dataset(str(tmp_path / "fmnist"), n_train=300, n_test=300)  # a stand-in test split
+  images = data_lib.synthetic(300, 10)["train"]["x"][..., 0]
+  np.savez(tmp_path / "theirs.npz", images=images)
+  assert evaluate.main(["--npz", str(tmp_path / "theirs.npz"), "--data", "fashion_mnist",
+                        "--data-dir", str(tmp_path / "fmnist")]) == 0
+  out = json.loads(capsys.readouterr().out)
+  ens = features.get("fashion_mnist", data_lib.load_images("fashion_mnist", str(tmp_path / "fmnist"), log=lambda s: None))
+  assert out["extractors"]["ident"] == ens.ident and out["images"] == 300
+  assert out["metrics"]["fid"] == pytest.approx(ens.metrics(images)["fid"])
+  # wrong dtype / shape / key: a clear message, exit 2
+  np.savez(tmp_path / "floats.npz", images=images.astype(np.float32) / 255)
+  np.savez(tmp_path / "nokey.npz", x=images)
+  for name, fragment in (("floats.npz", "expected uint8 (N, 28, 28)"), ("nokey.npz", "no array named 'images'")):
+    assert evaluate.main(["--npz", str(tmp_path / name), "--data", "fashion_mnist",
+                          "--data-dir", str(tmp_path / "fmnist")]) == 2
+    assert fragment in capsys.readouterr().err

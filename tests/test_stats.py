@@ -125,3 +125,20 @@ def test_until_decided_stops_once_decided(tmp_path, capsys, monkeypatch):
   assert run.main(SWEEP + ["--seeds", "2", "--out", str(tmp_path), "--until-decided", "--max-seeds", "9"]) == 0
   assert "every comparison on the headline metric has a verdict" in capsys.readouterr().out
   assert len(calls) == 1 and not (tmp_path / "gaussian1d_loss" / "ns" / "seed2").exists()
+
+
+def test_runs_scored_by_different_extractors_are_not_put_in_one_table(tmp_path, capsys):
+  from experiments import report  # pylint: disable=g-import-not-at-top
+  assert run.main(SWEEP + ["--seeds", "1", "--out", str(tmp_path)]) == 0
+  exp_dir = tmp_path / "gaussian1d_loss"
+  for arm, ident in (("ns", "fashion_mnist-lenet-v2:aaaa"), ("minimax", "fashion_mnist-lenet-v2:bbbb")):
+    path = exp_dir / arm / "seed0" / "result.json"
+    result = json.loads(path.read_text())
+    result["extractors"] = {"ident": ident, "members": []}
+    path.write_text(json.dumps(result))
+  before = (exp_dir / "summary.json").read_text()
+  capsys.readouterr()
+  assert report.main([str(exp_dir)]) == 2
+  err = capsys.readouterr().err
+  assert "different feature extractors" in err and "aaaa" in err and "bbbb" in err
+  assert (exp_dir / "summary.json").read_text() == before  # nothing rewritten

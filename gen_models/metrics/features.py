@@ -178,6 +178,7 @@ def _write_atomic(path: str, raw: bytes) -> None:
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
   with os.fdopen(fd, "wb") as f:
     f.write(raw)
+  os.chmod(tmp, 0o644)
   os.replace(tmp, path)
 
 
