@@ -26,20 +26,13 @@ class Experiment:
 
 
 def _all() -> dict:
+  # Explicit imports: an experiment file that fails to import is an error, never a silently
+  # shorter list of experiments.
+  from experiments import autoencoders  # pylint: disable=g-import-not-at-top
   from experiments import gaussian1d  # pylint: disable=g-import-not-at-top
-  modules = [gaussian1d]
-  try:
-    from experiments import images  # pylint: disable=g-import-not-at-top
-    modules.append(images)
-  except ImportError:
-    pass
-  try:
-    from experiments import autoencoders  # pylint: disable=g-import-not-at-top
-    modules.append(autoencoders)
-  except ImportError:
-    pass
+  from experiments import images  # pylint: disable=g-import-not-at-top
   out = {}
-  for module in modules:
+  for module in (gaussian1d, images, autoencoders):
     for exp in module.EXPERIMENTS:
       out[exp.name] = exp
   return out

@@ -63,7 +63,7 @@ def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
   report = (exp_dir / "report.md").read_text()
   # The floor row shows the seed KL's sampling floor in the KL column (not just any "0.2").
   lines = report.splitlines()
-  header = next(l for l in lines if l.startswith("| arm |")).split("|")
+  header = next(l for l in lines if l.startswith("| arm | seeds |")).split("|")
   floor_row = next(l for l in lines if "floor (perfect G)" in l).split("|")
   kl_cell = floor_row[[c.strip() for c in header].index("hist. KL (seed) ↓")].strip().strip("*")
   kl_floor = summary["arms"][0]["metrics"]["kl_floor"]["mean"]
@@ -84,3 +84,13 @@ def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
   # --resume skips the finished runs.
   assert run.main(argv + ["--resume"]) == 0
   assert capsys.readouterr().out.count("finished earlier, skipped") == 6
+
+
+def test_a_broken_experiment_file_is_an_error_not_a_shorter_list(monkeypatch):
+  import sys as sys_  # pylint: disable=g-import-not-at-top
+  import experiments  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(sys_.modules, "experiments.images", None)  # as if images.py failed to import
+  monkeypatch.delattr(experiments, "images", raising=False)
+  with pytest.raises(ImportError, match="experiments.images"):
+    run.main(["--list"])
+  assert run.main(["--exp=dcgan", "--summary"]) == 1  # the import error, not "Unknown experiment"

@@ -27,5 +27,7 @@ def test_four_devices_compute_the_one_device_step(tmp_path):
   arrays = lambda xs: [np.asarray(x) for x in xs]
   helpers.leaves_close(arrays(res["four"]["mu"]), arrays(res["one"]["mu"]), rtol=1e-4, floor=1e-8)
   assert res["run_status"] == "finished"
-  # 4 training steps (BatchNorm, dropout, Adam) on 4 devices end where one device ends.
-  helpers.leaves_close(arrays(res["run_params"]["four"]), arrays(res["run_params"]["one"]), rtol=1e-4)
+  # 4 training steps (BatchNorm, dropout, Adam) on 4 devices end where one device ends. The
+  # absolute floor is for the biases right before BatchNorm: their gradient is zero in theory,
+  # rounding noise in practice, and Adam turns noise into steps of up to the learning rate.
+  helpers.leaves_close(arrays(res["run_params"]["four"]), arrays(res["run_params"]["one"]), rtol=1e-4, floor=1e-4)
