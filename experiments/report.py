@@ -101,7 +101,10 @@ def _previous(exp_dir) -> dict:
     try:
       for i, seed in enumerate(arm["seeds"]):
         out[(arm["name"], int(seed))] = {k: m["per_seed"][i] for k, m in arm["metrics"].items()}
-    except (KeyError, IndexError, TypeError, ValueError):
+      for k, by_seed in arm.get("partial", {}).items():  # metrics some seeds lacked
+        for seed, v in by_seed.items():
+          out.setdefault((arm["name"], int(seed)), {})[k] = v
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
       continue
   return out
 
@@ -151,6 +154,8 @@ def collect(exp_dir, exp, arm_cfgs):
         done_seeds.append(seed)
         per_seed[seed] = {k: v for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
         per_seed[seed].update(headline_values(rows, cfg, per_seed[seed]))
+        for k, v in previous.get((arm, seed), {}).items():  # e.g. headline values whose rows are gone
+          per_seed[seed].setdefault(k, v)
         rows_by_seed.append(rows)
     names = sorted({k for m in per_seed.values() for k in m})
     metrics = {k: _stats([per_seed[s][k] for s in done_seeds]) for k in names

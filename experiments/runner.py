@@ -187,7 +187,8 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
     return 130
   if not runtime.is_main_process():
     return 0
-  evaluation_noise(exp_dir, exp)
+  if jax.process_count() == 1:  # other processes would wait at jax.distributed's shutdown barrier
+    evaluation_noise(exp_dir, exp)
   paths = report.build(exp_dir, exp, arm_cfgs, command)
   summary = paths["summary_obj"]
   print(f"Done in {time.perf_counter() - t0:.1f}s. Report: {paths['report']}", flush=True)

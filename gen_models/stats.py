@@ -32,7 +32,7 @@ def _mean(x, axis=-1):
 def sign_flip_p(diffs) -> float:
   """Two-sided p-value of mean(diffs) = 0 under random sign flips (scipy.stats.permutation_test)."""
   d = np.asarray(diffs, np.float64)
-  if len(d) == 0 or not np.any(d):
+  if len(d) < 2 or not np.any(d):  # one seed cannot show anything
     return 1.0
   res = sp_stats.permutation_test((d,), _mean, permutation_type="samples", alternative="two-sided",
                                   vectorized=True, n_resamples=20_000, random_state=0)

@@ -166,7 +166,7 @@ def test_report_never_loses_a_metric_that_was_on_disk(n_seeds, values, first_dam
         _damage(os.path.join(exp_dir, arm, f"seed{seed}"), first_damage[i])
     first = report.build(exp_dir, EXP, arm_cfgs, figures=False)["summary_obj"]
     seen = _values(first)
-    assert seen == on_disk
+    assert {k: v for k, v in seen.items() if k in on_disk} == on_disk  # (plus the derived headline values)
     # Then anything at all: every value the first report showed is still in the second.
     unreadable = False
     for i, (arm, _, seed) in enumerate(runs):

@@ -142,3 +142,8 @@ def test_runs_scored_by_different_extractors_are_not_put_in_one_table(tmp_path, 
   err = capsys.readouterr().err
   assert "different feature extractors" in err and "aaaa" in err and "bbbb" in err
   assert (exp_dir / "summary.json").read_text() == before  # nothing rewritten
+
+
+def test_one_seed_gives_no_verdict_and_no_error():
+  comp = stats.compare(_arms({"a": [1.0], "b": [2.0]}), "a", {"m": True})[0]
+  assert comp["p"] == 1.0 and comp["ci_low"] == -np.inf and comp["verdict"].startswith("no difference detected")
