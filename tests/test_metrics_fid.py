@@ -212,3 +212,16 @@ def test_evaluate_scores_an_external_npz_with_the_shipped_extractors(tmp_path, c
     assert evaluate.main(["--npz", str(tmp_path / name), "--data", "fashion_mnist",
                           "--data-dir", str(tmp_path / "fmnist")]) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_diagnose_tells_collapse_from_coverage():
+  from experiments import diagnose  # pylint: disable=g-import-not-at-top
+  data = data_lib.synthetic(2048, 512)
+  ens = features.get("synthetic", data, lambda s: None)
+  varied = data["train"]["x"][:512]  # other real images: the real manifold, fully varied
+  collapsed = np.repeat(data["train"]["x"][:8], 64, axis=0)  # 8 images, 64 copies each
+  good, bad = diagnose.diagnose(varied, ens, ks=(3,)), diagnose.diagnose(collapsed, ens, ks=(3,))
+  for g, b in zip(good["per_extractor"], bad["per_extractor"]):
+    assert g["generated"]["k3"]["recall"] > 0.5 and b["generated"]["k3"]["recall"] < 0.1
+    assert b["generated"]["median_knn_radius_k3"] < 1e-3 < g["generated"]["median_knn_radius_k3"]
+    assert g["real_median_knn_radius_k3"] == b["real_median_knn_radius_k3"] > 0
