@@ -223,5 +223,6 @@ def test_diagnose_tells_collapse_from_coverage():
   good, bad = diagnose.diagnose(varied, ens, ks=(3,)), diagnose.diagnose(collapsed, ens, ks=(3,))
   for g, b in zip(good["per_extractor"], bad["per_extractor"]):
     assert g["generated"]["k3"]["recall"] > 0.5 and b["generated"]["k3"]["recall"] < 0.1
-    assert b["generated"]["median_knn_radius_k3"] < 1e-3 < g["generated"]["median_knn_radius_k3"]
+    # copies sit at distance 0 from each other (float32 rounding of |a|^2 + |b|^2 - 2ab aside)
+    assert b["generated"]["median_knn_radius_k3"] < 0.05 * g["generated"]["median_knn_radius_k3"]
     assert g["real_median_knn_radius_k3"] == b["real_median_knn_radius_k3"] > 0

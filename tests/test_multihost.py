@@ -49,7 +49,8 @@ def test_two_processes_train_one_run(tmp_path):
     assert set(m) == set(s)
     for k in m:
       if k not in ("step", "eval/eval_s"):
-        np.testing.assert_allclose(m[k], s[k], rtol=1e-4, atol=1e-6, err_msg=k)
+        # evaluation metrics of a 4-step generator (FID ~ 1e4) amplify the all-reduce's rounding
+        np.testing.assert_allclose(m[k], s[k], rtol=1e-3 if k.startswith("eval/") else 1e-4, atol=1e-6, err_msg=k)
   written = lambda d: [f for _, _, files in os.walk(d) for f in files]
   assert written(tmp_path / "cache0") and not written(tmp_path / "cache1")
   # and the two-process run ends with the one-process run's parameters
