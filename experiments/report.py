@@ -236,8 +236,8 @@ def comparisons(summary, exp, k) -> list:
   return main
 
 
-def verdict_text(summary) -> str:
-  """The verdict table (markdown) of a summary's comparisons."""
+def verdict_text(summary, markdown: bool = True) -> str:
+  """The verdict table of a summary's comparisons (markdown escapes the verdicts' |diff|)."""
   comps = summary.get("comparisons") or []
   if not comps:
     return ""
@@ -248,7 +248,7 @@ def verdict_text(summary) -> str:
     lo = "-∞" if c["ci_low"] is None else f"{c['ci_low']:.4g}"
     lines.append(f"| {c['arm']} vs {c['baseline']} | {c['metric']} {'↓' if c['lower_is_better'] else '↑'} | {c['n']} | "
                  f"{c['mean_diff']:+.4g} | [{lo}, {fmt(c['ci_high'])}] | {c['p']:.3g} | {c['p_holm']:.3g} | "
-                 + c["verdict"].replace("|", "\\|") + " |")
+                 + (c["verdict"].replace("|", "\\|") if markdown else c["verdict"]) + " |")
   return "\n".join(lines)
 
 

@@ -194,7 +194,7 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
   print(f"Done in {time.perf_counter() - t0:.1f}s. Report: {paths['report']}", flush=True)
   print(report.table_text(summary), flush=True)
   if summary["comparisons"]:
-    print("\n" + report.verdict_text(summary), flush=True)
+    print("\n" + report.verdict_text(summary, markdown=False), flush=True)
   tracking.log_comparisons(exp_dir, mode, project=WANDB_PROJECT, group=exp.name, summary=summary)
   return 0
 
