@@ -58,4 +58,4 @@ def test_two_processes_train_one_run(tmp_path):
   from tests.helpers import leaves_close  # pylint: disable=g-import-not-at-top
   multi_state = runner.load_run(str(run_dir))[1]
   single_state = runner.load_run(str(tmp_path / "single" / "dcgan" / "base" / "seed0"))[1]
-  leaves_close(multi_state, single_state, rtol=1e-4)
+  leaves_close(multi_state, single_state, rtol=1e-4, floor=1e-4)  # floor: see test_data_parallel
