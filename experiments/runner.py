@@ -28,10 +28,7 @@ WANDB_PROJECT = os.environ.get("WANDB_PROJECT", "gen-models")
 def _write_json(path, obj):
   if not runtime.is_main_process():
     return
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1)
-  os.replace(tmp, path)
+  report.write_atomic(path, json.dumps(obj, indent=1))
 
 
 _DEVICE_DATA = {}
