@@ -93,12 +93,12 @@ class JaxStep:
     from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
     from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
     from gen_models import loop  # pylint: disable=g-import-not-at-top
-    from gen_models import tasks  # pylint: disable=g-import-not-at-top
+    from gen_models import families  # pylint: disable=g-import-not-at-top
     self.jax, self.loop, self.batch = jax, loop, batch
     cfg = config_lib.apply_overrides(registry.get(exp_name).config, {
         "data.name": "synthetic", "train.batch_size": batch, "model.impl": impl})
     data = data_lib.load(cfg, log=lambda s: None)
-    self.task = tasks.make_task(cfg, data, jax.random.key(0))
+    self.task = families.make_task(cfg, data, jax.random.key(0))
     self.data = jax.device_put(data["train"])
     self.hp = jax.tree.map(jnp.asarray, self.task.hparams)
     self.key = jax.random.key(2)
@@ -196,10 +196,10 @@ def bench_gaussian1d(args, log):
   from experiments import registry  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import loop  # pylint: disable=g-import-not-at-top
-  from gen_models import tasks  # pylint: disable=g-import-not-at-top
+  from gen_models import families  # pylint: disable=g-import-not-at-top
   cfg = registry.get("gaussian1d").config
   data = data_lib.load(cfg)
-  task = tasks.make_task(cfg, data, jax.random.key(0))
+  task = families.make_task(cfg, data, jax.random.key(0))
   dev = jax.device_put(data["train"])
   hp = jax.tree.map(jnp.asarray, task.hparams)
   chunk, total = 300, cfg.train.steps  # 100 epochs per dispatch

@@ -55,17 +55,18 @@ def main(argv=None) -> int:
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
   import jax  # pylint: disable=g-import-not-at-top
   from experiments import runner  # pylint: disable=g-import-not-at-top
-  from gen_models import tasks  # pylint: disable=g-import-not-at-top
+  from gen_models import families  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
   try:
     cfg, state, data, key, step = runner.load_run(args.run)
-    if tasks.family(cfg) != "gan":
-      raise RunError(f"{args.run} is not an image GAN run.")
+    family = families.of(cfg)
+    if family.sample is None:
+      raise RunError(f"{args.run} (model.arch={cfg.model.arch}) has no generated images: {family.cannot_sample}.")
   except RunError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  images = tasks.generate_u8(cfg, state["g"], jax.random.fold_in(tasks.eval_key(key), 3), args.n)
+  images = family.sample(cfg, state, jax.random.fold_in(families.eval_key(key), 3), args.n)
   out = {"run": args.run, "step": step, **diagnose(images, features.get(cfg.data.name, data, lambda s: None))}
   print(json.dumps(out, indent=1))
   return 0

@@ -68,7 +68,7 @@ def main(argv=None) -> int:
     import time  # pylint: disable=g-import-not-at-top
     from experiments import runner  # pylint: disable=g-import-not-at-top
     from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
-    from gen_models import tasks  # pylint: disable=g-import-not-at-top
+    from gen_models import families  # pylint: disable=g-import-not-at-top
     cfg, state, data, key, step = runner.load_run(args.run)
     if args.n is not None:  # validated like --set eval.num_samples (minimum sample counts)
       cfg = config_lib.validate(config_lib.set_key(cfg, "eval.num_samples", args.n))
@@ -76,9 +76,9 @@ def main(argv=None) -> int:
         raise ConfigError("--n 0 scores nothing: give the number of samples to generate (at least "
                           f"{config_lib.MIN_EVAL_SAMPLES_IMAGES} for images).")
     t = time.perf_counter()
-    metrics = tasks.evaluate_saved(cfg, state, data, key)
+    metrics = families.of(cfg).evaluate_saved(cfg, state, data, key)
     out = {"run": args.run, "step": step, "eval_s": time.perf_counter() - t, "metrics": metrics}
-    info = tasks.extractor_info(cfg, data)
+    info = families.of(cfg).extractor_info(cfg, data)
     if info:
       out["extractors"] = info
     path = os.path.join(args.run, f"eval_step{step}.json")

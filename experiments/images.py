@@ -58,6 +58,15 @@ SMOOTHING_ARMS = (
     ("two_sided", {"loss.real_target": 0.9, "loss.fake_target": 0.1, "loss.gen_target": 1.0}),
 )
 
+LOSS_ARMS = tuple((name, {"loss.generator": name}) for name in ("ns", "minimax", "hinge", "lsgan", "wgan_gp"))
+
+STABILISER_ARMS = (
+    ("none", {}),
+    ("spectral_norm", {"model.spectral_norm": True}),
+    ("r1", {"loss.r1_gamma": 10.0}),
+    ("ema", {"train.g_ema": 0.999}),
+)
+
 EXPERIMENTS = [
     Experiment("mlp_gan", "vanilla MLP GAN on MNIST (seed 004 shape: 4 BN blocks G, 3 LeakyReLU blocks D)", MLP_GAN),
     Experiment("dcgan", "DCGAN, upsample + conv generator, tanh (seed 000 shape)", DCGAN),
@@ -69,4 +78,10 @@ EXPERIMENTS = [
                (("ns", {"loss.generator": "ns"}), ("minimax", {"loss.generator": "minimax"}))),
     Experiment("dcgan_latent", "dcgan, latent_dim 2 / 10 / 32 / 100 (2 also draws a latent-space walk)", DCGAN,
                tuple((f"z{d}", {"model.latent_dim": d}) for d in (2, 10, 32, 100))),
+    # The losses compare_gan and StudioGAN sweep, each a gen_models/gan_losses entry; everything else
+    # (architecture, Adam 1e-3, batch, steps) stays the seed's, so only the loss changes.
+    Experiment("dcgan_losses", "dcgan, GAN loss: non-saturating / minimax / hinge / least squares / WGAN-GP "
+               "(lambda 10, 5 critic steps per G step)", DCGAN, LOSS_ARMS),
+    Experiment("dcgan_stabilisers", "dcgan (ns loss) with one stabiliser each: none / spectral norm on D / "
+               "R1 penalty (gamma 10) / EMA of G's weights (decay 0.999)", DCGAN, STABILISER_ARMS),
 ]

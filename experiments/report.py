@@ -14,34 +14,11 @@ import sys
 import numpy as np
 
 from gen_models import plots
-from gen_models import tasks
+from gen_models import families
 from gen_models import tracking
 
-# Per family: (metric key, label, lower is better?) in table order.
-TABLES = {
-    "gan1d": [("w1", "W1 to N(0,1)", True), ("ks", "KS to N(0,1)", True),
-              ("kl", "hist. KL (seed)", True), ("mean", "mean", None), ("std", "std", None),
-              ("skew", "skew", None), ("kurtosis", "excess kurtosis", None),
-              ("d_loss", "D loss", None), ("g_loss", "G loss", None)],
-    "gan": [("fid", "FID (classifier)", True), ("kid", "KID", True), ("precision", "precision", False),
-            ("recall", "recall", False), ("class_score", "class. score", False),
-            ("classes_covered", "classes", False), ("class_kl", "KL(classes‖uniform)", True),
-            ("d_loss", "D loss", None), ("g_loss", "G loss", None),
-            ("d_acc_real", "D acc. real", None), ("d_acc_fake", "D acc. fake", None)],
-    "ae": [("mse", "test MSE", True), ("bce", "test BCE", True), ("psnr", "PSNR dB", False),
-           ("noisy_psnr", "noisy input PSNR", None), ("psnr_gain", "PSNR gain", False),
-           ("elbo", "ELBO", False), ("recon_nll", "recon. NLL", True), ("kl", "KL", None),
-           ("fid", "prior FID", True), ("classes_covered", "classes", False), ("loss", "train loss", None)],
-}
-FLOOR_KEYS = {"w1": "w1_floor", "ks": "ks_floor", "kl": "kl_floor", "fid": "fid_floor", "kid": "kid_floor",
-              "precision": "precision_floor", "recall": "recall_floor", "class_score": "class_score_floor",
-              "classes_covered": "classes_covered_floor", "class_kl": "class_kl_floor"}
-RANK_BY = {"gan": "fid", "gan1d": "w1", "ae": "mse"}
-TARGETS_1D = {"mean": 0.0, "std": 1.0, "skew": 0.0, "kurtosis": 0.0}
-
-
 def headline_keys(cfg) -> list[str]:
-  return [k for k, _, better in TABLES.get(tasks.family(cfg), []) if better is not None][:3]
+  return [k for k, _, better in families.of(cfg).table([cfg]) if better is not None][:3]
 
 
 def _read(path, default=None):
@@ -176,16 +153,11 @@ def collect(exp_dir, exp, arm_cfgs):
                    + ". Re-score the odd ones with `python -m experiments.evaluate --run <run dir>` (it uses "
                    "this installation's extractors) or report them separately.")
   summary = {"experiment": exp.name, "description": exp.description, "arms": arms,
-             "family": tasks.family(arm_cfgs[0][2]), "problems": problems,
+             "family": families.of(arm_cfgs[0][2]).name, "problems": problems,
+             "columns": families.of(arm_cfgs[0][2]).table([c for _, _, c, _ in arm_cfgs]),
              "extractors": next(iter(extractors.values()))[0] if extractors else None,
              "generated": datetime.datetime.now().isoformat(timespec="seconds")}
   return summary, curves
-
-
-# Per family: the metrics every arm is compared on, with their direction (lower is better?).
-VERDICT_METRICS = {"gan1d": {"w1": True, "ks": True},
-                   "gan": {"fid": True, "kid": True, "precision": False, "recall": False},
-                   "ae": {"mse": True}}
 
 
 def headline_values(rows, cfg, final) -> dict:
@@ -194,8 +166,8 @@ def headline_values(rows, cfg, final) -> dict:
   k = cfg.eval.last_k
   out = {}
   evals = [r for r in rows if any(key.startswith("eval/") for key in r)]
-  names = [m for m in final if m.split("_e")[0] in VERDICT_METRICS.get(tasks.family(cfg), {})
-           and (m in VERDICT_METRICS[tasks.family(cfg)] or m.rsplit("_e", 1)[-1].isdigit())]
+  compared = families.of(cfg).verdict_metrics
+  names = [m for m in final if m.split("_e")[0] in compared and (m in compared or m.rsplit("_e", 1)[-1].isdigit())]
   for m in names:
     vals = [r[f"eval/{m}"] for r in evals if isinstance(r.get(f"eval/{m}"), (int, float))][-k:]
     if vals:
@@ -208,7 +180,7 @@ def comparisons(summary, exp, k) -> list:
   headline value, paired by seed; image metrics also under every extractor on its own, and a
   verdict that is not the same under all of them is marked extractor-dependent."""
   from gen_models import stats  # pylint: disable=g-import-not-at-top
-  metrics = VERDICT_METRICS.get(summary["family"], {})
+  metrics = families.get(summary["family"]).verdict_metrics
   values = {a["name"]: {m: dict(zip(a["seeds"], a["metrics"][m]["per_seed"])) for m in a["metrics"]}
             for a in summary["arms"]}
   baseline = exp.baseline_arm()
@@ -282,7 +254,8 @@ def _fmt(m, key=None):
 
 def table_text(summary) -> str:
   """The markdown table of every arm's final metrics (mean ± std over seeds)."""
-  cols = TABLES.get(summary["family"], [])
+  family = families.get(summary["family"])
+  cols = [tuple(c) for c in summary["columns"]]
   cols = [c for c in cols if any(c[0] in a["metrics"] for a in summary["arms"])] or cols
   floors = summary.get("floors", {})
   head = ["arm", "seeds"] + [label + {True: " ↓", False: " ↑", None: ""}[better] for _, label, better in cols]
@@ -301,7 +274,7 @@ def table_text(summary) -> str:
     if (winner != baseline and any(c["arm"] == winner and c["verdict"].startswith("better") for c in on_key)) or (
         winner == baseline and all(c["verdict"].startswith("worse") for c in on_key)):
       best[key] = winner
-  rank_key = RANK_BY.get(summary["family"])
+  rank_key = family.rank_by
   arms = list(summary["arms"])
   if rank_key and all(rank_key in a["metrics"] for a in arms):
     arms.sort(key=lambda a: a["metrics"][rank_key]["mean"])  # best first
@@ -312,21 +285,7 @@ def table_text(summary) -> str:
       cell = _fmt(arm["metrics"].get(key))
       cells.append(f"**{cell}**" if best.get(key) == arm["name"] and len(summary["arms"]) > 1 else cell)
     lines.append("| " + " | ".join(cells) + " |")
-  if summary["family"] == "gan1d":
-    cells = ["*the real training samples*", "-"]
-    for key, _, _ in cols:
-      vals = [a["metrics"][key + "_real"]["mean"] for a in summary["arms"] if key + "_real" in a["metrics"]]
-      cells.append(f"*{np.mean(vals):.4f}*" if vals else "")
-    lines.append("| " + " | ".join(cells) + " |")
-  if floors:
-    cells = ["*floor (perfect G)*" if summary["family"] == "gan1d" else "*floor: real train vs test*", "-"]
-    for key, _, _ in cols:
-      if key in FLOOR_KEYS and FLOOR_KEYS[key] in floors:
-        cells.append(f"*{floors[FLOOR_KEYS[key]]:.4f}*")
-      elif summary["family"] == "gan1d" and key in TARGETS_1D:
-        cells.append(f"*{TARGETS_1D[key]:g}*")
-      else:
-        cells.append("")
+  for cells in family.extra_rows(summary, cols):  # real data, floors
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 
@@ -334,116 +293,10 @@ def table_text(summary) -> str:
 def _floors_from_runs(summary):
   floors = {}
   for arm in summary["arms"]:
-    for key in FLOOR_KEYS.values():
-      if key in arm["metrics"]:
+    for key in arm["metrics"]:
+      if key.endswith("_floor"):
         floors[key] = arm["metrics"][key]["mean"]
   return floors
-
-
-def _figures_1d(exp_dir, summary, curves, arm_cfgs):
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  floors = summary["floors"]
-  out = {}
-  out["curves"] = plots.sweep_curves(curves, [
-      ("W1 to N(0,1) (100k samples)", "eval/w1", True),
-      ("histogram KL, seed metric (1000 vs 1000)", "eval/kl", False),
-      ("D loss", "train/d_loss", False), ("G loss", "train/g_loss", False)],
-      os.path.join(exp_dir, "curves.png"), summary["experiment"] + ": mean over seeds, bands = ±1 std (dark) and min-max (light)",
-      floors={"eval/w1": floors.get("w1_floor"), "eval/kl": floors.get("kl_floor")})
-  out["final"] = plots.final_bars(summary["arms"], ["w1", "ks", "kl"], os.path.join(exp_dir, "final.png"),
-                                  "final metrics (bars: mean, dots: seeds, whiskers: std)",
-                                  floors={k: floors.get(v) for k, v in FLOOR_KEYS.items()})
-  panels = []
-  for (arm, _, cfg, _), arm_summary in zip(arm_cfgs, summary["arms"]):
-    if not arm_summary["seeds"]:
-      continue
-    seed = arm_summary["seeds"][0]
-    path = os.path.join(exp_dir, arm, f"seed{seed}", "samples", "generated.npy")
-    if os.path.exists(path):
-      real = data_lib.gaussian1d(seed, cfg.data.num_real)
-      panels.append((f"{arm} (seed {seed})", real, np.load(path)))
-  if panels:
-    out["densities"] = plots.density_grid(panels, os.path.join(exp_dir, "densities.png"),
-                                          "real (1000 samples) vs generated (20,000 samples)")
-  return out
-
-
-def _figures_gan(exp_dir, summary, curves, arm_cfgs):
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  out = {}
-  floors = summary["floors"]
-  if any("fid" in a["metrics"] for a in summary["arms"]):
-    out["fid"] = plots.sweep_curves(curves, [
-        ("classifier FID (lower is better)", "eval/fid", True), ("recall", "eval/recall", False),
-        ("classes covered", "eval/classes_covered", False)],
-        os.path.join(exp_dir, "fid.png"), summary["experiment"] + ": evaluation over training (mean over seeds, bands)",
-        floors={"eval/fid": floors.get("fid_floor"), "eval/recall": floors.get("recall_floor")})
-  out["curves"] = plots.sweep_curves(curves, [
-      ("D loss", "train/d_loss", False), ("G loss", "train/g_loss", False),
-      ("D accuracy on real", "train/d_acc_real", False), ("D accuracy on fake", "train/d_acc_fake", False)],
-      os.path.join(exp_dir, "curves.png"),
-      summary["experiment"] + ": mean over seeds, bands = ±1 std (dark) and min-max (light)")
-  panels = []
-  for (arm, _, cfg, _), arm_summary in zip(arm_cfgs, summary["arms"]):
-    if arm_summary["seeds"]:
-      seed = arm_summary["seeds"][0]
-      path = os.path.join(exp_dir, arm, f"seed{seed}", "samples", "final.png")
-      if os.path.exists(path):
-        panels.append((f"{arm} (seed {seed}, step {cfg.train.steps})", np.asarray(Image.open(path))))
-  if panels:
-    out["samples"] = plots.labelled_grids(panels, os.path.join(exp_dir, "samples.png"),
-                                          "final samples, the same fixed latent vectors in every arm")
-  return out
-
-
-def _figures_ae(exp_dir, summary, curves, arm_cfgs):
-  from PIL import Image  # pylint: disable=g-import-not-at-top
-  out = {"curves": plots.sweep_curves(curves, [
-      ("training loss", "train/loss", True), ("test MSE", "eval/mse", True), ("test PSNR (dB)", "eval/psnr", False)],
-      os.path.join(exp_dir, "curves.png"), summary["experiment"] + ": mean over seeds, bands = ±1 std and min-max")}
-  panels = []
-  for (arm, _, _, _), arm_summary in zip(arm_cfgs, summary["arms"]):
-    if arm_summary["seeds"]:
-      d = os.path.join(exp_dir, arm, f"seed{arm_summary['seeds'][0]}", "samples")
-      for name in ("denoise.png", "recon.png"):
-        if os.path.exists(os.path.join(d, name)):
-          panels.append((arm, os.path.join(d, name)))
-          break
-  if panels:
-    import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-    fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.2 * len(panels) + 0.3), squeeze=False)
-    for ax, (arm, path) in zip(axes[:, 0], panels):
-      ax.imshow(np.asarray(Image.open(path)))
-      ax.set_title(arm, fontsize=9)
-      ax.axis("off")
-    out["samples"] = plots._save(fig, os.path.join(exp_dir, "samples.png"))  # pylint: disable=protected-access
-  return out
-
-
-METRIC_NOTES = {
-    "gan": """\
-- Rows are ranked by FID (best first). Image metrics use {n:,} generated images against the first {n:,} images of the test split, in the feature spaces of an ensemble of small LeNet classifiers trained on the same dataset (one recipe, different seeds): {extractors}. Each metric is computed under every extractor (`<metric>_e<k>` in summary.json, the per-extractor FID table below) and the table shows their mean. The *floor* row gives each metric between {n:,} real training images and the same test images: what real data scores.
-- **FID (classifier)**: Fréchet distance of a classifier's 128-d penultimate features. **KID**: unbiased MMD² with a cubic polynomial kernel on the same features (mean over 100 subsets of 1000). **precision / recall**: k-NN manifold estimates (k = 3, Kynkäänniemi et al. 2019). **class. score**: exp E KL(p(y|x) ‖ p(y)) from the classifier's softmax (the Inception-Score analogue, at most 10). **classes**: classes predicted for at least 1% of the images; **KL(classes‖uniform)**: 0 when all classes are equally frequent, log 10 = 2.30 when one class takes everything (mode collapse).
-- These numbers are **not comparable to Inception-FID values in papers** (e.g. Lucic et al. 2018): the features come from a different, much smaller network trained on this dataset, so the scale differs; compare them only within this repository and dataset.
-- D loss, G loss, D(x), D(G(z)) and D's accuracy on real and on fake images: means over the last {log} training steps of each run (D's accuracy near 0.5 on both is where the seed notes stop training; it is logged, not used to stop).
-- ± is the sample standard deviation over seeds.
-""",
-    "ae": """\
-- Rows are ranked by test MSE (best first). All metrics are on the whole test split ({test_n:,} images), means over images: MSE and BCE per pixel (as Keras reports them), PSNR = 10 log10(1/MSE) in dB per image.
-- Denoising: the noisy input's PSNR is that of the input clipped to [0, 1] (the do-nothing denoiser); the gain is the denoised PSNR minus it. Noise is drawn once per evaluation with a fixed key.
-- VAE: ELBO = -(reconstruction NLL summed over pixels + KL) per image, in nats, with one posterior sample; reconstructions use the posterior mean. Prior samples (z ~ N(0, I), decoder means) are scored with the GANs' classifier metrics (FID etc., {n:,} samples), so a VAE and the GANs compare in one table; not comparable to Inception FID.
-- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean only where the paired verdicts below back it.
-""",
-    "gan1d": """\
-- **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,} generated samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws score, median of 20 draws): {w1_floor:.4f}.
-- **KS to N(0,1)**: Kolmogorov-Smirnov statistic of the same {n:,} samples against N(0,1). Floor: {ks_floor:.4f}.
-- **hist. KL (seed)**: the seed's metric, KL(real || fake) on 100 histogram bins taken from the 1000 real samples, with {k:,} generated samples. Two independent draws of N(0,1) already score **{kl_floor:.3f}** (median of 200 pairs), so values near that floor cannot tell a good generator from a perfect one; use W1 and KS to rank arms.
-- *the real training samples*: W1 and KS of each run's 1000 real training samples to N(0,1) (mean over runs). The GAN only ever sees these 1000 points, so a generator that reproduced them exactly would score about this; W1 well below it would mean smoothing beyond the data.
-- mean / std / skew / excess kurtosis of the {n:,} generated samples (N(0,1): 0 / 1 / 0 / 0).
-- D loss / G loss: means over the last {log} training steps.
-- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean only where the paired verdicts below back it.
-""",
-}
 
 
 def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
@@ -460,16 +313,15 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
   summary["comparisons"] = comparisons(summary, exp, k)
   summary["eval_noise"] = _read(os.path.join(exp_dir, "eval_noise.json"))
   cfg = arm_cfgs[0][2]
-  family = summary["family"]
+  family = families.get(summary["family"])
   show_figures, figures = figures, {}
-  primary = [c for c in summary["comparisons"] if c["metric"] == RANK_BY.get(family)]
+  primary = [c for c in summary["comparisons"] if c["metric"] == family.rank_by]
   if show_figures and primary:
     figures["forest"] = plots.forest(primary, os.path.join(exp_dir, "forest.png"),
                                      f"{exp.name}: paired differences of {primary[0]['metric']} (mean of the last {k} "
                                      "evaluations) per seed, with the 95% interval")
   if show_figures and any(a["seeds"] for a in summary["arms"]):
-    make = {"gan1d": _figures_1d, "gan": _figures_gan}.get(family, _figures_ae)
-    figures.update(make(exp_dir, summary, curves, arm_cfgs))
+    figures.update(family.sweep_figures(exp_dir, summary, curves, arm_cfgs))
   summary_path = os.path.join(exp_dir, "summary.json")
   write_atomic(summary_path, json.dumps(summary, indent=1))
 
@@ -515,17 +367,11 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
               "| metric | evaluation std (one checkpoint) | seed-to-seed std |", "|---|---|---|"]
     lines += [f"| {m} | {noise['std'][m]:.4g} | {spread[m]:.4g} |" for m in spread]
     lines.append("")
-  if family in METRIC_NOTES and (summary["floors"] or family != "gan1d"):
+  notes = family.notes([c for _, _, c, _ in arm_cfgs], summary)
+  if notes:
     acc = [a["metrics"]["classifier_accuracy"]["mean"] for a in summary["arms"] if "classifier_accuracy" in a["metrics"]]
     n = [a["metrics"]["num_samples"]["mean"] for a in summary["arms"] if "num_samples" in a["metrics"]]
     test_n = [a["metrics"]["test_images"]["mean"] for a in summary["arms"] if "test_images" in a["metrics"]]
-    notes = METRIC_NOTES[family]
-    if family == "ae":  # only the notes that apply to this experiment's arms
-      cfgs = [c for _, _, c, _ in arm_cfgs]
-      keep = {"- Denoising:": any(c.data.noise_std > 0 for c in cfgs),
-              "- VAE:": any(c.model.arch == "vae" for c in cfgs)}
-      notes = "".join(line for line in notes.splitlines(keepends=True)
-                      if all(ok or not line.startswith(prefix) for prefix, ok in keep.items()))
     ex = summary.get("extractors")
     ex_text = ("; ".join(f"`{m['name']}` sha256 {m['sha256'][:12]} (test accuracy {m['test_accuracy']:.4f}, {m['source']})"
                          for m in ex["members"]) if ex else "none recorded")

@@ -153,35 +153,34 @@ def preflight(arm_cfgs):
   """Loads every arm's dataset and checks what needs the data (batch size vs training set, a test
   split for image metrics), before anything is compiled or written. Raises DataError/ConfigError."""
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+  from gen_models import families  # pylint: disable=g-import-not-at-top
   for arm, _, cfg, _ in arm_cfgs:
     data = data_lib.load(cfg)
     n = len(data["train"]["x"])
     if cfg.train.batch_size > n:
       raise ConfigError(f"'train.batch_size'={cfg.train.batch_size} (arm {arm}) is larger than the "
                         f"{cfg.data.name} training set ({n} examples). Lower train.batch_size.")
-    needs_test = cfg.data.name != "gaussian1d" and (cfg.model.arch in ("ae_dense", "ae_conv", "vae")
-                                                     or cfg.eval.num_samples > 0)
-    if needs_test and "test" not in data:
+    if families.of(cfg).needs_test(cfg) and "test" not in data:
       raise data_lib.DataError(f"{cfg.data.name} has no test split, which the evaluation needs.")
 
 
 def print_summary(exp, arm_cfgs):
   import jax  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import tasks  # pylint: disable=g-import-not-at-top
+  from gen_models import families  # pylint: disable=g-import-not-at-top
   print(f"{exp.name}: {exp.description}")
   for arm, overrides, cfg, seeds in arm_cfgs:
     print(f"  arm {arm}: overrides {overrides or '{}'}; seeds {seeds}")
   cfg = arm_cfgs[0][2]
   data = data_lib.load(cfg)
-  task = tasks.make_task(cfg, data, jax.random.key(cfg.seed))
-  print("  " + tasks.describe(task.init(jax.random.key(0))))
+  task = families.make_task(cfg, data, jax.random.key(cfg.seed))
+  print("  " + families.describe(task.init(jax.random.key(0))))
   print(json.dumps(config_lib.to_dict(cfg), indent=1))
 
 
 def needs_classifier(cfg) -> bool:
-  from gen_models import tasks  # pylint: disable=g-import-not-at-top
-  return tasks.family(cfg) != "gan1d" and cfg.eval.num_samples > 0
+  from gen_models import families  # pylint: disable=g-import-not-at-top
+  return families.of(cfg).scores_images(cfg)
 
 
 def check_outputs(out, exp, arm_cfgs) -> str:
@@ -246,10 +245,10 @@ def _run(args, argv) -> int:
 
 def _undecided(exp_dir) -> list[str]:
   """'arm vs baseline: verdict' for the headline metric's comparisons without a verdict."""
-  from experiments import report  # pylint: disable=g-import-not-at-top
+  from gen_models import families  # pylint: disable=g-import-not-at-top
   with open(os.path.join(exp_dir, "summary.json")) as f:
     summary = json.load(f)
-  primary = report.RANK_BY.get(summary["family"])
+  primary = families.get(summary["family"]).rank_by
   return [f"{c['arm']} vs {c['baseline']}: {c['verdict']}" for c in summary.get("comparisons", [])
           if c["metric"] == primary and not c["verdict"].startswith(("better", "worse"))]
 

@@ -19,7 +19,7 @@ from gen_models import data as data_lib
 from gen_models import loop
 from gen_models import runtime
 from gen_models import signals
-from gen_models import tasks
+from gen_models import families
 from gen_models import tracking
 
 WANDB_PROJECT = os.environ.get("WANDB_PROJECT", "gen-models")
@@ -57,9 +57,9 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
       label = f"{exp.name}/{arm}/seed{cfg.seed}"
       data = data_lib.load(cfg)
       key = jax.random.key(cfg.seed)
-      task = tasks.make_task(cfg, data, key, run_dir)
+      task = families.make_task(cfg, data, key, run_dir)
       if describe and not runs:
-        print_fn(f"[{label}] {tasks.describe(jax.eval_shape(task.init, key))}")
+        print_fn(f"[{label}] {families.describe(jax.eval_shape(task.init, key))}")
       checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
       tracker = (tracking.Tracker(run_dir, mode, project=WANDB_PROJECT, group=exp.name, job_type=arm,
                                   name=f"{arm}-seed{cfg.seed}", config=config_lib.flatten(cfg))
@@ -85,11 +85,11 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
         continue
       rows = tracking.read_jsonl(run.tracker.path)
       final = report.final_metrics(run.info["final_eval"], rows)
-      figures = (tasks.artifacts(run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label)
+      figures = (families.of(run.cfg).artifacts(run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label)
                  if runtime.is_main_process() else [])
       for path in figures:
         run.tracker.log_image(run.cfg.train.steps, f"figures/{os.path.basename(path)}", path)
-      extractors = tasks.extractor_info(run.cfg, c["data"])
+      extractors = families.of(run.cfg).extractor_info(run.cfg, c["data"])
       run.tracker.summary({**final, **({"extractors": extractors["ident"]} if extractors else {})})
       if extractors:
         result["extractors"] = extractors
@@ -112,22 +112,19 @@ def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, describe=False
   return run_group(exp, [(arm, cfg, run_dir, resume)], mode, quiet=quiet, describe=describe)[0]
 
 
-# Config keys that are traced values in the step: runs differing only in these share one program.
-TRACED_KEYS = ("seed", "data.noise_std", "loss.beta", "loss.real_target", "loss.fake_target", "loss.gen_target", "loss.generator",
-               "optim.g_lr", "optim.d_lr", "optim.g_decay", "optim.d_decay")
-
-
 def _group_key(cfg, run_dir, action):
+  """Runs with equal keys share a compiled program: the same step function and the same config
+  apart from the values the family traces (gen_models.families)."""
+  family = families.of(cfg)
   static = cfg
-  for key in TRACED_KEYS:
+  for key in family.traced_keys(cfg):
     static = config_lib.set_key(static, key, config_lib.get(config_lib.Config(), key))
   start = 0
   if action == "resume":
     ckpt = os.path.join(run_dir, "checkpoints")
     steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()] if os.path.isdir(ckpt) else []
     start = max(steps, default=0)
-  # A denoising arm and a plain one run different step functions (gen_models.tasks).
-  return (static, cfg.data.noise_std > 0), start
+  return (static, family.step(cfg)), start
 
 
 def _groups(plan):
@@ -217,11 +214,12 @@ def evaluation_noise(exp_dir, exp):
   if old.get("run") == f"{arm}/seed{finished[0]}" and old.get("step") == result.get("step"):
     return
   cfg, state, data, key, step = load_run(run_dir)
-  names = list(report.VERDICT_METRICS.get(tasks.family(cfg), {}))
+  family = families.of(cfg)
+  names = list(family.verdict_metrics)
   values = {m: [] for m in names}
   t = time.perf_counter()
   for i in range(NOISE_SEEDS):
-    metrics = tasks.evaluate_saved(cfg, state, data, jax.random.fold_in(key, 7919 + i))
+    metrics = family.evaluate_saved(cfg, state, data, jax.random.fold_in(key, 7919 + i))
     for m in names:
       if isinstance(metrics.get(m), (int, float)):
         values[m].append(float(metrics[m]))
@@ -245,7 +243,7 @@ def load_run(run_dir: str):
     cfg = config_lib.validate(config_lib.from_dict(json.load(f)))
   data = data_lib.load(cfg, log=lambda s: None)
   key = jax.random.key(cfg.seed)
-  task = tasks.make_task(cfg, data, key)
+  task = families.make_task(cfg, data, key)
   checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
   try:
     state, meta = checkpointer.restore_latest(task.init(jax.random.fold_in(key, 1)))

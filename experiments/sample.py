@@ -28,14 +28,12 @@ def main(argv=None) -> int:
     import jax  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
     from experiments import runner  # pylint: disable=g-import-not-at-top
-    from gen_models import tasks  # pylint: disable=g-import-not-at-top
+    from gen_models import families  # pylint: disable=g-import-not-at-top
     cfg, state, _, _, step = runner.load_run(args.run)
-    if tasks.family(cfg) == "gan1d":
-      raise RunError(f"{args.run} is a 1-D GAN: it generates numbers, not images.")
-    if tasks.family(cfg) == "ae" and cfg.model.arch != "vae":
-      raise RunError(f"{args.run} is a plain autoencoder (model.arch={cfg.model.arch}): it has no prior "
-                     "to sample from. Sample a GAN run or the VAE.")
-    images = tasks.sample_images(cfg, state, jax.random.key(args.seed), args.n)
+    family = families.of(cfg)
+    if family.sample is None:
+      raise RunError(f"{args.run} (model.arch={cfg.model.arch}) cannot be sampled: {family.cannot_sample}.")
+    images = family.sample(cfg, state, jax.random.key(args.seed), args.n)
     if os.path.dirname(os.path.abspath(args.out)):
       os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, images=images, step=step)

@@ -53,14 +53,18 @@ class Model:
   noise: str = "uniform"  # latent prior: uniform U(-1,1) | normal N(0,1)
   dtype: str = "float32"  # compute dtype: float32 | bfloat16
   impl: str = "fast"  # fast: exact speed rewrites (sub-pixel convs, ...) | reference: the layers as written
+  spectral_norm: bool = False  # GANs: spectrally normalise every kernel of D (flax.linen.SpectralNorm)
 
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
-  generator: str = "ns"  # ns: -log D(G(z)) | minimax: log(1 - D(G(z)))
+  generator: str = "ns"  # the GAN loss (gen_models.gan_losses): ns -log D(G(z)) | minimax log(1 - D(G(z))) | hinge | lsgan | wgan_gp
   real_target: float = 1.0  # D's target for real data
   fake_target: float = 0.0  # D's target for generated data
   gen_target: Optional[float] = None  # G's target for ns (None: same as real_target, as the seeds do)
+  n_critic: int = 0  # D updates per G update (0: the loss's own default, 5 for wgan_gp, else 1)
+  gp_weight: float = 10.0  # wgan_gp: lambda of the gradient penalty
+  r1_gamma: float = 0.0  # R1 penalty gamma/2 E||grad_x D(x)||^2 on real data (0 = off)
   recon: str = "mse"  # autoencoders: mse | bce
   beta: float = 1.0  # VAE: weight of the KL term
 
@@ -86,6 +90,7 @@ class Train:
   scan_chunk: int = 0  # steps fused into one lax.scan dispatch (1 = plain jitted step; 0 = auto per model and backend)
   log_every: int = 50
   vmap_runs: bool = False  # train a sweep's runs that share shapes as one jax.vmap'ed program
+  g_ema: float = 0.0  # GANs: decay of an exponential moving average of G's weights, used for evaluation and samples (0 = off)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,20 +127,22 @@ CHOICES = {
     "data.sampling": ("random", "sequential"),
     "data.range": ("tanh", "sigmoid"),
     "data.noise": ("fixed", "fresh"),
-    "model.arch": ("mlp1d", "mlp_gan", "dcgan", "dcgan_transpose", "dcgan_atienza",
-                   "ae_dense", "ae_conv", "vae"),
     "model.noise": ("uniform", "normal"),
     "model.dtype": ("float32", "bfloat16"),
     "model.impl": ("fast", "reference"),
-    "loss.generator": ("ns", "minimax"),
     "loss.recon": ("mse", "bce"),
     "optim.name": ("adam", "rmsprop"),
     "optim.eps_form": ("keras", "optax"),
 }
 
-# The output activation of each image model fixes the pixel range the data must be scaled to.
-OUTPUT_RANGE = {"mlp_gan": "sigmoid", "dcgan": "tanh", "dcgan_transpose": "sigmoid",
-                "dcgan_atienza": "sigmoid", "ae_dense": "sigmoid", "ae_conv": "sigmoid", "vae": "sigmoid"}
+
+
+def choices() -> dict:
+  """CHOICES plus the registered architectures and GAN losses."""
+  from gen_models import gan_losses  # pylint: disable=g-import-not-at-top
+  from gen_models import models  # pylint: disable=g-import-not-at-top
+  return {**CHOICES, "model.arch": tuple(models.ARCHS), "loss.generator": tuple(gan_losses.LOSSES)}
+
 
 # (low, high, low_inclusive) ranges; high None = unbounded.
 RANGES = {
@@ -149,6 +156,10 @@ RANGES = {
     "loss.fake_target": (0.0, 1.0, True),
     "loss.gen_target": (0.0, 1.0, True),
     "loss.beta": (0.0, None, True),
+    "loss.n_critic": (0, 100, True),
+    "loss.gp_weight": (0.0, None, True),
+    "loss.r1_gamma": (0.0, None, True),
+    "train.g_ema": (0.0, 1.0, True),
     "optim.g_lr": (0.0, None, False),
     "optim.d_lr": (0.0, None, False),
     "optim.b1": (0.0, 1.0, True),
@@ -256,8 +267,8 @@ def _parse(key: str, typ, raw: Any) -> Any:
 
 
 def _example(key: str) -> str:
-  if key in CHOICES:
-    return CHOICES[key][0]
+  if key in choices():
+    return choices()[key][0]
   return str(get(Config(), key))
 
 
@@ -299,7 +310,7 @@ def parse_assignment(text: str) -> tuple[str, str]:
 
 def validate(cfg: Config) -> Config:
   """Checks choices, ranges and cross-key constraints. Returns cfg unchanged."""
-  for key, allowed in CHOICES.items():
+  for key, allowed in choices().items():
     value = get(cfg, key)
     if value not in allowed:
       raise ConfigError(f"Bad value for '{key}': {short(value)}. Allowed: {', '.join(allowed)}.")
@@ -313,18 +324,6 @@ def validate(cfg: Config) -> Config:
       low_text = f">= {low}" if low_inclusive else f"> {low}"
       high_text = f" and <= {high}" if high is not None else ""
       raise ConfigError(f"Bad value for '{key}': {value!r}. It must be {low_text}{high_text}.")
-  e = cfg.eval
-  if gan_1d := cfg.model.arch == "mlp1d":
-    if e.num_samples < MIN_EVAL_SAMPLES_1D:
-      raise ConfigError(f"'eval.num_samples'={e.num_samples} is too few for the 1-D GAN's metrics (W1, KS, "
-                        f"moments): use at least {MIN_EVAL_SAMPLES_1D} (the default is 100000).")
-    if e.kl_samples < MIN_KL_SAMPLES:
-      raise ConfigError(f"'eval.kl_samples'={e.kl_samples} is too few for the seed's 100-bin histogram KL: "
-                        f"use at least {MIN_KL_SAMPLES} (the seed uses 1000).")
-  elif 0 < e.num_samples < MIN_EVAL_SAMPLES_IMAGES:
-    raise ConfigError(f"'eval.num_samples'={e.num_samples} is too few for the image metrics: use at least "
-                      f"{MIN_EVAL_SAMPLES_IMAGES} (FID's 128-d feature covariance needs more samples than "
-                      "dimensions; the default is 10000), or 0 for no sample-based metrics.")
   if cfg.data.sampling == "sequential" and cfg.data.name != "gaussian1d":
     raise ConfigError("'data.sampling=sequential' (the seed's fixed minibatches) only exists for "
                       "data.name=gaussian1d; use data.sampling=random for image data.")
@@ -335,17 +334,8 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(f"'ckpt.every'={cfg.ckpt.every} must be a multiple of 'train.log_every'="
                       f"{cfg.train.log_every} (checkpoints are written at log points, so a resumed "
                       "run logs exactly what an uninterrupted one does).")
-  if gan_1d != (cfg.data.name == "gaussian1d"):
-    raise ConfigError(f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: "
-                      "mlp1d is the 1-D GAN and needs data.name=gaussian1d; the image models "
-                      "need mnist, fashion_mnist or synthetic.")
-  if cfg.data.noise_std > 0 and cfg.model.arch not in ("ae_dense", "ae_conv"):
-    raise ConfigError(f"'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
-                      f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
-  want = OUTPUT_RANGE.get(cfg.model.arch)
-  if want and cfg.data.range != want:
-    raise ConfigError(f"model.arch={cfg.model.arch} outputs {'[-1, 1] (tanh)' if want == 'tanh' else '[0, 1] (sigmoid)'}, "
-                      f"so data.range must be {want}, not {cfg.data.range}.")
+  from gen_models import families  # pylint: disable=g-import-not-at-top
+  families.of(cfg).validate(cfg)  # what only the model's family knows (sample counts, data, losses)
   if cfg.version != CONFIG_VERSION:
     raise ConfigError(f"This config has version {cfg.version}, but this code reads version "
                       f"{CONFIG_VERSION}. Start a new run (a new --out directory) instead of --resume.")

@@ -41,7 +41,7 @@ class Interrupted(RuntimeError):
 
 @dataclasses.dataclass
 class Task:
-  """What the loop needs from a model family (built in gen_models.tasks)."""
+  """What the loop needs from a model family (built by gen_models.families)."""
   init: Callable[[Any], Any]  # key -> state
   step: Callable  # module-level pure (state, batch, rng, hp) -> (state, metrics)
   spec: data_lib.BatchSpec
@@ -104,13 +104,15 @@ def run_chunk_many(state, data, key, start, hp, *, step_fn, spec, length, shared
 # lax.scan than dispatched one step at a time. On GPU/TPU a small step is a fraction of a
 # millisecond of device time, so one Python dispatch per step would dominate: every model runs in
 # chunks there (the standard remedy; not measured on this project's machines yet).
-AUTO_CHUNK = {"cpu": {"mlp1d": 30, "ae_dense": 50}, "cpu_default": 1, "accelerator": 50}
+# Each architecture declares its CPU chunk when it registers (gen_models.models.registry).
+ACCELERATOR_CHUNK = 50
 
 
 def auto_chunk(arch: str, backend: str) -> int:
   if backend == "cpu":
-    return AUTO_CHUNK["cpu"].get(arch, AUTO_CHUNK["cpu_default"])
-  return AUTO_CHUNK["accelerator"]
+    from gen_models import models  # pylint: disable=g-import-not-at-top
+    return models.arch(arch).cpu_chunk
+  return ACCELERATOR_CHUNK
 
 
 def scan_chunk(cfg, backend: Optional[str] = None) -> int:
@@ -144,12 +146,12 @@ def _host_means(pending: list, start_step: int) -> tuple[dict, Optional[int]]:
 # Evaluation metrics printed at each evaluation (all are logged).
 _EVAL_SHOWN = ("fid", "kid", "precision", "recall", "classes_covered", "w1", "kl", "mse", "psnr")
 
-# Progress lines show these first (in this order), then any others.
-_ORDER = ("d_loss", "g_loss", "d_real", "d_fake", "d_acc_real", "d_acc_fake", "loss")
+# Progress lines show the losses first, then the step's other metrics in the order it returns them.
+_ORDER = ("d_loss", "g_loss", "loss")
 
 
 def _format(metrics: dict) -> str:
-  keys = [k for k in _ORDER if k in metrics] + sorted(k for k in metrics if k not in _ORDER)
+  keys = [k for k in _ORDER if k in metrics] + [k for k in metrics if k not in _ORDER]
   return " ".join(f"{k} {metrics[k]:.4g}" for k in keys)
 
 
@@ -174,17 +176,6 @@ class Run:
   status: str = "running"  # running | finished | diverged
   error: str = ""
   info: dict = dataclasses.field(default_factory=dict)
-
-
-def train(task: Task, cfg, *, data, key, tracker, checkpointer=None, resume: bool = False,
-          label: str = "", progress_every_s: float = 10.0, print_fn=print):
-  """Trains one run for cfg.train.steps steps. Returns (state, info); raises Diverged on NaN/Inf
-  and Interrupted on SIGTERM / Ctrl-C (after saving a checkpoint)."""
-  run = Run(task, cfg, data, key, tracker, checkpointer, label)
-  (state,) = train_many([run], resume=resume, progress_every_s=progress_every_s, print_fn=print_fn)
-  if run.status == "diverged":
-    raise Diverged(run.info["diverged_step"], run.info["diverged_metrics"])
-  return state, run.info
 
 
 def to_host(tree):
@@ -219,18 +210,19 @@ def _slice(tree, r):
   return jax.tree.map(lambda x: x[r], tree)
 
 
-def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10.0, print_fn=print):
-  """The training loop, for one run or for R runs that share every shape (a sweep's arms and
-  seeds), which then train as one jax.vmap'ed program. Each run keeps its own logging,
-  evaluation, checkpoints and divergence status (a diverged run stops logging; the others go on).
-  Returns the final states (None for diverged runs)."""
-  first = runs[0]
-  cfg, total, length = first.cfg, first.cfg.train.steps, chunk_length(first.cfg)
+def _check_compatible(runs, length):
+  first, cfg = runs[0], runs[0].cfg
+  want = (first.task.step, first.task.spec, length, cfg.train.steps, cfg.train.log_every, cfg.eval.every, cfg.ckpt.every)
   for run in runs[1:]:
-    if (run.task.step, run.task.spec, chunk_length(run.cfg), run.cfg.train.steps, run.cfg.train.log_every,
-        run.cfg.eval.every, run.cfg.ckpt.every) != (first.task.step, first.task.spec, length, total,
-                                                    cfg.train.log_every, cfg.eval.every, cfg.ckpt.every):
+    c = run.cfg
+    if (run.task.step, run.task.spec, chunk_length(c), c.train.steps, c.train.log_every, c.eval.every,
+        c.ckpt.every) != want:
       raise ValueError("runs trained together must share shapes, steps and intervals")
+
+
+def init_or_restore(runs, resume: bool, print_fn=print):
+  """Each run's initial state, or its latest checkpoint with --resume; rewinds its log to the
+  start step. Returns (states, start step shared by all runs)."""
   states, starts = [], []
   for run in runs:
     state = run.task.init(jax.random.fold_in(run.key, 1))
@@ -241,160 +233,238 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
         state, start = restored, int(meta["step"])
         print_fn(f"[{run.label}] resumed from the checkpoint at step {start}")
     run.tracker.rewind(start)
-    run.info = {"start_step": start, "steps": total, "compile_s": None, "train_s": 0.0, "final_eval": {}}
+    run.info = {"start_step": start, "steps": run.cfg.train.steps, "compile_s": None, "train_s": 0.0,
+                "final_eval": {}}
     states.append(state)
     starts.append(start)
   if len(set(starts)) != 1:
     raise ValueError(f"runs trained together must resume from the same step, got {starts}")
-  start = starts[0]
-  step = start
-  chosen = "auto: " if cfg.train.scan_chunk == 0 else ""
-  print_fn(f"[{first.label if len(runs) == 1 else f'{len(runs)} runs'}] {length} step(s) per dispatch "
-           f"(train.scan_chunk={chosen}{scan_chunk(cfg)} on {jax.default_backend()}"
-           + (f", shrunk to fit the log/eval/checkpoint intervals" if length != scan_chunk(cfg) else "") + ")")
-  many = len(runs) > 1
-  train_keys = [jax.random.fold_in(run.key, 2) for run in runs]
+  return states, starts[0]
+
+
+@dataclasses.dataclass
+class Group:
+  """The device-side state of runs training together (stacked along a leading run axis when there
+  are several), and the step they have reached."""
+  runs: list
+  state: Any
+  data: Any
+  keys: Any
+  hp: Any
+  step: int
+  length: int
+  shared_data: bool = True
+  mesh: Any = None
+  batch_sharding: Any = None
+  _host: tuple = (None, None)  # (step, host copy of state)
+
+  @property
+  def many(self) -> bool:
+    return len(self.runs) > 1
+
+  def live(self) -> list:
+    return [r for r, run in enumerate(self.runs) if run.status == "running"]
+
+  def state_of(self, r):
+    """Run r's state (one device->host copy per step for stacked or sharded states)."""
+    if not self.many and self.mesh is None:
+      return self.state
+    if self._host[0] != self.step:
+      self._host = (self.step, to_host(self.state))
+    return _slice(self._host[1], r) if self.many else self._host[1]
+
+
+def place(runs, states, start, length, print_fn=print) -> Group:
+  """Puts the runs' states, data, keys and traced hyperparameters on the device(s): stacked for a
+  vmapped group, replicated over a "data" mesh for one run on several devices."""
+  first = runs[0]
+  keys = [jax.random.fold_in(run.key, 2) for run in runs]
   hps = [jax.tree.map(jnp.asarray, run.task.hparams) for run in runs]
-  shared_data = all(run.data is first.data for run in runs)
-  if many:
-    state, keys, hp = _stack(states), _stack(train_keys), _stack(hps)
-    data = first.data if shared_data else _stack([run.data for run in runs])
-  else:
-    state, keys, hp, data = states[0], train_keys[0], hps[0], first.data
-  del states
-  batch_sharding = None
-  mesh = None if many else data_parallel_mesh(first.task.spec.padded_size)
+  shared = all(run.data is first.data for run in runs)
+  if len(runs) > 1:
+    return Group(runs, _stack(states), first.data if shared else _stack([run.data for run in runs]),
+                 _stack(keys), _stack(hps), start, length, shared)
+  group = Group(runs, states[0], first.data, keys[0], hps[0], start, length)
+  mesh = data_parallel_mesh(first.task.spec.padded_size)
   if mesh is not None:
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    state, data, keys, hp = replicate((state, data, keys, hp), replicated)
-    batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
+    group.state, group.data, group.keys, group.hp = replicate((group.state, group.data, group.keys, group.hp),
+                                                             replicated)
+    group.mesh = mesh
+    group.batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
     print_fn(f"[{first.label}] data parallel over {jax.device_count()} devices "
              f"({first.task.spec.padded_size // jax.device_count()} examples each per step)")
+  return group
 
-  host = {"step": None, "state": None}
 
-  def run_state(r):
-    if not many and mesh is None:
-      return state
-    if host["step"] != step:  # one device->host copy per log/eval point, then cheap numpy slices
-      host["step"], host["state"] = step, to_host(state)
-    return _slice(host["state"], r) if many else host["state"]
+def advance(group: Group):
+  """One dispatch: group.length steps for every run. Returns the metrics, still on the device."""
+  task = group.runs[0].task
+  if group.many:
+    group.state, metrics = run_chunk_many(group.state, group.data, group.keys, jnp.int32(group.step), group.hp,
+                                          step_fn=task.step, spec=task.spec, length=group.length,
+                                          shared_data=group.shared_data)
+  else:
+    group.state, metrics = run_chunk(group.state, group.data, group.keys, jnp.int32(group.step), group.hp,
+                                     step_fn=task.step, spec=task.spec, length=group.length,
+                                     batch_sharding=group.batch_sharding)
+  group.step += group.length
+  return metrics
 
-  def evaluate(r, step):
-    run = runs[r]
+
+def log_metrics(group: Group, pending: list, print_fn=print):
+  """Writes each live run's training means since the last log point; marks runs whose metrics
+  went non-finite as diverged. Returns the means of the first run still running (or None)."""
+  fetched = to_host(pending)
+  shown = None
+  for r in group.live():
+    run = group.runs[r]
+    run_metrics = [{k: v[r] for k, v in h.items()} for h in fetched] if group.many else fetched
+    means, first_bad = _host_means(run_metrics, group.step - len(run_metrics) * group.length)
+    run.tracker.log(group.step, {f"train/{k}": v for k, v in means.items()})
+    if first_bad is not None:
+      _diverge(run, first_bad, means)
+      print_fn(f"[{run.label}] DIVERGED: {run.error}")
+    elif shown is None:
+      shown = means
+  return shown
+
+
+def _diverge(run, step, metrics):
+  run.status = "diverged"
+  run.info.update(diverged_step=step, diverged_metrics=metrics)
+  run.error = str(Diverged(step, metrics))
+
+
+def save(group: Group):
+  """Checkpoints every live run at group.step; a state with non-finite parameters is never saved
+  (the run is marked diverged and keeps its last good checkpoint)."""
+  for r in group.live():
+    run = group.runs[r]
+    if run.checkpointer is None:
+      continue
+    saved = to_host(group.state_of(r))
+    if not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(saved) if np.asarray(x).dtype.kind == "f"):
+      _diverge(run, group.step, {"parameters": float("nan")})
+      continue
+    run.checkpointer.save(group.step, saved, {"step": group.step, "time": time.time()})
+
+
+def evaluate(group: Group, print_fn=print):
+  """Runs each live run's evaluation at group.step; logs it (and its images)."""
+  for r in group.live():
+    run = group.runs[r]
     if run.task.evaluate is None:
-      return {}
+      continue
     t = time.perf_counter()
-    metrics = run.task.evaluate(run_state(r), step)
+    metrics = run.task.evaluate(group.state_of(r), group.step)
     images = metrics.pop("_images", {})
     label = metrics.pop("_label", "")
     metrics["eval_s"] = time.perf_counter() - t
     shown = {k: v for k, v in metrics.items() if k in _EVAL_SHOWN}
-    if shown and not many:
-      print_fn(f"[{run.label}] eval at step {step}: " + " ".join(
+    if shown and not group.many:
+      print_fn(f"[{run.label}] eval at step {group.step}: " + " ".join(
           f"{k} {v:.4g}" + (f" (floor {metrics[k + '_floor']:.3g})" if k + "_floor" in metrics else "")
           for k, v in shown.items()) + f" {label} ({metrics['eval_s']:.1f}s)".replace("  ", " "))
-    run.tracker.log(step, {f"eval/{k}": v for k, v in metrics.items()})
+    run.tracker.log(group.step, {f"eval/{k}": v for k, v in metrics.items()})
     for name, path in images.items():
-      run.tracker.log_image(step, f"eval/{name}", path)
-    return metrics
+      run.tracker.log_image(group.step, f"eval/{name}", path)
+    run.info["final_eval"] = metrics
 
-  def diverge(r, step, metrics):
-    run = runs[r]
-    run.status = "diverged"
-    run.info.update(diverged_step=step, diverged_metrics=metrics)
-    run.error = str(Diverged(step, metrics))
 
-  def save(r, step):
-    run = runs[r]
-    if run.checkpointer is None:
-      return
-    saved = to_host(run_state(r))
-    if not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(saved) if np.asarray(x).dtype.kind == "f"):
-      diverge(r, step, {"parameters": float("nan")})  # never checkpoint a broken state
-      return
-    run.checkpointer.save(step, saved, {"step": step, "time": time.time()})
+class Clock:
+  """Training time (evaluations and checkpoints excluded), the first dispatch's compile time apart,
+  and when to print a progress line."""
 
-  def live():
-    return [r for r, run in enumerate(runs) if run.status == "running"]
+  def __init__(self, every_s: float):
+    self.every_s, self.train_s, self.window = every_s, 0.0, None
+    self.mark = self.last_print = time.perf_counter()
 
-  # Evaluate at the start step when one is due there: step 0, or a resumed run's checkpoint
-  # step (its evaluation row may not have been written: checkpoints come first), or the end.
-  if start == total or (cfg.eval.every > 0 and start % cfg.eval.every == 0):
-    for r in live():
-      runs[r].info["final_eval"] = evaluate(r, start)
-  pending = []
-  clock = {"mark": time.perf_counter(), "last_print": time.perf_counter(), "window": None, "train_s": 0.0}
-
-  def account():  # adds the time since the last mark to the training time
-    jax.block_until_ready(state)
+  def first_dispatch(self, group: Group):
+    """Call after the first dispatch: its time (compilation) is not training time."""
+    jax.block_until_ready(group.state)
     now = time.perf_counter()
-    clock["train_s"] += now - clock["mark"]
-    clock["mark"] = now
+    for run in group.runs:
+      run.info["compile_s"] = now - self.mark
+    self.mark, self.window = now, (group.step, now)
+
+  def stop(self, group: Group) -> float:
+    """Adds the time since the last mark to the training time (waits for the device)."""
+    jax.block_until_ready(group.state)
+    now = time.perf_counter()
+    self.train_s += now - self.mark
+    self.mark = now
     return now
 
-  unit = first.task.unit
-  examples = sum(run.task.examples_per_step for run in runs)
-  label = first.label if not many else f"{len(runs)} runs"
+  def restart(self):
+    self.mark = time.perf_counter()
+
+  def progress(self, group: Group, shown: dict, now: float, print_fn, force: bool):
+    if shown is None or not (force or now - self.last_print >= self.every_s):
+      return
+    total = group.runs[0].cfg.train.steps
+    done, elapsed = group.step - self.window[0], now - self.window[1]
+    rate = done / elapsed if elapsed > 0 and done > 0 else float("nan")
+    eta = (total - group.step) / rate if rate > 0 else float("nan")
+    examples = sum(run.task.examples_per_step for run in group.runs)
+    label = group.runs[0].label if not group.many else f"{len(group.runs)} runs"
+    print_fn(f"[{label}] step {group.step}/{total} ({100 * group.step / total:.0f}%) {_format(shown)} | "
+             f"{rate:,.1f} steps/s, {rate * examples:,.0f} {group.runs[0].task.unit}/s | ETA {_eta(eta)}")
+    self.last_print = now
+
+
+def _due(every: int, step: int) -> bool:
+  return every > 0 and step % every == 0
+
+
+def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10.0, print_fn=print):
+  """The training loop, for one run or for R runs that share every shape (a sweep's arms and
+  seeds), which then train as one jax.vmap'ed program. Each run keeps its own logging,
+  evaluation, checkpoints and divergence status (a diverged run stops logging; the others go on).
+  Returns the final states (None for diverged runs); raises Interrupted on SIGTERM / Ctrl-C after
+  checkpointing."""
+  cfg, length = runs[0].cfg, chunk_length(runs[0].cfg)
+  total = cfg.train.steps
+  _check_compatible(runs, length)
+  states, start = init_or_restore(runs, resume, print_fn)
+  chosen = "auto: " if cfg.train.scan_chunk == 0 else ""
+  print_fn(f"[{runs[0].label if len(runs) == 1 else f'{len(runs)} runs'}] {length} step(s) per dispatch "
+           f"(train.scan_chunk={chosen}{scan_chunk(cfg)} on {jax.default_backend()}"
+           + (", shrunk to fit the log/eval/checkpoint intervals" if length != scan_chunk(cfg) else "") + ")")
+  group = place(runs, states, start, length, print_fn)
+  del states
+  # Evaluate at the start step when one is due there: step 0, or a resumed run's checkpoint step
+  # (its evaluation row may not have been written: checkpoints come first), or the end.
+  if start == total or _due(cfg.eval.every, start):
+    evaluate(group, print_fn)
+  clock, pending = Clock(progress_every_s), []
   with signals.handling():
-    while step < total and live():
-      if many:
-        state, metrics = run_chunk_many(state, data, keys, jnp.int32(step), hp, step_fn=first.task.step,
-                                        spec=first.task.spec, length=length, shared_data=shared_data)
-      else:
-        state, metrics = run_chunk(state, data, keys, jnp.int32(step), hp, step_fn=first.task.step,
-                                   spec=first.task.spec, length=length, batch_sharding=batch_sharding)
-      if clock["window"] is None:  # the first call compiles (or hits the cache): time it alone
-        jax.block_until_ready(state)
-        now = time.perf_counter()
-        for run in runs:
-          run.info["compile_s"] = now - clock["mark"]
-        clock["mark"], clock["window"] = now, (step + length, now)
-      pending.append(metrics)
-      step += length
-      is_end = step == total
-      if step % cfg.train.log_every == 0 or is_end:
-        fetched = to_host(pending)
+    while group.step < total and group.live():
+      pending.append(advance(group))
+      if clock.window is None:
+        clock.first_dispatch(group)
+      is_end = group.step == total
+      if _due(cfg.train.log_every, group.step) or is_end:
+        shown = log_metrics(group, pending, print_fn)
         pending = []
-        shown = None
-        for r in live():
-          run_metrics = [{k: v[r] for k, v in h.items()} for h in fetched] if many else fetched
-          means, first_bad = _host_means(run_metrics, step - len(run_metrics) * length)
-          runs[r].tracker.log(step, {f"train/{k}": v for k, v in means.items()})
-          if first_bad is not None:
-            diverge(r, first_bad, means)
-            print_fn(f"[{runs[r].label}] DIVERGED: {runs[r].error}")
-          elif shown is None:
-            shown = means
-        now = account()
-        if shown is not None and (now - clock["last_print"] >= progress_every_s or is_end):
-          done, elapsed = step - clock["window"][0], now - clock["window"][1]
-          rate = done / elapsed if elapsed > 0 and done > 0 else float("nan")
-          eta = (total - step) / rate if rate > 0 else float("nan")
-          print_fn(f"[{label}] step {step}/{total} ({100 * step / total:.0f}%) {_format(shown)} | "
-                   f"{rate:,.1f} steps/s, {rate * examples:,.0f} {unit}/s | ETA {_eta(eta)}")
-          clock["last_print"] = now
+        clock.progress(group, shown, clock.stop(group), print_fn, force=is_end)
         if signals.requested() and not is_end:
-          for r in live():
-            save(r, step)
-          raise Interrupted(step)
+          save(group)
+          raise Interrupted(group.step)
       # Checkpoint before evaluating: an evaluation that fails (a full disk, an unusable cache)
       # never costs the training; --resume then only re-evaluates.
-      if cfg.ckpt.every > 0 and step % cfg.ckpt.every == 0 or is_end:
-        account()
-        for r in live():
-          save(r, step)
-        clock["mark"] = time.perf_counter()
-      if cfg.eval.every > 0 and step % cfg.eval.every == 0 or is_end:
-        account()
-        for r in live():
-          runs[r].info["final_eval"] = evaluate(r, step)
-        clock["mark"] = time.perf_counter()
+      if _due(cfg.ckpt.every, group.step) or is_end:
+        clock.stop(group)
+        save(group)
+        clock.restart()
+      if _due(cfg.eval.every, group.step) or is_end:
+        clock.stop(group)
+        evaluate(group, print_fn)
+        clock.restart()
   trained = total - start - length
   for run in runs:
-    run.info["train_s"] = clock["train_s"]
-    run.info["steps_per_s"] = trained / clock["train_s"] if clock["train_s"] > 0 and trained > 0 else None
-  for run in runs:
+    run.info["train_s"] = clock.train_s
+    run.info["steps_per_s"] = trained / clock.train_s if clock.train_s > 0 and trained > 0 else None
     if run.status == "running":
       run.status = "finished"
-  return [run_state(r) if runs[r].status == "finished" else None for r in range(len(runs))]
+  return [group.state_of(r) if run.status == "finished" else None for r, run in enumerate(runs)]

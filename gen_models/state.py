@@ -71,6 +71,10 @@ def make_tx(name: str, b1: float, b2: float, rho: float, eps: float,
   return optax.inject_hyperparams(factory)(learning_rate=0.0, decay=0.0)
 
 
+# Config keys stored as values in the optimizer state (opt_state.hyperparams), not compiled in.
+TRACED_KEYS = ("optim.g_lr", "optim.d_lr", "optim.g_decay", "optim.d_decay")
+
+
 def _create(module, variables, tx, lr, decay):
   params = variables["params"]
   state = TrainState.create(apply_fn=module.apply, params=params, tx=tx,
@@ -82,8 +86,9 @@ def _create(module, variables, tx, lr, decay):
 
 
 def create_gan_state(cfg, key, data_shape) -> dict:
-  """Initialises G and D for `cfg` with their own optimizers."""
-  g_mod, d_mod = models.gan_modules(cfg.model, tuple(data_shape))
+  """Initialises G and D for `cfg` with their own optimizers (and G's EMA weights when
+  train.g_ema > 0, starting from G's initial weights)."""
+  g_mod, d_mod = models.build(cfg.model, tuple(data_shape))
   o = cfg.optim
   tx = make_tx(o.name, o.b1, o.b2, o.rho, o.eps, o.eps_form)
   key_g, key_d = jax.random.split(key)
@@ -91,13 +96,16 @@ def create_gan_state(cfg, key, data_shape) -> dict:
   x = jnp.zeros((2,) + tuple(data_shape), jnp.float32)
   g_vars = g_mod.init({"params": key_g}, z, train=False)
   d_vars = d_mod.init({"params": key_d}, x, train=False)
-  return {"g": _create(g_mod, g_vars, tx, o.g_lr, o.g_decay),
-          "d": _create(d_mod, d_vars, tx, o.d_lr, o.d_decay)}
+  state = {"g": _create(g_mod, g_vars, tx, o.g_lr, o.g_decay),
+           "d": _create(d_mod, d_vars, tx, o.d_lr, o.d_decay)}
+  if cfg.train.g_ema > 0:
+    state["g_ema"] = jax.tree.map(jnp.copy, state["g"].params)
+  return state
 
 
 def create_ae_state(cfg, key, data_shape) -> dict:
   """{"ae": TrainState} for an autoencoder or VAE."""
-  module = models.ae_module(cfg.model)
+  module = models.build(cfg.model, tuple(data_shape))
   o = cfg.optim
   tx = make_tx(o.name, o.b1, o.b2, o.rho, o.eps, o.eps_form)
   key_p, key_n = jax.random.split(key)

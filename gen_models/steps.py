@@ -4,26 +4,79 @@ Hyperparameters that do not change shapes (label targets, the loss choice, learn
 are traced values, so one compiled program serves every arm of a sweep.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
+import optax
 
+from gen_models import gan_losses
 from gen_models import losses
 
 
-def gan_step(state, batch, rng, hp):
-  """One alternating GAN step, sharing a single G forward between the two updates.
+def _d_apply(d, params, inputs, key):
+  """D's logits in training mode, and its updated spectral-norm vectors (None without them)."""
+  if d.batch_stats:  # static: only spectrally normalised Ds carry statistics
+    logits, updates = d.apply_fn({"params": params, "batch_stats": d.batch_stats}, inputs, train=True,
+                                 rngs={"dropout": key}, mutable=["batch_stats"])
+    return logits, updates["batch_stats"]
+  return d.apply_fn({"params": params}, inputs, train=True, rngs={"dropout": key}), None
 
-  1. G forward once (train mode; BatchNorm statistics are updated by this step only).
-  2. D update on [real; stop_gradient(fake)]: gradients w.r.t. D's parameters only.
+
+def _d_update(loss, r1, d, x, fake, w, key, hp):
+  """One D update on [real; stop_gradient(fake)] (gradients w.r.t. D's parameters only), with the
+  loss's penalty and the optional R1 penalty gamma/2 E||grad_x D(x)||^2 on real data."""
+  key_pen, key_r1 = jax.random.fold_in(key, 1), jax.random.fold_in(key, 2)
+
+  def d_loss_fn(params):
+    logits, stats = _d_apply(d, params, jnp.concatenate([x, jax.lax.stop_gradient(fake)]), key)
+    logits_real, logits_fake = jnp.split(logits, 2)
+    total = loss.d_loss(logits_real, logits_fake, hp, w)
+    extra = {}
+    d_fn = lambda inputs, k: _d_apply(d, params, inputs, k)[0]
+    if loss.penalty is not None:
+      value, extra = loss.penalty(lambda inputs: d_fn(inputs, key_pen), x, jax.lax.stop_gradient(fake),
+                                  jax.random.fold_in(key, 3), hp, w)
+      total = total + value
+    if r1:
+      grads = jax.grad(lambda inputs: jnp.sum(d_fn(inputs, key_r1)))(x)
+      r1_value = gan_losses.wmean(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=1), w)
+      total = total + 0.5 * hp["r1_gamma"] * r1_value
+      extra = {**extra, "r1": r1_value}
+    return total, (logits_real, logits_fake, stats, extra)
+
+  (d_loss, (logits_real, logits_fake, stats, extra)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d.params)
+  d = d.apply_gradients(grads=grads)
+  if stats is not None:
+    d = d.replace(batch_stats=stats)
+  return d, d_loss, logits_real, logits_fake, extra
+
+
+def _gan_step(loss, n_critic, r1, ema, state, batch, rng, hp):
+  """One GAN step: n_critic D updates, then one G update, sharing G's last forward.
+
+  1. G forward once (train mode; BatchNorm statistics are updated by this forward only).
+  2. D update(s) on [real; stop_gradient(fake)]: gradients w.r.t. D's parameters only. With
+     n_critic > 1 the batch holds n_critic minibatches; the first n_critic - 1 updates use fakes
+     from their own latents, the last one the shared forward's.
   3. G update through the *updated* D: the gradient w.r.t. the fakes is pulled back through
      the saved G forward (jax.vjp), w.r.t. G's parameters only; D's parameters are constants.
+  4. With EMA: G's averaged weights (used for evaluation and samples) follow G's new weights.
 
-  batch: {"x": real (B, ...), "z": latent (B, Z), "w": example weights (B,)}.
-  hp: {"real_target", "fake_target", "gen_target", "minimax"} as float32 scalars.
+  batch: {"x": real (n_critic * B, ...), "z": latent (n_critic * B, Z), "w": example weights}.
+  hp: the loss's traced inputs (gen_models.gan_losses), plus "r1_gamma" and "g_ema" when used.
   """
   g, d = state["g"], state["d"]
   x, z, w = batch["x"], batch["z"], batch["w"]
   rng_g, rng_d, rng_dg = jax.random.split(rng, 3)
+  if n_critic > 1:
+    split = lambda a: a.reshape((n_critic, -1) + a.shape[1:])
+    xs, zs, ws = split(x), split(z), split(w)
+    for k in range(n_critic - 1):  # earlier critic updates: their own fakes, no G update
+      fake_k = g.apply_fn({"params": g.params, "batch_stats": g.batch_stats}, zs[k], train=True,
+                          mutable=["batch_stats"], rngs={"dropout": jax.random.fold_in(rng_g, k + 1)})[0]
+      d, *_ = _d_update(loss, r1, d, xs[k], fake_k, ws[k], jax.random.fold_in(rng_d, k + 1), hp)
+    x, z, w = xs[-1], zs[-1], ws[-1]
 
   def g_forward(params):
     fake, updates = g.apply_fn({"params": params, "batch_stats": g.batch_stats}, z, train=True,
@@ -31,38 +84,30 @@ def gan_step(state, batch, rng, hp):
     return fake, updates
 
   fake, g_vjp, g_updates = jax.vjp(g_forward, g.params, has_aux=True)
-
-  def d_logits(params, inputs, key):
-    return d.apply_fn({"params": params}, inputs, train=True, rngs={"dropout": key})
-
-  def d_loss_fn(params):
-    logits = d_logits(params, jnp.concatenate([x, jax.lax.stop_gradient(fake)]), rng_d)
-    logits_real, logits_fake = jnp.split(logits, 2)
-    loss = losses.discriminator_loss(logits_real, logits_fake, hp["real_target"], hp["fake_target"], w)
-    return loss, (logits_real, logits_fake)
-
-  (d_loss, (logits_real, logits_fake)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d.params)
-  d = d.apply_gradients(grads=d_grads)
+  d, d_loss, logits_real, logits_fake, extra = _d_update(loss, r1, d, x, fake, w, rng_d, hp)
 
   def g_loss_fn(fake_images):
-    logits = d_logits(d.params, fake_images, rng_dg)
-    return losses.generator_loss(logits, hp["minimax"], hp["gen_target"], hp["fake_target"], w)
+    logits, _ = _d_apply(d, d.params, fake_images, rng_dg)  # D's statistics are D's update's to change
+    return loss.g_loss(logits, hp, w)
 
   g_loss, dfake = jax.value_and_grad(g_loss_fn)(fake)
   (g_grads,) = g_vjp(dfake)
   g = g.apply_gradients(grads=g_grads, batch_stats=g_updates.get("batch_stats", g.batch_stats))
+  new = {"g": g, "d": d}
+  if ema:
+    new["g_ema"] = optax.incremental_update(g.params, state["g_ema"], 1.0 - hp["g_ema"])
+  metrics = {"d_loss": d_loss, "g_loss": g_loss, **loss.metrics(logits_real, logits_fake, w), **extra}
+  return new, metrics
 
-  wsum = jnp.sum(w)
-  wmean = lambda v: jnp.sum(v * w) / wsum
-  metrics = {
-      "d_loss": d_loss,
-      "g_loss": g_loss,
-      "d_real": wmean(jax.nn.sigmoid(logits_real)),  # mean D(x)
-      "d_fake": wmean(jax.nn.sigmoid(logits_fake)),  # mean D(G(z)) before D's update
-      "d_acc_real": wmean((logits_real > 0).astype(jnp.float32)),
-      "d_acc_fake": wmean((logits_fake < 0).astype(jnp.float32)),
-  }
-  return {"g": g, "d": d}, metrics
+
+@functools.lru_cache(maxsize=None)
+def gan_step_for(loss: gan_losses.GanLoss, n_critic: int = 1, r1: bool = False, ema: bool = False):
+  """The step for a loss and its static options. Cached: one function object per combination, so
+  the runs of a sweep that agree on them share one compiled program."""
+  return functools.partial(_gan_step, loss, n_critic, r1, ema)
+
+
+gan_step = gan_step_for(gan_losses.get("ns"))  # the seeds' step: BCE, ns or minimax by hp["minimax"]
 
 
 def _recon_losses(logits, x, w, bce_flag):

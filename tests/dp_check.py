@@ -10,7 +10,7 @@ import numpy as np
 
 from gen_models import data as data_lib
 from gen_models import loop
-from gen_models import tasks
+from gen_models import families
 from tests import helpers
 from tests.conftest import tiny_image
 
@@ -19,7 +19,7 @@ def main(out_dir):
   assert jax.device_count() == 4, jax.devices()
   cfg = tiny_image(**{"train.batch_size": 8})
   data = data_lib.load(cfg)
-  task = tasks.make_task(cfg, data, jax.random.key(0))
+  task = families.make_task(cfg, data, jax.random.key(0))
   dev = jax.device_put(data["train"])
   hp = jax.tree.map(jnp.asarray, task.hparams)
   mesh = loop.data_parallel_mesh(task.spec.padded_size)

@@ -25,7 +25,7 @@ def test_seed_shapes_and_parameter_counts(exp, params):
   cfg = tiny_ae(exp)
   st = state_lib.create_ae_state(cfg, jax.random.key(0), (28, 28, 1))
   assert state_lib.param_count(st["ae"].params) == params
-  out = models.ae_module(cfg.model).apply({"params": st["ae"].params}, jnp.zeros((3, 28, 28, 1)))
+  out = models.build(cfg.model).apply({"params": st["ae"].params}, jnp.zeros((3, 28, 28, 1)))
   assert out["logits"].shape == (3, 28, 28, 1)  # ae_conv: the one 'valid' conv makes 16 -> 14 -> 28
 
 
@@ -125,7 +125,7 @@ def test_vae_run_writes_elbo_prior_metrics_and_figures(tmp_path, capsys):
 
 def test_denoising_default_is_the_seeds_fixed_noisy_copy():
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import steps, tasks  # pylint: disable=g-import-not-at-top
+  from gen_models import families, steps  # pylint: disable=g-import-not-at-top
   shape = (28, 28, 1)
   a = steps.fixed_noise(0, jnp.array([3, 7, 3]), shape)
   np.testing.assert_array_equal(a[0], a[2])  # example 3's noise, wherever and whenever it is drawn
@@ -138,7 +138,7 @@ def test_denoising_default_is_the_seeds_fixed_noisy_copy():
   data = data_lib.load(fixed)
   out = {}
   for name, cfg in (("fixed", fixed), ("fresh", fresh)):
-    task = tasks.make_task(cfg, data, jax.random.key(0))
+    task = families.make_task(cfg, data, jax.random.key(0))
     st = task.init(jax.random.key(1))
     batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(2), 0)
     hp = jax.tree.map(jnp.asarray, task.hparams)

@@ -10,7 +10,8 @@ from experiments import run
 from gen_models import checkpoint as ckpt_lib
 from gen_models import data as data_lib
 from gen_models import loop
-from gen_models import tasks
+from gen_models.families import gan as gan_family
+from gen_models.families import image_gan
 from gen_models import tracking
 from tests.conftest import tiny_1d, tiny_image
 
@@ -42,7 +43,7 @@ def test_an_arm_wins_over_a_clashing_set_and_the_clash_is_reported(capsys):
 @pytest.mark.parametrize("real,gen,want", [(0.8, None, 0.8), (0.9, 1.0, 1.0), (1.0, None, 1.0)])
 def test_g_target_follows_the_real_target_unless_set(real, gen, want):
   cfg = tiny_1d(**{"loss.real_target": real, "loss.gen_target": "none" if gen is None else gen})
-  hp = tasks.gan_hparams(cfg)
+  hp = gan_family.hparams(cfg)
   assert float(hp["gen_target"]) == pytest.approx(want)
   assert float(hp["real_target"]) == pytest.approx(real)
 
@@ -67,14 +68,14 @@ def test_keras_time_decay_scales_the_learning_rate():
 
 def test_fixed_noise_grids_use_the_same_latents_at_every_evaluation(tmp_path, monkeypatch):
   seen = []
-  real_apply = tasks.apply_g
+  real_apply = gan_family.apply_g
 
   def spy(g, z):
-    if z.shape[0] == tasks.GRID_SAMPLES:
+    if z.shape[0] == image_gan.GRID_SAMPLES:
       seen.append(np.asarray(z))
     return real_apply(g, z)
 
-  monkeypatch.setattr(tasks, "apply_g", spy)
+  monkeypatch.setattr(gan_family, "apply_g", spy)
   cfg = tiny_image(**{"train.steps": 6, "eval.every": 2, "ckpt.every": 2, "eval.num_samples": 0})
   from tests import helpers  # pylint: disable=g-import-not-at-top
   helpers.train(cfg, tmp_path / "run", exp_name="dcgan")

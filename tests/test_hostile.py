@@ -56,21 +56,21 @@ def test_unusable_cache_is_refused_before_training(tmp_path, capsys, monkeypatch
 
 
 def test_a_failing_final_evaluation_keeps_the_trained_checkpoint(tmp_path, capsys, monkeypatch):
-  from gen_models import tasks  # pylint: disable=g-import-not-at-top
-  real = tasks._eval_1d_fn  # pylint: disable=protected-access
+  from gen_models.families import gan1d  # pylint: disable=g-import-not-at-top
+  real = gan1d.eval_fn
 
   def failing(cfg, x, key):
     inner = real(cfg, x, key)
     return lambda state, step: (_ for _ in ()).throw(OSError("disk full")) if step == 60 else inner(state, step)
 
-  monkeypatch.setattr(tasks, "_eval_1d_fn", failing)
+  monkeypatch.setattr(gan1d, "eval_fn", failing)
   argv = TINY + ["--out", str(tmp_path), "--wandb", "disabled"]
   assert run.main(argv) == 1
   err = capsys.readouterr().err
   assert "disk full" in err and "--resume" in err
   run_dir = tmp_path / "gaussian1d" / "base" / "seed0"
   assert "60" in os.listdir(run_dir / "checkpoints")  # the training is on disk
-  monkeypatch.setattr(tasks, "_eval_1d_fn", real)
+  monkeypatch.setattr(gan1d, "eval_fn", real)
   assert run.main(argv + ["--resume"]) == 0
   result = json.loads((run_dir / "result.json").read_text())
   assert result["status"] == "finished" and result["resumed_from"] == 60

@@ -156,7 +156,7 @@ def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path, capsys, monkeypa
 def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import registry  # pylint: disable=g-import-not-at-top
-  from gen_models import tasks  # pylint: disable=g-import-not-at-top
+  from gen_models.families import gan as gan_family  # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_1d  # pylint: disable=g-import-not-at-top
   exp = registry.get("gaussian1d")
   cfg = tiny_1d(**{"train.steps": 20, "ckpt.every": 10, "eval.every": 10})
@@ -164,7 +164,7 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
   state20, result = runner.run_one(exp, "base", cfg, run_dir, "disabled", resume=False, quiet=True)
   assert result["status"] == "finished"
   # Continue it to step 60 with a NaN label target: the loss is NaN from step 21 on.
-  monkeypatch.setattr(tasks, "gan_hparams", lambda c: {"real_target": np.float32("nan"), "fake_target": np.float32(0),
+  monkeypatch.setattr(gan_family, "hparams", lambda c: {"real_target": np.float32("nan"), "fake_target": np.float32(0),
                                                        "gen_target": np.float32(1), "minimax": np.float32(0)})
   longer = config_lib.set_key(cfg, "train.steps", 60)
   state, result = runner.run_one(exp, "base", longer, run_dir, "disabled", resume=True, quiet=True)

@@ -11,14 +11,14 @@ from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import losses
 from gen_models import steps
-from gen_models import tasks
+from gen_models import families
 from tests.conftest import tiny_1d
 
 
 def _setup(**overrides):
   cfg = tiny_1d(**overrides)
   data = data_lib.load(cfg)
-  task = tasks.make_task(cfg, data, jax.random.key(0))
+  task = families.make_task(cfg, data, jax.random.key(0))
   state = task.init(jax.random.key(1))
   batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(2), 0)
   hp = jax.tree.map(jnp.asarray, task.hparams)
@@ -80,7 +80,7 @@ def _family_setup(exp, generator):
   over = {"loss.generator": generator, "loss.real_target": 0.9, "loss.fake_target": 0.1, "loss.gen_target": 1.0}
   cfg = tiny_1d(**over) if exp == "gaussian1d" else tiny_image(exp, **over)
   data = data_lib.load(cfg)
-  task = tasks.make_task(cfg, data, jax.random.key(0))
+  task = families.make_task(cfg, data, jax.random.key(0))
   state = task.init(jax.random.key(1))
   batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(2), 0)
   return state, batch, jax.tree.map(jnp.asarray, task.hparams)

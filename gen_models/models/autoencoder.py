@@ -9,6 +9,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_models.models import registry
+from gen_models.models.registry import dtype as _dtype
+
 glorot = nn.initializers.glorot_uniform()  # Keras' default, which the seeds use
 
 
@@ -90,3 +93,9 @@ class VAE(nn.Module):
   def generate(self, z):
     """Decoder means for latent codes z: images in [0, 1]."""
     return nn.sigmoid(self.decode(z))
+
+
+# cpu_chunk 50: dense steps gain from lax.scan on XLA CPU; conv nets run slower inside it (1).
+registry.register("ae_dense", "autoencoder", "sigmoid", cpu_chunk=50)(lambda m, data_shape: DenseAE(m.latent_dim, _dtype(m.dtype)))
+registry.register("ae_conv", "autoencoder", "sigmoid")(lambda m, data_shape: ConvAE(_dtype(m.dtype)))
+registry.register("vae", "vae", "sigmoid")(lambda m, data_shape: VAE(m.latent_dim, _dtype(m.dtype)))

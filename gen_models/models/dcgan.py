@@ -12,6 +12,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_models.models import registry
+from gen_models.models.registry import dtype as _dtype
+
 glorot = nn.initializers.glorot_uniform()
 
 
@@ -215,6 +218,14 @@ def _conv(features, stride=1, dtype=jnp.float32, impl="fast"):
   return Conv(features, stride, impl=impl, dtype=dtype)
 
 
+def _sn(layer, x, sn: bool, train: bool):
+  """layer(x), or with D's kernels spectrally normalised (Miyato et al. 2018): flax.linen.SpectralNorm,
+  one power iteration per training call, its vectors in the "batch_stats" collection."""
+  if not sn:
+    return layer(x)
+  return nn.SpectralNorm(layer)(x, update_stats=train)
+
+
 def _convT(features, stride, dtype=jnp.float32):
   return nn.ConvTranspose(features, (5, 5), strides=(stride, stride), padding="SAME",
                           kernel_init=glorot, dtype=dtype)
@@ -241,14 +252,15 @@ class Discriminator(nn.Module):
   -> Dropout 0.3 -> Flatten -> Dense 1."""
   dtype: Any = jnp.float32
   impl: str = "fast"
+  sn: bool = False  # spectral normalisation of every kernel (model.spectral_norm)
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    x = nn.leaky_relu(_conv(64, 2, self.dtype, self.impl)(x), 0.2)
+    x = nn.leaky_relu(_sn(_conv(64, 2, self.dtype, self.impl), x, self.sn, train), 0.2)
     x = Dropout(0.2, self.impl)(x, deterministic=not train)
-    x = nn.leaky_relu(_conv(128, 2, self.dtype, self.impl)(x), 0.2)
+    x = nn.leaky_relu(_sn(_conv(128, 2, self.dtype, self.impl), x, self.sn, train), 0.2)
     x = Dropout(0.3, self.impl)(x, deterministic=not train)
-    x = nn.Dense(1, kernel_init=glorot, dtype=self.dtype)(x.reshape(x.shape[0], -1))
+    x = _sn(nn.Dense(1, kernel_init=glorot, dtype=self.dtype), x.reshape(x.shape[0], -1), self.sn, train)
     return x.astype(jnp.float32)[:, 0]
 
 
@@ -276,13 +288,14 @@ class DiscriminatorTranspose(nn.Module):
   """Seed 001: [Conv 5x5 s2 relu, Dropout 0.4] x (64, 128, 256) -> Flatten -> Dense 1."""
   dtype: Any = jnp.float32
   impl: str = "fast"
+  sn: bool = False  # spectral normalisation of every kernel (model.spectral_norm)
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     for features in (64, 128, 256):
-      x = nn.relu(_conv(features, 2, self.dtype, self.impl)(x))
+      x = nn.relu(_sn(_conv(features, 2, self.dtype, self.impl), x, self.sn, train))
       x = Dropout(0.4, self.impl)(x, deterministic=not train)
-    x = nn.Dense(1, kernel_init=glorot, dtype=self.dtype)(x.reshape(x.shape[0], -1))
+    x = _sn(nn.Dense(1, kernel_init=glorot, dtype=self.dtype), x.reshape(x.shape[0], -1), self.sn, train)
     return x.astype(jnp.float32)[:, 0]
 
 
@@ -309,17 +322,22 @@ class DiscriminatorAtienza(nn.Module):
   -> Flatten -> Dense 1. (The first LeakyReLU acts on the input image, as in the book.)"""
   dtype: Any = jnp.float32
   impl: str = "fast"
+  sn: bool = False  # spectral normalisation of every kernel (model.spectral_norm)
 
   @nn.compact
   def __call__(self, x, train: bool = True):
     for features, stride in ((32, 2), (64, 2), (128, 2), (256, 1)):
-      x = _conv(features, stride, self.dtype, self.impl)(nn.leaky_relu(x, 0.2))
-    x = nn.Dense(1, kernel_init=glorot, dtype=self.dtype)(x.reshape(x.shape[0], -1))
+      x = _sn(_conv(features, stride, self.dtype, self.impl), nn.leaky_relu(x, 0.2), self.sn, train)
+    x = _sn(nn.Dense(1, kernel_init=glorot, dtype=self.dtype), x.reshape(x.shape[0], -1), self.sn, train)
     return x.astype(jnp.float32)[:, 0]
 
 
-ARCHS = {
-    "dcgan": lambda dtype, impl: (Generator(dtype, impl), Discriminator(dtype, impl)),
-    "dcgan_transpose": lambda dtype, impl: (GeneratorTranspose(dtype, impl), DiscriminatorTranspose(dtype, impl)),
-    "dcgan_atienza": lambda dtype, impl: (GeneratorAtienza(dtype, impl), DiscriminatorAtienza(dtype, impl)),
-}
+def _build(generator, discriminator):
+  return lambda m, data_shape: (generator(_dtype(m.dtype), m.impl), discriminator(_dtype(m.dtype), m.impl, m.spectral_norm))
+
+
+registry.register("dcgan", "image_gan", "tanh", spectral_norm=True)(_build(Generator, Discriminator))
+registry.register("dcgan_transpose", "image_gan", "sigmoid", spectral_norm=True)(
+    _build(GeneratorTranspose, DiscriminatorTranspose))
+registry.register("dcgan_atienza", "image_gan", "sigmoid", spectral_norm=True)(
+    _build(GeneratorAtienza, DiscriminatorAtienza))

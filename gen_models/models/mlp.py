@@ -5,6 +5,9 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gen_models.models import registry
+from gen_models.models.registry import dtype as _dtype
+
 # Keras' default kernel initialiser (the Keras seeds use it); biases start at zero in both.
 glorot = nn.initializers.glorot_uniform()
 # PyTorch's nn.Linear default kernel init, kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)).
@@ -65,3 +68,11 @@ class MLPDiscriminator(nn.Module):
     for mult in (4, 2, 1):
       x = nn.leaky_relu(nn.Dense(self.hidden * mult, kernel_init=torch_linear, dtype=self.dtype)(x), 0.2)
     return nn.Dense(1, kernel_init=torch_linear, dtype=self.dtype)(x).astype(jnp.float32)[:, 0]
+
+
+# cpu_chunk 30: the tiny 1-D step is ~300x faster fused 30 steps to a lax.scan on XLA CPU.
+registry.register("mlp1d", "gan1d", cpu_chunk=30)(
+    lambda m, data_shape: (Generator1D(m.hidden, _dtype(m.dtype)), Discriminator1D(m.hidden, _dtype(m.dtype))))
+registry.register("mlp_gan", "image_gan", "sigmoid")(
+    lambda m, data_shape: (MLPGenerator(m.hidden, data_shape, _dtype(m.dtype)),
+                           MLPDiscriminator(m.hidden, _dtype(m.dtype))))

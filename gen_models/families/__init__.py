@@ -1,0 +1,80 @@
+"""Model families: everything specific to a kind of model, behind one record per family.
+
+The loop, the runner, the report and the command-line tools ask `families.of(cfg)` and never
+branch on a family or architecture name. Families: gan1d (the 1-D Gaussian GAN), image_gan
+(MLP GAN and DCGANs), autoencoder (dense, denoising, convolutional), vae. An architecture names
+its family when it registers (gen_models.models.registry).
+"""
+
+import dataclasses
+from typing import Callable, Optional
+
+import jax
+
+from gen_models import models
+from gen_models import state as state_lib
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Family:
+  name: str
+  make_task: Callable  # (cfg, data, key, run_dir=None) -> loop.Task
+  step: Callable  # cfg -> the step function (a cached object: equal steps share a compiled program)
+  traced_keys: Callable  # cfg -> config keys that are traced values of the step (arms differing only in them vmap together)
+  validate: Callable  # cfg -> None; raises config.ConfigError for what only this family knows
+  evaluate_saved: Callable  # (cfg, state, data, key) -> metrics of a restored state
+  artifacts: Callable  # (cfg, state, data, rows, run_dir, key, title) -> paths of a finished run's figures
+  extractor_info: Callable  # (cfg, data) -> the feature-extractor ensemble that scores its images, or None
+  needs_test: Callable  # cfg -> whether its evaluation needs the dataset's test split
+  scores_images: Callable  # cfg -> whether its evaluation uses the classifier ensemble
+  # Report: columns [(metric, label, lower is better? / None)] for the arms' configs, the metrics
+  # every arm is compared on {metric: lower is better?}, the ranking metric, notes, sweep figures.
+  table: Callable  # cfgs -> columns
+  verdict_metrics: dict
+  rank_by: str
+  notes: Callable  # (cfgs, summary) -> markdown template ("" for none)
+  extra_rows: Callable  # (summary, columns) -> [[cells]] under the metric table (real data, floors)
+  sweep_figures: Callable  # (exp_dir, summary, curves, arm_cfgs) -> {name: path}
+  sample: Optional[Callable] = None  # (cfg, state, key, n) -> uint8 images (n, 28, 28)
+  cannot_sample: str = ""  # why `sample` is None, for the CLI's error
+  generator_of: Optional[Callable] = None  # state -> the TrainState images are drawn from (EMA when on)
+
+
+def _all() -> dict:
+  # Explicit imports: a family that fails to import is an error.
+  from gen_models.families import autoencoder  # pylint: disable=g-import-not-at-top
+  from gen_models.families import gan1d  # pylint: disable=g-import-not-at-top
+  from gen_models.families import image_gan  # pylint: disable=g-import-not-at-top
+  from gen_models.families import vae  # pylint: disable=g-import-not-at-top
+  return {f.name: f for f in (gan1d.FAMILY, image_gan.FAMILY, autoencoder.FAMILY, vae.FAMILY)}
+
+
+def get(name: str) -> Family:
+  return _all()[name]
+
+
+def of(cfg) -> Family:
+  """The family that trains cfg.model.arch."""
+  return get(models.arch(cfg.model.arch).family)
+
+
+def make_task(cfg, data, key, run_dir=None):
+  return of(cfg).make_task(cfg, data, key, run_dir)
+
+
+def describe(state) -> str:
+  """'g: 852,609 parameters (+12,672 BatchNorm statistics), d: 212,865 parameters'."""
+  parts = []
+  for name in sorted(state, key=lambda n: n != "g"):
+    sub = state[name]
+    if not hasattr(sub, "params"):  # e.g. G's EMA weights
+      continue
+    text = f"{name}: {state_lib.param_count(sub.params):,} parameters"
+    stats = state_lib.param_count(sub.batch_stats) if sub.batch_stats else 0
+    parts.append(text + (f" (+{stats:,} statistics)" if stats else ""))
+  return ", ".join(parts)
+
+
+def eval_key(key):
+  """The same evaluation noise at every evaluation of a run, so curves and grids are comparable."""
+  return jax.random.fold_in(key, 3)

@@ -1,0 +1,96 @@
+"""The convolutional VAE: scored like an autoencoder on the test split (plus the ELBO), and its
+prior samples like the image GANs (classifier FID etc.), so both kinds share one table."""
+
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_models import plots
+from gen_models import steps
+from gen_models.config import ConfigError
+from gen_models.families import Family, autoencoder, eval_key, image_gan
+from gen_models.models import autoencoder as models_ae
+
+
+def validate(cfg):
+  image_gan.validate_images(cfg)
+  if cfg.data.noise_std > 0:
+    raise ConfigError("'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
+                      f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
+
+
+@functools.partial(jax.jit, static_argnames=("n", "latent_dim"))
+def _decode_prior(ae, key, *, n, latent_dim):
+  z = jax.random.normal(key, (n, latent_dim))
+  return ae.apply_fn({"params": ae.params}, z, method=models_ae.VAE.generate)
+
+
+def prior_samples(cfg, state, key, n: int, batch: int = 500) -> np.ndarray:
+  """n images decoded from z ~ N(0, I) (decoder means), uint8 (n, 28, 28)."""
+  out = []
+  for i in range(0, n, batch):
+    images = _decode_prior(state["ae"], jax.random.fold_in(key, i), n=batch, latent_dim=cfg.model.latent_dim)
+    out.append(plots.to_uint8(images, "sigmoid"))
+  return np.concatenate(out)[:n]
+
+
+def interpolation(state, test_x, pairs: int = 6, steps_: int = 10) -> np.ndarray:
+  """Rows of decoder outputs along straight lines between the posterior means of test pairs."""
+  ae = state["ae"]
+  x = jnp.asarray(test_x[:2 * pairs], jnp.float32) / 255.0
+  z = ae.apply_fn({"params": ae.params}, x, train=False)["mean"]
+  t = jnp.linspace(0.0, 1.0, steps_)[None, :, None]
+  path = (z[0::2, None] * (1 - t) + z[1::2, None] * t).reshape(-1, z.shape[1])
+  images = ae.apply_fn({"params": ae.params}, path, method=models_ae.VAE.generate)
+  return plots.to_uint8(images, "sigmoid")
+
+
+def evaluate_saved(cfg, state, step=-1, *, data, key):
+  del step
+  out = autoencoder.recon_metrics(cfg, state, data, key, vae=True)
+  if cfg.eval.num_samples > 0:
+    images = prior_samples(cfg, state, jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
+    metrics = image_gan.image_metrics(cfg, data, images)
+    metrics.pop("class_hist")
+    out.update(metrics)
+  return out
+
+
+def make_task(cfg, data, key, run_dir=None):
+  return autoencoder.make_task(cfg, data, key, run_dir, step_fn=steps.vae_step,
+                               evaluate=functools.partial(evaluate_saved, cfg, data=data, key=key))
+
+
+def artifacts(cfg, state, data, rows, run_dir, key, title):
+  sample_dir = os.path.join(run_dir, "samples")
+  out = autoencoder.artifacts(cfg, state, data, rows, run_dir, key, title)
+  prior = prior_samples(cfg, state, jax.random.fold_in(eval_key(key), 6), 64)
+  out.insert(-1, plots.save_grid(prior, os.path.join(sample_dir, "prior_samples.png")))
+  out.insert(-1, plots.save_grid(interpolation(state, data["test"]["x"]), os.path.join(sample_dir, "interpolation.png"),
+                                 cols=10))
+  return out
+
+
+TABLE = [("mse", "test MSE", True), ("bce", "test BCE", True), ("psnr", "PSNR dB", False),
+         ("elbo", "ELBO", False), ("recon_nll", "recon. NLL", True), ("kl", "KL", None),
+         ("fid", "prior FID", True), ("classes_covered", "classes", False), ("loss", "train loss", None)]
+
+NOTE = """\
+- VAE: ELBO = -(reconstruction NLL summed over pixels + KL) per image, in nats, with one posterior sample; reconstructions use the posterior mean. Prior samples (z ~ N(0, I), decoder means) are scored with the GANs' classifier metrics (FID etc., {n:,} samples), so a VAE and the GANs compare in one table; not comparable to Inception FID.
+"""
+
+
+def notes(cfgs, summary):
+  return autoencoder.NOTES + NOTE + autoencoder.SPREAD_NOTE
+
+
+FAMILY = Family(
+    name="vae", make_task=make_task, step=lambda cfg: steps.vae_step, traced_keys=autoencoder.traced_keys,
+    validate=validate, evaluate_saved=lambda cfg, state, data, key: evaluate_saved(cfg, state, data=data, key=key),
+    artifacts=artifacts, extractor_info=image_gan.extractor_info, needs_test=lambda cfg: True, scores_images=lambda cfg: cfg.eval.num_samples > 0,
+    table=lambda cfgs: TABLE, verdict_metrics={"mse": True}, rank_by="mse", notes=notes,
+    extra_rows=lambda summary, cols: image_gan.floor_row(summary, cols), sweep_figures=autoencoder.sweep_figures,
+    sample=prior_samples)

@@ -1,0 +1,174 @@
+"""The registered GAN losses and stabilisers against textbook formulas written here in numpy
+(hinge, LSGAN, WGAN-GP, R1), and what each option changes in a step (n_critic D updates, G's EMA,
+spectral normalisation)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen_models import data as data_lib
+from gen_models import families
+from gen_models import gan_losses
+from gen_models.config import ConfigError
+from tests.conftest import tiny_1d, tiny_image
+
+RNG = np.random.default_rng(0)
+LR, LF = RNG.normal(size=12).astype(np.float32), RNG.normal(size=12).astype(np.float32)
+W = np.r_[np.ones(10), 0.0, 0.0].astype(np.float32)  # two padding rows weigh nothing
+HP = {"real_target": np.float32(0.9), "fake_target": np.float32(0.1), "gen_target": np.float32(1.0),
+      "minimax": np.float32(0), "gp_weight": np.float32(10.0)}
+
+
+def _np_mean(v):
+  return float(np.sum(v * W) / np.sum(W))
+
+
+@pytest.mark.parametrize("name,d_want,g_want", [
+    # Lim & Ye 2017: D max(0, 1 - D(x)) + max(0, 1 + D(G(z))), G -D(G(z))
+    ("hinge", _np_mean(np.maximum(0, 1 - LR)) + _np_mean(np.maximum(0, 1 + LF)), -_np_mean(LF)),
+    # Mao et al. 2017, a-b-c = fake 0.1, real 0.9, G 1.0
+    ("lsgan", 0.5 * _np_mean((LR - 0.9) ** 2) + 0.5 * _np_mean((LF - 0.1) ** 2), 0.5 * _np_mean((LF - 1.0) ** 2)),
+    # Arjovsky et al. 2017: the critic minimises E D(G(z)) - E D(x); G minimises -E D(G(z))
+    ("wgan_gp", _np_mean(LF) - _np_mean(LR), -_np_mean(LF)),
+    # Goodfellow et al. 2014 with targets: D's BCE averaged over real and fake, G's -log D(G(z)) at target 1
+    ("ns", 0.5 * (_np_mean(-(0.9 * np.log(1 / (1 + np.exp(-LR))) + 0.1 * np.log(1 - 1 / (1 + np.exp(-LR)))))
+                  + _np_mean(-(0.1 * np.log(1 / (1 + np.exp(-LF))) + 0.9 * np.log(1 - 1 / (1 + np.exp(-LF)))))),
+     _np_mean(-np.log(1 / (1 + np.exp(-LF))))),
+])
+def test_each_loss_matches_its_textbook_formula(name, d_want, g_want):
+  loss = gan_losses.get(name)
+  assert float(loss.d_loss(LR, LF, HP, W)) == pytest.approx(d_want, rel=1e-5)
+  assert float(loss.g_loss(LF, HP, W)) == pytest.approx(g_want, rel=1e-5)
+
+
+def test_the_gradient_penalty_matches_a_linear_and_a_quadratic_critic():
+  loss = gan_losses.get("wgan_gp")
+  real = jnp.asarray(RNG.normal(size=(12, 3, 3, 1)), jnp.float32)
+  fake = jnp.asarray(RNG.normal(size=(12, 3, 3, 1)), jnp.float32)
+  a = RNG.normal(size=(9,)).astype(np.float32)
+  # D(x) = a.x: the gradient is a everywhere, the penalty lambda (|a| - 1)^2 whatever the interpolation.
+  value, m = loss.penalty(lambda x: x.reshape(12, -1) @ a, real, fake, jax.random.key(0), HP, W)
+  assert float(m["gp"]) == pytest.approx((np.linalg.norm(a) - 1) ** 2, rel=1e-5)
+  assert float(value) == pytest.approx(10 * (np.linalg.norm(a) - 1) ** 2, rel=1e-5)
+  # D(x) = |x|^2 / 2: the gradient is x_hat itself; x_hat lies on the segment from fake to real, so
+  # the penalty is between the smallest and largest (|x_hat| - 1)^2 a segment can give, checked by
+  # a brute-force scan of each segment.
+  _, m = loss.penalty(lambda x: 0.5 * jnp.sum(jnp.square(x.reshape(12, -1)), axis=1), real, fake,
+                      jax.random.key(0), HP, W)
+  t = np.linspace(0, 1, 2001)[:, None, None]
+  seg = t * np.asarray(real).reshape(1, 12, -1) + (1 - t) * np.asarray(fake).reshape(1, 12, -1)
+  per = (np.linalg.norm(seg, axis=2) - 1) ** 2  # (2001, 12)
+  lo, hi = _np_mean(per.min(axis=0)), _np_mean(per.max(axis=0))
+  assert lo - 1e-5 <= float(m["gp"]) <= hi + 1e-5
+  assert hi - lo > 0.1  # the bounds are not trivially equal
+
+
+def test_r1_penalty_is_the_squared_input_gradient_of_d_on_real_data():
+  # The step's "r1" metric is E|grad_x D(x)|^2 over the real batch with D's parameters before its
+  # update; the reference differentiates D by central finite differences in float64.
+  cfg = tiny_1d(**{"loss.r1_gamma": 2.0, "data.sampling": "random", "train.batch_size": 64})
+  data = data_lib.load(cfg)
+  task = families.make_task(cfg, data, jax.random.key(0))
+  state = task.init(jax.random.key(1))
+  batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(2), 0)
+  _, metrics = jax.jit(task.step)(state, batch, jax.random.key(3), jax.tree.map(jnp.asarray, task.hparams))
+  p = jax.tree.map(lambda v: np.asarray(v, np.float64), state["d"].params)
+  (w1, b1), (w2, b2) = [(p[k]["kernel"], p[k]["bias"]) for k in sorted(p)]
+  d = lambda x: np.maximum(x @ w1 + b1, 0) @ w2 + b2
+  x, h = np.asarray(batch["x"], np.float64), 1e-6
+  grads = (d(x + h) - d(x - h)) / (2 * h)
+  assert float(metrics["r1"]) == pytest.approx(np.mean(grads ** 2), rel=1e-4)
+  plain = families.make_task(tiny_1d(), data, jax.random.key(0))
+  assert plain.step is not task.step and "r1_gamma" not in plain.hparams  # off: no penalty computed
+
+
+def _image_step(**overrides):
+  cfg = tiny_image(**{"eval.num_samples": 0, **overrides})
+  data = data_lib.load(cfg)
+  task = families.make_task(cfg, data, jax.random.key(0))
+  state = task.init(jax.random.key(1))
+  batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(2), 0)
+  new, metrics = jax.jit(task.step)(state, batch, jax.random.key(3), jax.tree.map(jnp.asarray, task.hparams))
+  return cfg, task, state, batch, new, metrics
+
+
+def test_wgan_gp_takes_n_critic_d_steps_per_g_step_on_their_own_minibatches():
+  cfg, task, _, batch, new, metrics = _image_step(**{"loss.generator": "wgan_gp"})
+  assert batch["x"].shape[0] == 5 * cfg.train.batch_size  # one minibatch per critic update
+  assert int(new["d"].step) == 5 and int(new["g"].step) == 1
+  assert {"critic_real", "critic_fake", "w_estimate", "gp"} <= set(metrics)
+  assert not {"d_real", "d_fake", "d_acc_real", "d_acc_fake"} & set(metrics)  # not probabilities
+
+
+def test_g_ema_follows_the_textbook_recursion_and_is_what_evaluation_uses():
+  cfg = tiny_image(**{"eval.num_samples": 0, "train.g_ema": 0.9})
+  data = data_lib.load(cfg)
+  task = families.make_task(cfg, data, jax.random.key(0))
+  state = task.init(jax.random.key(1))
+  step = jax.jit(task.step)
+  hp = jax.tree.map(jnp.asarray, task.hparams)
+  ema = jax.tree.map(lambda v: np.asarray(v, np.float64), state["g"].params)
+  np.testing.assert_array_equal(jax.tree.leaves(state["g_ema"])[0], jax.tree.leaves(state["g"].params)[0])
+  for s in range(3):
+    batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(10 + s), s)
+    state, _ = step(state, batch, jax.random.key(20 + s), hp)
+    ema = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * np.asarray(p, np.float64), ema, state["g"].params)
+  for got, want in zip(jax.tree.leaves(state["g_ema"]), jax.tree.leaves(ema)):
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+  fam = families.of(cfg)
+  assert fam.generator_of(state).params is state["g_ema"]
+
+
+def test_spectral_norm_estimates_the_largest_singular_value_of_each_d_kernel():
+  cfg, task, state, batch, new, _ = _image_step(**{"model.spectral_norm": True})
+  assert state["d"].batch_stats  # the power-iteration vectors
+  d = new["d"]
+
+  @jax.jit
+  def iterate(stats):  # more power iterations on fixed parameters
+    def body(stats, _):
+      _, upd = d.apply_fn({"params": d.params, "batch_stats": stats}, batch["x"][:4], train=True,
+                          rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats"])
+      return upd["batch_stats"], None
+    return jax.lax.scan(body, stats, None, length=300)[0]
+
+  d = d.replace(batch_stats=iterate(d.batch_stats))
+  sigmas = {"/".join(str(getattr(k, "key", k)) for k in path): v
+            for path, v in jax.tree_util.tree_leaves_with_path(d.batch_stats) if "sigma" in str(path[-1])}
+  kernels = {"/".join(str(getattr(k, "key", k)) for k in path): v
+             for path, v in jax.tree_util.tree_leaves_with_path(d.params) if "kernel" in str(path[-1])}
+  assert len(sigmas) == len(kernels) == 3  # two convs and the dense layer
+  for (ks, sigma), (kk, kernel) in zip(sorted(sigmas.items()), sorted(kernels.items())):
+    k = np.asarray(kernel, np.float64)
+    want = np.linalg.svd(k.reshape(-1, k.shape[-1]), compute_uv=False)[0]
+    # Power iteration approaches the largest singular value from below.
+    assert want * 0.995 <= float(np.asarray(sigma).ravel()[0]) <= want * (1 + 1e-5), (ks, kk)
+
+
+def test_options_that_do_not_apply_are_refused():
+  with pytest.raises(ConfigError, match="no label targets"):
+    tiny_image(**{"loss.generator": "hinge", "loss.real_target": 0.9})
+  with pytest.raises(ConfigError, match="spectral_norm is not implemented for model.arch=mlp1d"):
+    tiny_1d(**{"model.spectral_norm": True})
+  with pytest.raises(ConfigError, match="needs data.sampling=random"):
+    tiny_1d(**{"loss.generator": "wgan_gp", "loss.real_target": 1.0, "loss.fake_target": 0.0})
+  tiny_image(**{"loss.generator": "lsgan", "loss.real_target": 0.9})  # LSGAN's targets are its a-b-c
+
+
+def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp_path):
+  from experiments import run  # pylint: disable=g-import-not-at-top
+  for exp in ("dcgan_losses", "dcgan_stabilisers"):
+    argv = [f"--exp={exp}", "--set", "data.name=synthetic", "--set", "data.num_train=256", "--set", "train.steps=20",
+            "--set", "train.batch_size=4", "--set", "train.log_every=10", "--set", "eval.every=0", "--set",
+            "eval.num_samples=0", "--set", "ckpt.every=0", "--seeds", "1", "--wandb", "disabled",
+            "--out", str(tmp_path), "--quiet"]
+    assert run.main(argv) == 0
+    import json  # pylint: disable=g-import-not-at-top
+    summary = json.loads((tmp_path / exp / "summary.json").read_text())
+    assert all(a["status"] == {"0": "finished"} for a in summary["arms"]), summary["arms"]
+    report = (tmp_path / exp / "report.md").read_text()
+    if exp == "dcgan_losses":
+      wgan = next(a for a in summary["arms"] if a["name"] == "wgan_gp")
+      assert "w_estimate" in wgan["metrics"] and "d_acc_real" not in wgan["metrics"]
+      assert "W1 estimate" in report
