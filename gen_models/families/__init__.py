@@ -75,6 +75,20 @@ def describe(state) -> str:
   return ", ".join(parts)
 
 
+def first_seed_files(exp_dir, summary, arm_cfgs, *names):
+  """(arm, cfg, seed, path) of the first of `names` that exists under each arm's first finished
+  seed's samples/ directory, for the sweep figures."""
+  import os  # pylint: disable=g-import-not-at-top
+  for (arm, _, cfg, _), arm_summary in zip(arm_cfgs, summary["arms"]):
+    if not arm_summary["seeds"]:
+      continue
+    seed = arm_summary["seeds"][0]
+    paths = [os.path.join(exp_dir, arm, f"seed{seed}", "samples", n) for n in names]
+    found = [p for p in paths if os.path.exists(p)]
+    if found:
+      yield arm, cfg, seed, found[0]
+
+
 def eval_key(key):
   """The same evaluation noise at every evaluation of a run, so curves and grids are comparable."""
   return jax.random.fold_in(key, 3)

@@ -13,7 +13,7 @@ from gen_models import loop
 from gen_models import plots
 from gen_models import state as state_lib
 from gen_models import steps
-from gen_models.families import Family, eval_key
+from gen_models.families import Family, eval_key, first_seed_files
 from gen_models.families import image_gan
 
 
@@ -122,14 +122,7 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
   out = {"curves": plots.sweep_curves(curves, [
       ("training loss", "train/loss", True), ("test MSE", "eval/mse", True), ("test PSNR (dB)", "eval/psnr", False)],
       os.path.join(exp_dir, "curves.png"), summary["experiment"] + ": mean over seeds, bands = ±1 std and min-max")}
-  panels = []
-  for (arm, _, _, _), arm_summary in zip(arm_cfgs, summary["arms"]):
-    if arm_summary["seeds"]:
-      d = os.path.join(exp_dir, arm, f"seed{arm_summary['seeds'][0]}", "samples")
-      for name in ("denoise.png", "recon.png"):
-        if os.path.exists(os.path.join(d, name)):
-          panels.append((arm, os.path.join(d, name)))
-          break
+  panels = [(arm, path) for arm, _, _, path in first_seed_files(exp_dir, summary, arm_cfgs, "denoise.png", "recon.png")]
   if panels:
     import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
     fig, axes = plt.subplots(len(panels), 1, figsize=(11, 2.2 * len(panels) + 0.3), squeeze=False)

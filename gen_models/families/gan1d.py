@@ -11,7 +11,7 @@ from gen_models import data as data_lib
 from gen_models import loop
 from gen_models import plots
 from gen_models.config import ConfigError
-from gen_models.families import Family, eval_key, gan
+from gen_models.families import Family, eval_key, first_seed_files, gan
 from gen_models.metrics import distribution
 
 MIN_EVAL_SAMPLES, MIN_KL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_1D, config_lib.MIN_KL_SAMPLES
@@ -148,14 +148,8 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
   out["final"] = plots.final_bars(summary["arms"], ["w1", "ks", "kl"], os.path.join(exp_dir, "final.png"),
                                   "final metrics (bars: mean, dots: seeds, whiskers: std)",
                                   floors={k: floors_.get(v) for k, v in FLOOR_KEYS.items()})
-  panels = []
-  for (arm, _, cfg, _), arm_summary in zip(arm_cfgs, summary["arms"]):
-    if not arm_summary["seeds"]:
-      continue
-    seed = arm_summary["seeds"][0]
-    path = os.path.join(exp_dir, arm, f"seed{seed}", "samples", "generated.npy")
-    if os.path.exists(path):
-      panels.append((f"{arm} (seed {seed})", data_lib.gaussian1d(seed, cfg.data.num_real), np.load(path)))
+  panels = [(f"{arm} (seed {seed})", data_lib.gaussian1d(seed, cfg.data.num_real), np.load(path))
+            for arm, cfg, seed, path in first_seed_files(exp_dir, summary, arm_cfgs, "generated.npy")]
   if panels:
     out["densities"] = plots.density_grid(panels, os.path.join(exp_dir, "densities.png"),
                                           "real (1000 samples) vs generated (20,000 samples)")

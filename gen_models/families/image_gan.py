@@ -11,7 +11,7 @@ from gen_models import config as config_lib
 from gen_models import loop
 from gen_models import plots
 from gen_models.config import ConfigError
-from gen_models.families import Family, eval_key, gan
+from gen_models.families import Family, eval_key, first_seed_files, gan
 
 MIN_EVAL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_IMAGES
 GRID_SAMPLES = 64  # fixed-noise samples drawn at every evaluation
@@ -207,13 +207,8 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
       panels += [(f"{title}: {k[6:]}", k, False) for k in keys if k not in [p[1] for p in panels]]
   out["curves"] = plots.sweep_curves(curves, panels[:6], os.path.join(exp_dir, "curves.png"),
                                      summary["experiment"] + ": mean over seeds, bands = ±1 std (dark) and min-max (light)")
-  grids = []
-  for (arm, _, cfg, _), arm_summary in zip(arm_cfgs, summary["arms"]):
-    if arm_summary["seeds"]:
-      seed = arm_summary["seeds"][0]
-      path = os.path.join(exp_dir, arm, f"seed{seed}", "samples", "final.png")
-      if os.path.exists(path):
-        grids.append((f"{arm} (seed {seed}, step {cfg.train.steps})", np.asarray(Image.open(path))))
+  grids = [(f"{arm} (seed {seed}, step {cfg.train.steps})", np.asarray(Image.open(path)))
+           for arm, cfg, seed, path in first_seed_files(exp_dir, summary, arm_cfgs, "final.png")]
   if grids:
     out["samples"] = plots.labelled_grids(grids, os.path.join(exp_dir, "samples.png"),
                                           "final samples, the same fixed latent vectors in every arm")
