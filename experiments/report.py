@@ -257,7 +257,6 @@ def table_text(summary) -> str:
   family = families.get(summary["family"])
   cols = [tuple(c) for c in summary["columns"]]
   cols = [c for c in cols if any(c[0] in a["metrics"] for a in summary["arms"])] or cols
-  floors = summary.get("floors", {})
   head = ["arm", "seeds"] + [label + {True: " ↓", False: " ↑", None: ""}[better] for _, label, better in cols]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   best = {}
