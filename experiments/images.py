@@ -6,7 +6,7 @@ the dataset of any of them with --set data.name=fashion_mnist (or synthetic for 
 
 
 from experiments.registry import Experiment
-from gen_models.config import Ckpt, Config, Data, Eval, Loss, Model, Optim, Train
+from gen_models.config import Ckpt, Config, Data, Eval, Model, Optim, Train
 
 TRAIN_IMAGES = 60_000
 

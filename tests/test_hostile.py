@@ -12,7 +12,7 @@ import pytest
 
 from experiments import report
 from experiments import run
-from tests.test_reliability import GAN, ROOT, _cmd, _env, _run_dir
+from tests.test_reliability import GAN, ROOT, _cmd, _env
 
 P = sys.executable
 TINY = ["--exp=gaussian1d", "--seeds", "1", "--set", "train.steps=60", "--set", "train.log_every=10",

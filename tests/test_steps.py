@@ -7,7 +7,6 @@ import numpy as np
 import optax
 import pytest
 
-from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import losses
 from gen_models import steps
