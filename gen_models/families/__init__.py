@@ -89,6 +89,14 @@ def first_seed_files(exp_dir, summary, arm_cfgs, *names):
       yield arm, cfg, seed, found[0]
 
 
+def refuse_denoising(cfg):
+  """Input noise (data.noise_std) is for the denoising autoencoders only."""
+  if cfg.data.noise_std > 0:
+    from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
+    raise ConfigError("'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
+                      f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
+
+
 def eval_key(key):
   """The same evaluation noise at every evaluation of a run, so curves and grids are comparable."""
   return jax.random.fold_in(key, 3)

@@ -11,7 +11,7 @@ from gen_models import data as data_lib
 from gen_models import loop
 from gen_models import plots
 from gen_models.config import ConfigError
-from gen_models.families import Family, eval_key, first_seed_files, gan
+from gen_models.families import Family, refuse_denoising, eval_key, first_seed_files, gan
 from gen_models.metrics import distribution
 
 MIN_EVAL_SAMPLES, MIN_KL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_1D, config_lib.MIN_KL_SAMPLES
@@ -28,9 +28,7 @@ def validate(cfg):
   if e.kl_samples < MIN_KL_SAMPLES:
     raise ConfigError(f"'eval.kl_samples'={e.kl_samples} is too few for the seed's 100-bin histogram KL: "
                       f"use at least {MIN_KL_SAMPLES} (the seed uses 1000).")
-  if cfg.data.noise_std > 0:
-    raise ConfigError("'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
-                      f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
+  refuse_denoising(cfg)
   if cfg.train.g_ema > 0:
     raise ConfigError("train.g_ema is implemented for the image GANs only.")
   gan.validate_loss(cfg)

@@ -11,7 +11,7 @@ from gen_models import config as config_lib
 from gen_models import loop
 from gen_models import plots
 from gen_models.config import ConfigError
-from gen_models.families import Family, eval_key, first_seed_files, gan
+from gen_models.families import Family, refuse_denoising, eval_key, first_seed_files, gan
 
 MIN_EVAL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_IMAGES
 GRID_SAMPLES = 64  # fixed-noise samples drawn at every evaluation
@@ -35,9 +35,7 @@ def validate_images(cfg):
 
 def validate(cfg):
   validate_images(cfg)
-  if cfg.data.noise_std > 0:
-    raise ConfigError("'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
-                      f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
+  refuse_denoising(cfg)
   gan.validate_loss(cfg)
 
 

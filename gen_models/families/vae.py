@@ -11,15 +11,13 @@ import numpy as np
 from gen_models import plots
 from gen_models import steps
 from gen_models.config import ConfigError
-from gen_models.families import Family, autoencoder, eval_key, image_gan
+from gen_models.families import Family, refuse_denoising, autoencoder, eval_key, image_gan
 from gen_models.models import autoencoder as models_ae
 
 
 def validate(cfg):
   image_gan.validate_images(cfg)
-  if cfg.data.noise_std > 0:
-    raise ConfigError("'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
-                      f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
+  refuse_denoising(cfg)
 
 
 @functools.partial(jax.jit, static_argnames=("n", "latent_dim"))
