@@ -10,7 +10,6 @@ import numpy as np
 
 from gen_models import plots
 from gen_models import steps
-from gen_models.config import ConfigError
 from gen_models.families import Family, refuse_denoising, autoencoder, eval_key, image_gan
 from gen_models.models import autoencoder as models_ae
 
