@@ -74,3 +74,23 @@ def test_log_metrics_marks_the_first_non_finite_step_and_save_refuses_broken_par
   group2 = loop.place([run2], [broken], 0, 10)
   loop.save(group2)
   assert not saved and run2.status == "diverged"
+
+
+def test_step_t_draws_its_batch_and_noise_from_step_t():
+  """The loop's key contract written out as a plain Python loop (no scan, no loop helpers): step t
+  (0-based) samples its batch with fold_in(fold_in(key, 2), t) -> 0 and its noise -> 1, from the
+  state fold_in(key, 1) initialises. Catches a shifted step index, which the composition test
+  above cannot (the parts and train_many share advance)."""
+  cfg = tiny_1d(**{"train.steps": 20, "eval.every": 0, "ckpt.every": 0})
+  run = _run(cfg)
+  (got,) = loop.train_many([run], print_fn=lambda s: None)
+  task, data = run.task, run.data
+  state = task.init(jax.random.fold_in(run.key, 1))
+  key = jax.random.fold_in(run.key, 2)
+  step = jax.jit(task.step)
+  for t in range(cfg.train.steps):
+    rng = jax.random.fold_in(key, t)
+    batch = data_lib.sample_batch(task.spec, data, jax.random.fold_in(rng, 0), t)
+    state, _ = step(state, batch, jax.random.fold_in(rng, 1), task.hparams)
+  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(state)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
