@@ -77,7 +77,8 @@ EXPERIMENTS = [
     Experiment("dcgan_loss", "dcgan, generator loss: non-saturating vs minimax", DCGAN,
                (("ns", {"loss.generator": "ns"}), ("minimax", {"loss.generator": "minimax"}))),
     Experiment("dcgan_latent", "dcgan, latent_dim 2 / 10 / 32 / 100 (2 also draws a latent-space walk)", DCGAN,
-               tuple((f"z{d}", {"model.latent_dim": d}) for d in (2, 10, 32, 100))),
+               tuple((f"z{d}", {"model.latent_dim": d}) for d in (2, 10, 32, 100)),
+               baseline="z100"),  # the seed's latent size: every other size is compared with it
     # The losses compare_gan and StudioGAN sweep, each a gen_models/gan_losses entry; everything else
     # (architecture, Adam 1e-3, batch, steps) stays the seed's, so only the loss changes.
     Experiment("dcgan_losses", "dcgan, GAN loss: non-saturating / minimax / hinge / least squares / WGAN-GP "

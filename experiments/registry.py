@@ -18,6 +18,11 @@ class Experiment:
   arms: tuple = ()  # ((arm name, {key: value}), ...); empty = one arm called "base"
   baseline: str = ""  # the arm every other arm is compared with (default: the first)
 
+  def __post_init__(self):  # a misspelt baseline would otherwise just drop every comparison
+    if self.baseline and self.baseline not in dict(self.arm_items()):
+      raise ConfigError(f"experiment {self.name!r}: baseline {self.baseline!r} is not one of its arms "
+                        f"{[a for a, _ in self.arm_items()]}.")
+
   def arm_items(self):
     return list(self.arms) if self.arms else [("base", {})]
 

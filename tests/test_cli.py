@@ -9,6 +9,7 @@ import pytest
 
 from experiments import registry
 from experiments import run
+from gen_models.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = ["--set", "train.steps=60", "--set", "train.scan_chunk=10", "--set", "train.log_every=10",
@@ -94,3 +95,19 @@ def test_a_broken_experiment_file_is_an_error_not_a_shorter_list(monkeypatch):
   with pytest.raises(ImportError, match="experiments.images"):
     run.main(["--list"])
   assert run.main(["--exp=dcgan", "--summary"]) == 1  # the import error, not "Unknown experiment"
+
+
+def test_an_experiment_compares_with_the_baseline_it_names():
+  assert registry.get("dcgan_latent").baseline_arm() == "z100"  # the seed's latent size, not the first arm
+  with pytest.raises(ConfigError, match="baseline 'z7' is not one of its arms"):
+    registry.Experiment("x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {})), baseline="z7")
+  from experiments import report  # pylint: disable=g-import-not-at-top
+  exp = registry.Experiment("x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {}), ("c", {})),
+                            baseline="c")
+  w1 = {"a": [0.10, 0.20, 0.30], "b": [0.5, 0.5, 0.7], "c": [0.0, 0.1, 0.1]}
+  summary = {"family": "gan1d", "arms": [
+      {"name": n, "seeds": [0, 1, 2], "metrics": {"w1_last3": {"per_seed": v}, "ks_last3": {"per_seed": v}}}
+      for n, v in w1.items()]}
+  comps = [c for c in report.comparisons(summary, exp, 3) if c["metric"] == "w1"]
+  assert [(c["arm"], c["baseline"]) for c in comps] == [("a", "c"), ("b", "c")]
+  assert comps[0]["mean_diff"] == pytest.approx((0.1 + 0.1 + 0.2) / 3)  # a - c, seed by seed
