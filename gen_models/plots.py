@@ -81,12 +81,17 @@ def training_curves(rows, path, panels, title=""):
   """One run's curves. panels: list of (title, [metric keys], log_y)."""
   fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
   for ax, (panel_title, metric_keys, log_y) in zip(axes[0], panels):
+    plotted = False
     for key in metric_keys:
       steps, values = _series(rows, key)
       if steps.size:
         ax.plot(steps, values, label=key.split("/")[-1], lw=1.3)
+        plotted = True
     ax.set_title(panel_title)
     ax.set_xlabel("step")
+    if not plotted:  # e.g. image metrics switched off (eval.num_samples=0), or a run too short to log
+      ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="gray")
+      continue
     if log_y:
       ax.set_yscale("log")
     ax.legend(fontsize=8)
