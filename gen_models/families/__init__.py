@@ -13,6 +13,7 @@ import jax
 
 from gen_models import models
 from gen_models import state as state_lib
+from gen_models.config import ConfigError
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -92,7 +93,6 @@ def first_seed_files(exp_dir, summary, arm_cfgs, *names):
 def refuse_denoising(cfg):
   """Input noise (data.noise_std) is for the denoising autoencoders only."""
   if cfg.data.noise_std > 0:
-    from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
     raise ConfigError("'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
                       f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
 
