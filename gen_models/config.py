@@ -90,7 +90,7 @@ class Train:
   scan_chunk: int = 0  # steps fused into one lax.scan dispatch (1 = plain jitted step; 0 = auto per model and backend)
   log_every: int = 50
   vmap_runs: bool = False  # train a sweep's runs that share shapes as one jax.vmap'ed program
-  g_ema: float = 0.0  # GANs: decay of an exponential moving average of G's weights, used for evaluation and samples (0 = off)
+  g_ema: float = 0.0  # GANs: decay of a (debiased) exponential moving average of G's weights, used for evaluation and samples (0 = off)
 
 
 @dataclasses.dataclass(frozen=True)

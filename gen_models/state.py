@@ -87,7 +87,8 @@ def _create(module, variables, tx, lr, decay):
 
 def create_gan_state(cfg, key, data_shape) -> dict:
   """Initialises G and D for `cfg` with their own optimizers (and G's EMA weights when
-  train.g_ema > 0, starting from G's initial weights)."""
+  train.g_ema > 0: a copy of G's initial weights, replaced entirely by the first update's
+  debiased average, see steps._gan_step)."""
   g_mod, d_mod = models.build(cfg.model, tuple(data_shape))
   o = cfg.optim
   tx = make_tx(o.name, o.b1, o.b2, o.rho, o.eps, o.eps_form)

@@ -61,7 +61,8 @@ def _gan_step(loss, n_critic, r1, ema, state, batch, rng, hp):
      from their own latents, the last one the shared forward's.
   3. G update through the *updated* D: the gradient w.r.t. the fakes is pulled back through
      the saved G forward (jax.vjp), w.r.t. G's parameters only; D's parameters are constants.
-  4. With EMA: G's averaged weights (used for evaluation and samples) follow G's new weights.
+  4. With EMA: G's averaged weights (used for evaluation and samples) follow G's new weights
+     (debiased, as optax.ema(debias=True): the average of G's weights after updates 1..t).
 
   batch: {"x": real (n_critic * B, ...), "z": latent (n_critic * B, Z), "w": example weights}.
   hp: the loss's traced inputs (gen_models.gan_losses), plus "r1_gamma" and "g_ema" when used.
@@ -94,8 +95,11 @@ def _gan_step(loss, n_critic, r1, ema, state, batch, rng, hp):
   (g_grads,) = g_vjp(dfake)
   g = g.apply_gradients(grads=g_grads, batch_stats=g_updates.get("batch_stats", g.batch_stats))
   new = {"g": g, "d": d}
-  if ema:
-    new["g_ema"] = optax.incremental_update(g.params, state["g_ema"], 1.0 - hp["g_ema"])
+  if ema:  # optax.ema's debiased average: step size (1 - d) / (1 - d^t) after G's t-th update gives
+    # G's initial weights no share (a plain EMA from them keeps d^t of them: 5% at t = 3000, d = 0.999)
+    decay = hp["g_ema"]
+    rate = (1.0 - decay) / (1.0 - decay ** g.step.astype(jnp.float32))
+    new["g_ema"] = optax.incremental_update(g.params, state["g_ema"], rate)
   metrics = {"d_loss": d_loss, "g_loss": g_loss, **loss.metrics(logits_real, logits_fake, w), **extra}
   return new, metrics
 
