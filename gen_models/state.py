@@ -87,8 +87,8 @@ def _create(module, variables, tx, lr, decay):
 
 def create_gan_state(cfg, key, data_shape) -> dict:
   """Initialises G and D for `cfg` with their own optimizers (and G's EMA weights when
-  train.g_ema > 0: a copy of G's initial weights, replaced entirely by the first update's
-  debiased average, see steps._gan_step)."""
+  train.g_ema > 0: {"params", "batch_stats"}, a copy of G's initial ones, which the first
+  update's debiased average replaces entirely, see steps._ema_update)."""
   g_mod, d_mod = models.build(cfg.model, tuple(data_shape))
   o = cfg.optim
   tx = make_tx(o.name, o.b1, o.b2, o.rho, o.eps, o.eps_form)
@@ -100,7 +100,7 @@ def create_gan_state(cfg, key, data_shape) -> dict:
   state = {"g": _create(g_mod, g_vars, tx, o.g_lr, o.g_decay),
            "d": _create(d_mod, d_vars, tx, o.d_lr, o.d_decay)}
   if cfg.train.g_ema > 0:
-    state["g_ema"] = jax.tree.map(jnp.copy, state["g"].params)
+    state["g_ema"] = jax.tree.map(jnp.copy, {"params": state["g"].params, "batch_stats": state["g"].batch_stats})
   return state
 
 

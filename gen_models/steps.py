@@ -52,6 +52,23 @@ def _d_update(loss, r1, d, x, fake, w, key, hp):
   return d, d_loss, logits_real, logits_fake, extra
 
 
+def _ema_update(ema, g, z, key, decay):
+  """G's averaged weights and their own BatchNorm statistics after G's update t.
+
+  Weights: optax.ema's debiased average, step size (1 - d) / (1 - d^t), so G's initial weights get no
+  share (a plain EMA from them keeps d^t of them: 5% at t = 3000, d = 0.999). Statistics: G's running
+  statistics belong to G's weights (the averaged weights' activations have other means and scales), so
+  the averaged G keeps its own, updated by a train-mode forward of this step's latents; G's training is
+  unchanged."""
+  rate = (1.0 - decay) / (1.0 - decay ** g.step.astype(jnp.float32))
+  params = optax.incremental_update(g.params, ema["params"], rate)
+  stats = ema["batch_stats"]
+  if stats:  # static: only Gs with BatchNorm
+    stats = g.apply_fn({"params": params, "batch_stats": stats}, z, train=True, mutable=["batch_stats"],
+                       rngs={"dropout": key})[1]["batch_stats"]
+  return {"params": params, "batch_stats": stats}
+
+
 def _gan_step(loss, n_critic, r1, ema, state, batch, rng, hp):
   """One GAN step: n_critic D updates, then one G update, sharing G's last forward.
 
@@ -61,8 +78,8 @@ def _gan_step(loss, n_critic, r1, ema, state, batch, rng, hp):
      from their own latents, the last one the shared forward's.
   3. G update through the *updated* D: the gradient w.r.t. the fakes is pulled back through
      the saved G forward (jax.vjp), w.r.t. G's parameters only; D's parameters are constants.
-  4. With EMA: G's averaged weights (used for evaluation and samples) follow G's new weights
-     (debiased, as optax.ema(debias=True): the average of G's weights after updates 1..t).
+  4. With EMA: G's averaged weights (used for evaluation and samples) follow G's new weights, and
+     their BatchNorm statistics follow the averaged weights (_ema_update).
 
   batch: {"x": real (n_critic * B, ...), "z": latent (n_critic * B, Z), "w": example weights}.
   hp: the loss's traced inputs (gen_models.gan_losses), plus "r1_gamma" and "g_ema" when used.
@@ -95,11 +112,8 @@ def _gan_step(loss, n_critic, r1, ema, state, batch, rng, hp):
   (g_grads,) = g_vjp(dfake)
   g = g.apply_gradients(grads=g_grads, batch_stats=g_updates.get("batch_stats", g.batch_stats))
   new = {"g": g, "d": d}
-  if ema:  # optax.ema's debiased average: step size (1 - d) / (1 - d^t) after G's t-th update gives
-    # G's initial weights no share (a plain EMA from them keeps d^t of them: 5% at t = 3000, d = 0.999)
-    decay = hp["g_ema"]
-    rate = (1.0 - decay) / (1.0 - decay ** g.step.astype(jnp.float32))
-    new["g_ema"] = optax.incremental_update(g.params, state["g_ema"], rate)
+  if ema:
+    new["g_ema"] = _ema_update(state["g_ema"], g, z, jax.random.fold_in(rng, 4), hp["g_ema"])
   metrics = {"d_loss": d_loss, "g_loss": g_loss, **loss.metrics(logits_real, logits_fake, w), **extra}
   return new, metrics
 

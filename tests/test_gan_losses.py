@@ -111,14 +111,37 @@ def test_g_ema_follows_the_textbook_recursion_and_is_what_evaluation_uses():
   # The textbook debiased EMA (Adam's bias correction, optax.ema(debias=True)): a plain average from
   # zeros, divided by 1 - d^t; G's initial weights (where g_ema starts) must get no share.
   raw = jax.tree.map(lambda v: np.zeros(v.shape, np.float64), state["g"].params)
+  mean = np.zeros(7 * 7 * 128)  # the averaged G's first BatchNorm (Keras momentum 0.99), from its init
   for t in range(1, 4):
     batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(10 + t), t)
     state, _ = step(state, batch, jax.random.key(20 + t), hp)
     raw = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * np.asarray(p, np.float64), raw, state["g"].params)
-    for got, want in zip(jax.tree.leaves(state["g_ema"]), jax.tree.leaves(raw)):
+    for got, want in zip(jax.tree.leaves(state["g_ema"]["params"]), jax.tree.leaves(raw)):
       np.testing.assert_allclose(got, want / (1 - 0.9 ** t), rtol=1e-5, atol=1e-6)
-  fam = families.of(cfg)
-  assert fam.generator_of(state).params is state["g_ema"]
+    # Its statistics are those of the *averaged* weights: Dense -> LeakyReLU(0.2) on this step's
+    # latents, in numpy, not G's own running mean (which follows G's weights).
+    dense = state["g_ema"]["params"]["Dense_0"]
+    h = np.asarray(batch["z"], np.float64) @ np.asarray(dense["kernel"], np.float64) + np.asarray(dense["bias"])
+    mean = 0.99 * mean + 0.01 * np.where(h > 0, h, 0.2 * h).mean(axis=0)
+    np.testing.assert_allclose(state["g_ema"]["batch_stats"]["BatchNorm_0"]["mean"], mean, rtol=1e-4, atol=1e-6)
+  assert np.abs(state["g"].batch_stats["BatchNorm_0"]["mean"] - mean).max() > 1e-4  # G's own differ
+  g = families.of(cfg).generator_of(state)
+  assert g.params is state["g_ema"]["params"] and g.batch_stats is state["g_ema"]["batch_stats"]
+
+
+def test_g_ema_leaves_g_and_d_training_bit_identical():
+  """The EMA arm trains exactly the baseline's G and D: only what is evaluated differs."""
+  def run(ema):
+    cfg = tiny_image(**{"eval.num_samples": 0, "train.g_ema": ema})
+    data = data_lib.load(cfg)
+    task = families.make_task(cfg, data, jax.random.key(0))
+    state, step, hp = task.init(jax.random.key(1)), jax.jit(task.step), jax.tree.map(jnp.asarray, task.hparams)
+    for t in range(3):
+      batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(10 + t), t)
+      state, _ = step(state, batch, jax.random.key(20 + t), hp)
+    return {k: state[k] for k in ("g", "d")}
+  for a, b in zip(jax.tree.leaves(run(0.0)), jax.tree.leaves(run(0.999))):
+    np.testing.assert_array_equal(a, b)
 
 
 def test_spectral_norm_estimates_the_largest_singular_value_of_each_d_kernel():

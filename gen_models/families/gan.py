@@ -70,9 +70,10 @@ def init_fn(cfg, data_shape):
 
 
 def generator_of(state):
-  """G's TrainState with the EMA weights when the run keeps them (evaluation and samples use them)."""
-  g = state["g"]
-  return g.replace(params=state["g_ema"]) if "g_ema" in state else g
+  """G's TrainState with the EMA weights and their own BatchNorm statistics when the run keeps them
+  (evaluation and samples use them)."""
+  g, ema = state["g"], state.get("g_ema")
+  return g if ema is None else g.replace(params=ema["params"], batch_stats=ema["batch_stats"])
 
 
 @jax.jit

@@ -172,7 +172,7 @@ NOTES = """\
 - D loss, G loss and D's own outputs (for BCE: D(x), D(G(z)) and its accuracy on real and on fake images; a WGAN critic's scores are not probabilities, so it shows its W1 estimate instead): means over the last {log} training steps of each run (D's accuracy near 0.5 on both is where the seed notes stop training; it is logged, not used to stop).
 - ± is the sample standard deviation over seeds.
 """
-EMA_NOTE = "- Arms with `train.g_ema` > 0 are evaluated and sampled with G's exponential moving average weights (debiased, as `optax.ema(debias=True)`: G's initial weights get no share; G's BatchNorm running statistics as they are, as in StudioGAN).\n"
+EMA_NOTE = "- Arms with `train.g_ema` > 0 are evaluated and sampled with G's exponential moving average weights (debiased, as `optax.ema(debias=True)`: G's initial weights get no share) and those weights' own BatchNorm statistics (a train-mode forward of each step's latents through the averaged weights); G and D train exactly as without EMA.\n"
 
 
 def notes(cfgs, summary):
