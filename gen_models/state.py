@@ -85,11 +85,11 @@ def _create(module, variables, tx, lr, decay):
   return state.replace(opt_state=state.opt_state._replace(hyperparams=hyper))
 
 
-def create_gan_state(cfg, key, data_shape) -> dict:
+def create_gan_state(cfg, key, data_shape, d_twice_differentiated: bool = False) -> dict:
   """Initialises G and D for `cfg` with their own optimizers (and G's EMA weights when
   train.g_ema > 0: {"params", "batch_stats"}, a copy of G's initial ones, which the first
   update's debiased average replaces entirely, see steps._ema_update)."""
-  g_mod, d_mod = models.build(cfg.model, tuple(data_shape))
+  g_mod, d_mod = models.gan_modules(cfg.model, tuple(data_shape), d_twice_differentiated)
   o = cfg.optim
   tx = make_tx(o.name, o.b1, o.b2, o.rho, o.eps, o.eps_form)
   key_g, key_d = jax.random.split(key)

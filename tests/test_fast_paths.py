@@ -160,3 +160,33 @@ def test_bfloat16_compute_stays_close_to_float32():
   assert out["bf16"][0].dtype == jnp.float32  # outputs are float32 whatever the compute dtype
   np.testing.assert_allclose(out["bf16"][0], out["f32"][0], atol=3e-2)
   np.testing.assert_allclose(out["bf16"][1], out["f32"][1], atol=5e-2)
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "dcgan_transpose", "dcgan_atienza"])
+def test_a_d_differentiated_twice_takes_patch_convs_with_the_same_second_derivatives(arch):
+  """R1 / WGAN-GP arms get impl="patches" Ds; D, its input gradient and that gradient's squared norm
+  differentiated w.r.t. D's parameters (the R1 term) equal XLA's convolutions (impl=reference)."""
+  from gen_models.families import gan  # pylint: disable=g-import-not-at-top
+  from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
+  d_of = lambda **kv: models.gan_modules(tiny_image(arch, **kv).model, (28, 28, 1),
+                                         gan.differentiates_d_twice(tiny_image(arch, **kv)))[1]
+  assert d_of().impl == "fast" and d_of(**{"loss.generator": "hinge"}).impl == "fast"
+  assert d_of(**{"loss.r1_gamma": 10.0}).impl == "patches"
+  assert d_of(**{"loss.generator": "wgan_gp"}).impl == "patches"
+  assert d_of(**{"loss.r1_gamma": 10.0, "model.impl": "reference"}).impl == "reference"  # as the user asked
+  patches, ref = d_of(**{"loss.r1_gamma": 10.0}), d_of(**{"model.impl": "reference"})
+  x = jax.random.uniform(jax.random.key(2), (4, 28, 28, 1), minval=-1, maxval=1)
+  params = ref.init(jax.random.key(0), x, train=False)["params"]
+
+  def r1_parts(d, p):
+    logits = d.apply({"params": p}, x, train=False)
+    grad_x = jax.grad(lambda x_: jnp.sum(d.apply({"params": p}, x_, train=False)))(x)
+    return logits, grad_x
+
+  r1 = lambda d: jax.grad(lambda p: jnp.sum(jnp.square(r1_parts(d, p)[1])))(params)
+  for a, b in zip(jax.tree.leaves((r1_parts(patches, params), r1(patches))),
+                  jax.tree.leaves((r1_parts(ref, params), r1(ref)))):
+    _close(a, b, tol=1e-4)
+  # ... and without a convolution left for XLA to differentiate twice (the ~10x slower path)
+  assert "convolution" not in jax.jit(r1, static_argnums=0).lower(patches).as_text()
+  assert "convolution" in jax.jit(r1, static_argnums=0).lower(ref).as_text()

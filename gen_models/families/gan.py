@@ -65,8 +65,14 @@ def batch_spec(cfg, num_examples: int):
   return spec if k == 1 else dataclasses.replace(spec, batch_size=spec.batch_size * k)
 
 
+def differentiates_d_twice(cfg) -> bool:
+  """R1 and a loss's gradient penalty differentiate D's input gradient again."""
+  return cfg.loss.r1_gamma > 0 or loss_of(cfg).penalty is not None
+
+
 def init_fn(cfg, data_shape):
-  return functools.partial(state_lib.create_gan_state, cfg, data_shape=tuple(data_shape))
+  return functools.partial(state_lib.create_gan_state, cfg, data_shape=tuple(data_shape),
+                           d_twice_differentiated=differentiates_d_twice(cfg))
 
 
 def generator_of(state):

@@ -28,5 +28,15 @@ def build(model_cfg, data_shape: tuple = (28, 28, 1)):
   return arch(model_cfg.arch).build(model_cfg, tuple(data_shape))
 
 
-gan_modules = build  # (generator, discriminator)
+@functools.lru_cache(maxsize=None)
+def gan_modules(model_cfg, data_shape: tuple = (28, 28, 1), d_twice_differentiated: bool = False):
+  """(G, D). A D whose input gradient is differentiated again (R1, WGAN-GP) runs its convs as patch
+  matmuls where its architecture allows (impl="patches"): the same function, and on XLA CPU ~9x
+  faster to differentiate twice. Cached like build, so a sweep's runs share the modules."""
+  g, d = build(model_cfg, data_shape)
+  if d_twice_differentiated and model_cfg.impl == "fast" and arch(model_cfg.arch).patch_d:
+    d = d.clone(impl="patches")
+  return g, d
+
+
 ae_module = build

@@ -191,8 +191,10 @@ def im2col_conv(x, kernel, stride: int):
 
 class Conv(nn.Module):
   """A k x k 'SAME' Conv2D (parameters named as flax's nn.Conv). impl="fast" uses im2col_conv
-  where the output is at most 4x4 pixels, XLA's convolution elsewhere; impl="reference" always
-  XLA's convolution."""
+  where the output is at most 4x4 pixels, XLA's convolution elsewhere; impl="patches" im2col_conv
+  everywhere (a D whose input gradient is differentiated again, for R1 or WGAN-GP: XLA CPU's second
+  derivative of a strided convolution is ~10x slower than the patch matmul's); impl="reference"
+  always XLA's convolution."""
   features: int
   stride: int = 1
   kernel_size: int = 5
@@ -206,7 +208,7 @@ class Conv(nn.Module):
     bias = self.param("bias", nn.initializers.zeros, (self.features,)).astype(self.dtype)
     x = x.astype(self.dtype)
     out_pixels = -(-x.shape[1] // self.stride) * -(-x.shape[2] // self.stride)
-    if self.impl == "fast" and out_pixels <= 16:
+    if self.impl == "patches" or (self.impl == "fast" and out_pixels <= 16):
       y = im2col_conv(x, kernel, self.stride)
     else:
       y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), "SAME",
@@ -336,8 +338,8 @@ def _build(generator, discriminator):
   return lambda m, data_shape: (generator(_dtype(m.dtype), m.impl), discriminator(_dtype(m.dtype), m.impl, m.spectral_norm))
 
 
-registry.register("dcgan", "image_gan", "tanh", spectral_norm=True)(_build(Generator, Discriminator))
-registry.register("dcgan_transpose", "image_gan", "sigmoid", spectral_norm=True)(
+registry.register("dcgan", "image_gan", "tanh", spectral_norm=True, patch_d=True)(_build(Generator, Discriminator))
+registry.register("dcgan_transpose", "image_gan", "sigmoid", spectral_norm=True, patch_d=True)(
     _build(GeneratorTranspose, DiscriminatorTranspose))
-registry.register("dcgan_atienza", "image_gan", "sigmoid", spectral_norm=True)(
+registry.register("dcgan_atienza", "image_gan", "sigmoid", spectral_norm=True, patch_d=True)(
     _build(GeneratorAtienza, DiscriminatorAtienza))
