@@ -168,8 +168,11 @@ def test_a_d_differentiated_twice_takes_patch_convs_with_the_same_second_derivat
   differentiated w.r.t. D's parameters (the R1 term) equal XLA's convolutions (impl=reference)."""
   from gen_models.families import gan  # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
-  d_of = lambda **kv: models.gan_modules(tiny_image(arch, **kv).model, (28, 28, 1),
-                                         gan.differentiates_d_twice(tiny_image(arch, **kv)))[1]
+
+  def d_of(**overrides):
+    cfg = tiny_image(arch, **overrides)
+    return models.gan_modules(cfg.model, (28, 28, 1), gan.differentiates_d_twice(cfg))[1]
+
   assert d_of().impl == "fast" and d_of(**{"loss.generator": "hinge"}).impl == "fast"
   assert d_of(**{"loss.r1_gamma": 10.0}).impl == "patches"
   assert d_of(**{"loss.generator": "wgan_gp"}).impl == "patches"

@@ -91,6 +91,18 @@ def _image_step(**overrides):
   return cfg, task, state, batch, new, metrics
 
 
+def _image_steps(n, **overrides):
+  """Yields (cfg, t, batch, state after step t) for t = 1..n of a tiny image GAN's jitted step."""
+  cfg = tiny_image(**{"eval.num_samples": 0, **overrides})
+  data = data_lib.load(cfg)
+  task = families.make_task(cfg, data, jax.random.key(0))
+  state, step, hp = task.init(jax.random.key(1)), jax.jit(task.step), jax.tree.map(jnp.asarray, task.hparams)
+  for t in range(1, n + 1):
+    batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(10 + t), t)
+    state, _ = step(state, batch, jax.random.key(20 + t), hp)
+    yield cfg, t, batch, state
+
+
 def test_wgan_gp_takes_n_critic_d_steps_per_g_step_on_their_own_minibatches():
   from gen_models.families import gan  # pylint: disable=g-import-not-at-top
   assert gan.n_critic(tiny_image(**{"loss.generator": "wgan_gp"})) == 5  # the loss's default
@@ -102,20 +114,12 @@ def test_wgan_gp_takes_n_critic_d_steps_per_g_step_on_their_own_minibatches():
 
 
 def test_g_ema_follows_the_textbook_recursion_and_is_what_evaluation_uses():
-  cfg = tiny_image(**{"eval.num_samples": 0, "train.g_ema": 0.9})
-  data = data_lib.load(cfg)
-  task = families.make_task(cfg, data, jax.random.key(0))
-  state = task.init(jax.random.key(1))
-  step = jax.jit(task.step)
-  hp = jax.tree.map(jnp.asarray, task.hparams)
   # The textbook debiased EMA (Adam's bias correction, optax.ema(debias=True)): a plain average from
   # zeros, divided by 1 - d^t; G's initial weights (where g_ema starts) must get no share.
-  raw = jax.tree.map(lambda v: np.zeros(v.shape, np.float64), state["g"].params)
-  mean = np.zeros(7 * 7 * 128)  # the averaged G's first BatchNorm (Keras momentum 0.99), from its init
-  for t in range(1, 4):
-    batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(10 + t), t)
-    state, _ = step(state, batch, jax.random.key(20 + t), hp)
-    raw = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * np.asarray(p, np.float64), raw, state["g"].params)
+  raw, mean = None, np.zeros(7 * 7 * 128)  # mean: the averaged G's first BatchNorm (Keras momentum 0.99)
+  for cfg, t, batch, state in _image_steps(3, **{"train.g_ema": 0.9}):
+    params = jax.tree.map(lambda p: np.asarray(p, np.float64), state["g"].params)
+    raw = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, raw or jax.tree.map(np.zeros_like, params), params)
     for got, want in zip(jax.tree.leaves(state["g_ema"]["params"]), jax.tree.leaves(raw)):
       np.testing.assert_allclose(got, want / (1 - 0.9 ** t), rtol=1e-5, atol=1e-6)
     # Its statistics are those of the *averaged* weights: Dense -> LeakyReLU(0.2) on this step's
@@ -132,13 +136,7 @@ def test_g_ema_follows_the_textbook_recursion_and_is_what_evaluation_uses():
 def test_g_ema_leaves_g_and_d_training_bit_identical():
   """The EMA arm trains exactly the baseline's G and D: only what is evaluated differs."""
   def run(ema):
-    cfg = tiny_image(**{"eval.num_samples": 0, "train.g_ema": ema})
-    data = data_lib.load(cfg)
-    task = families.make_task(cfg, data, jax.random.key(0))
-    state, step, hp = task.init(jax.random.key(1)), jax.jit(task.step), jax.tree.map(jnp.asarray, task.hparams)
-    for t in range(3):
-      batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(10 + t), t)
-      state, _ = step(state, batch, jax.random.key(20 + t), hp)
+    *_, state = list(_image_steps(3, **{"train.g_ema": ema}))[-1]
     return {k: state[k] for k in ("g", "d")}
   for a, b in zip(jax.tree.leaves(run(0.0)), jax.tree.leaves(run(0.999))):
     np.testing.assert_array_equal(a, b)
