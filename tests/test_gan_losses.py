@@ -81,24 +81,27 @@ def test_r1_penalty_is_the_squared_input_gradient_of_d_on_real_data():
   assert plain.step is not task.step and "r1_gamma" not in plain.hparams  # off: no penalty computed
 
 
-def _image_step(**overrides):
+def _image_task(**overrides):
+  """(cfg, train data on device, task) of a tiny image GAN without evaluation samples."""
   cfg = tiny_image(**{"eval.num_samples": 0, **overrides})
   data = data_lib.load(cfg)
-  task = families.make_task(cfg, data, jax.random.key(0))
+  return cfg, jax.device_put(data["train"]), families.make_task(cfg, data, jax.random.key(0))
+
+
+def _image_step(**overrides):
+  cfg, train, task = _image_task(**overrides)
   state = task.init(jax.random.key(1))
-  batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(2), 0)
+  batch = data_lib.sample_batch(task.spec, train, jax.random.key(2), 0)
   new, metrics = jax.jit(task.step)(state, batch, jax.random.key(3), jax.tree.map(jnp.asarray, task.hparams))
   return cfg, task, state, batch, new, metrics
 
 
 def _image_steps(n, **overrides):
   """Yields (cfg, t, batch, state after step t) for t = 1..n of a tiny image GAN's jitted step."""
-  cfg = tiny_image(**{"eval.num_samples": 0, **overrides})
-  data = data_lib.load(cfg)
-  task = families.make_task(cfg, data, jax.random.key(0))
+  cfg, train, task = _image_task(**overrides)
   state, step, hp = task.init(jax.random.key(1)), jax.jit(task.step), jax.tree.map(jnp.asarray, task.hparams)
   for t in range(1, n + 1):
-    batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(10 + t), t)
+    batch = data_lib.sample_batch(task.spec, train, jax.random.key(10 + t), t)
     state, _ = step(state, batch, jax.random.key(20 + t), hp)
     yield cfg, t, batch, state
 
