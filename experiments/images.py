@@ -83,6 +83,11 @@ EXPERIMENTS = [
     # (architecture, Adam 1e-3, batch, steps) stays the seed's, so only the loss changes.
     Experiment("dcgan_losses", "dcgan, GAN loss: non-saturating / minimax / hinge / least squares / WGAN-GP "
                "(lambda 10, 5 critic steps per G step)", DCGAN, LOSS_ARMS),
+    # WGAN-GP's 5 critic steps per G step confound its loss with 5x the D updates and real images: the
+    # non-saturating loss at the same 5 D steps per G step is the baseline both are compared with.
+    Experiment("dcgan_critic_steps", "dcgan: non-saturating loss with 1 or 5 D steps per G step, and WGAN-GP (5)",
+               DCGAN, (("ns", {"loss.generator": "ns"}), ("ns_c5", {"loss.generator": "ns", "loss.n_critic": 5}),
+                       ("wgan_gp", {"loss.generator": "wgan_gp"})), baseline="ns_c5"),
     Experiment("dcgan_stabilisers", "dcgan (ns loss) with one stabiliser each: none / spectral norm on D / "
                "R1 penalty (gamma 10) / EMA of G's weights (decay 0.999)", DCGAN, STABILISER_ARMS),
 ]
