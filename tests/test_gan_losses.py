@@ -183,7 +183,7 @@ def test_options_that_do_not_apply_are_refused():
 
 def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp_path):
   from experiments import run  # pylint: disable=g-import-not-at-top
-  for exp in ("dcgan_losses", "dcgan_stabilisers"):
+  for exp in ("dcgan_losses", "dcgan_stabilisers", "dcgan_critic_steps"):
     argv = [f"--exp={exp}", "--set", "data.name=synthetic", "--set", "data.num_train=256", "--set", "train.steps=20",
             "--set", "train.batch_size=4", "--set", "train.log_every=10", "--set", "eval.every=0", "--set",
             "eval.num_samples=0", "--set", "ckpt.every=0", "--seeds", "1", "--wandb", "disabled",
