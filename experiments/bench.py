@@ -270,7 +270,22 @@ def main(argv=None) -> int:
     print(f"error: unknown model(s) {', '.join(unknown)}; choose from gaussian1d, {', '.join(IMAGE_MODELS)}",
           file=sys.stderr)
     return 2
-  batches = [int(b) for b in args.batch.split(",") if b.strip()]
+  try:
+    batches = [int(b) for b in args.batch.split(",") if b.strip()]
+  except ValueError:
+    batches = []
+  if not batches or min(batches) < 1 or (args.rounds < 1 or args.seconds <= 0):
+    print(f"error: --batch {args.batch!r} --rounds {args.rounds} --seconds {args.seconds}: give comma-separated "
+          "batch sizes >= 1 (e.g. --batch 64,256), --rounds >= 1 and --seconds > 0.", file=sys.stderr)
+    return 2
+  from gen_models import runtime  # pylint: disable=g-import-not-at-top
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+  try:
+    runtime.check_environment()
+    runtime.check_backend()
+  except RunError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
   if args.allocators:
     report = compare_allocators(args, log)
     lines = ["| model | batch | allocator | img/s (median) | rounds |", "|---|---|---|---|---|"]

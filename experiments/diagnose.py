@@ -51,25 +51,33 @@ def main(argv=None) -> int:
   p = argparse.ArgumentParser(prog="python -m experiments.diagnose", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--run", required=True)
-  p.add_argument("--n", type=int, default=10000)
+  p.add_argument("--n", type=int, default=10000, help="generated images (at least 200; default 10000)")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
-  import jax  # pylint: disable=g-import-not-at-top
-  from experiments import runner  # pylint: disable=g-import-not-at-top
-  from gen_models import families  # pylint: disable=g-import-not-at-top
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
-  from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
-  try:
-    cfg, state, data, key, step = runner.load_run(args.run)
+  minimum = config_lib.MIN_EVAL_SAMPLES_IMAGES
+
+  def work():
+    if args.n < minimum:
+      raise RunError(f"--n {args.n} is too few: the diagnostics (FID, k-NN radii up to k=50) need at least "
+                     f"{minimum} generated images (the default is 10000).")
+    import jax  # pylint: disable=g-import-not-at-top
+    from gen_models import families  # pylint: disable=g-import-not-at-top
+    from gen_models import runs  # pylint: disable=g-import-not-at-top
+    from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+    cfg, state, data, key, step = runs.load_run(args.run)
     family = families.of(cfg)
     if family.sample is None:
       raise RunError(f"{args.run} (model.arch={cfg.model.arch}) has no generated images: {family.cannot_sample}.")
-  except RunError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
-  images = family.sample(cfg, state, jax.random.fold_in(families.eval_key(key), 3), args.n)
-  out = {"run": args.run, "step": step, **diagnose(images, features.get(cfg.data.name, data, lambda s: None))}
-  print(json.dumps(out, indent=1))
-  return 0
+    if len(data["test"]["x"]) < minimum:
+      raise RunError(f"the {cfg.data.name} test split has {len(data['test']['x'])} images; the diagnostics need at "
+                     f"least {minimum}.")
+    images = family.sample(cfg, state, jax.random.fold_in(families.eval_key(key), 3), args.n)
+    out = {"run": args.run, "step": step, **diagnose(images, features.get(cfg.data.name, data, lambda s: None))}
+    print(json.dumps(out, indent=1))
+    return 0
+  return cli.guarded(cli.checked_backend(work))
 
 
 if __name__ == "__main__":

@@ -21,14 +21,20 @@ def _score_npz(path, dataset, data_dir):
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+  import zipfile  # pylint: disable=g-import-not-at-top
+  import zlib  # pylint: disable=g-import-not-at-top
+  how = ("Save the images with np.savez(FILE, images=uint8 array of shape (N, 28, 28)).")
   try:
-    with np.load(path) as f:
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+      raise RunError(f"{path} is a single .npy array, not an .npz archive with an 'images' entry. {how}")
+    with loaded as f:
       if "images" not in f.files:
-        raise RunError(f"{path} has no array named 'images' (it has: {', '.join(f.files) or 'none'}). Save the "
-                       "images with np.savez(FILE, images=uint8 array of shape (N, 28, 28)).")
+        raise RunError(f"{path} has no array named 'images' (it has: {', '.join(f.files) or 'none'}). {how}")
       images = f["images"]
-  except (OSError, ValueError) as e:
-    raise RunError(f"{path} cannot be read as an .npz file ({e}).") from None
+  except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
+    raise RunError(f"{path} cannot be read as an .npz file ({type(e).__name__}: {str(e)[:200]}): it is damaged, "
+                   f"truncated or of another format. {how}") from None
   if images.ndim == 4 and images.shape[-1] == 1:
     images = images[..., 0]
   if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
@@ -54,11 +60,11 @@ def main(argv=None) -> int:
   p.add_argument("--data", choices=("mnist", "fashion_mnist"), help="--npz: the dataset the images imitate")
   p.add_argument("--data-dir", default="", help="--npz: as data.dir")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  from experiments import cli  # pylint: disable=g-import-not-at-top
   from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from gen_models.data import DataError  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
-  from gen_models.metrics.features import ExtractorError  # pylint: disable=g-import-not-at-top
-  try:
+
+  def work():
     if args.npz:
       if not args.data:
         raise RunError("--npz needs --data mnist|fashion_mnist: the dataset whose test split and feature "
@@ -66,10 +72,14 @@ def main(argv=None) -> int:
       print(json.dumps(_score_npz(args.npz, args.data, args.data_dir), indent=1))
       return 0
     import time  # pylint: disable=g-import-not-at-top
-    from experiments import runner  # pylint: disable=g-import-not-at-top
+    from experiments import report  # pylint: disable=g-import-not-at-top
     from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
     from gen_models import families  # pylint: disable=g-import-not-at-top
-    cfg, state, data, key, step = runner.load_run(args.run)
+    from gen_models import runs  # pylint: disable=g-import-not-at-top
+    from gen_models import rundir  # pylint: disable=g-import-not-at-top
+    if os.path.isdir(args.run):  # it writes eval_step<k>.json there: check before the work, not after it
+      rundir.ensure_writable(args.run, "The run directory (--run), where the scores are written,")
+    cfg, state, data, key, step = runs.load_run(args.run)
     if args.n is not None:  # validated like --set eval.num_samples (minimum sample counts)
       cfg = config_lib.validate(config_lib.set_key(cfg, "eval.num_samples", args.n))
       if args.n == 0:
@@ -81,14 +91,10 @@ def main(argv=None) -> int:
     info = families.of(cfg).extractor_info(cfg, data)
     if info:
       out["extractors"] = info
-    path = os.path.join(args.run, f"eval_step{step}.json")
-    with open(path, "w") as f:
-      json.dump(out, f, indent=1)
+    report.write_atomic(os.path.join(args.run, f"eval_step{step}.json"), json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
     return 0
-  except (RunError, ConfigError, DataError, ExtractorError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  return cli.guarded(cli.checked_backend(work))
 
 
 if __name__ == "__main__":

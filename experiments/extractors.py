@@ -18,24 +18,23 @@ def main(argv=None) -> int:
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), help="train and ship this dataset's ensemble")
   p.add_argument("--data-dir", default="", help="as data.dir")
-  p.add_argument("--show", metavar="DATASET", help="print the ensemble a run on DATASET would use")
+  p.add_argument("--show", choices=("mnist", "fashion_mnist"), help="print the ensemble a run on this dataset would use")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  from experiments import cli  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
-  try:
+  if not args.show and not args.dataset:
+    p.error("give --dataset or --show")
+
+  def work():
     if args.show:
       data = data_lib.load_images(args.show, args.data_dir, log=lambda s: None)
       print(json.dumps(features.get(args.show, data).info(), indent=1))
       return 0
-    if not args.dataset:
-      p.error("give --dataset or --show")
     data = data_lib.load_images(args.dataset, args.data_dir)
-    entry = features.write_shipped(args.dataset, data)
-    print(json.dumps(entry, indent=1))
+    print(json.dumps(features.write_shipped(args.dataset, data), indent=1))
     return 0
-  except (data_lib.DataError, features.ExtractorError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  return cli.guarded(cli.checked_backend(work))
 
 
 if __name__ == "__main__":

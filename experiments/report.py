@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from gen_models import plots
+from gen_models import rundir
 from gen_models import families
 from gen_models import tracking
 
@@ -21,20 +22,78 @@ def headline_keys(cfg) -> list[str]:
   return [k for k, _, better in families.of(cfg).table([cfg]) if better is not None][:3]
 
 
-def _read(path, default=None):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, json.JSONDecodeError, UnicodeDecodeError):
-    return default
+_read = rundir.read_json
 
 
-def write_atomic(path, text: str) -> None:
-  """Writes path via a temporary file and a rename: a reader (or a kill) never sees half a file."""
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)
+def _read_dict(path) -> dict:
+  """A JSON object from path, or {} when it is missing, unreadable or of another shape."""
+  value = _read(path)
+  return value if isinstance(value, dict) else {}
+
+
+# Keys that change how a run executes, never what it computes (bit-identical either way): runs
+# that differ only in them belong together.
+EXECUTION_KEYS = ("seed", "seeds", "version", "train.scan_chunk", "train.vmap_runs", "ckpt.every", "ckpt.keep")
+
+
+def _arm_keys(exp) -> set:
+  return {k for _, overrides in exp.arm_items() for k in overrides}
+
+
+def _protocol(cfg) -> dict:
+  """What a run's results depend on, apart from its seed: every key but EXECUTION_KEYS."""
+  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+  return {k: v for k, v in config_lib.flatten(cfg).items() if k not in EXECUTION_KEYS}
+
+
+def reference_configs(exp, arm_cfgs, previous_base=None, disk_cfgs=()):
+  """{arm: the config its runs must have to be reported together} for every arm of `exp`: the
+  command's own configs for the arms it names, and for the others the command's settings with
+  that arm's overrides. Without a command (a rebuild), the settings recorded in the previous
+  summary.json, else the ones most runs on disk share. Returns ({arm: cfg}, base settings)."""
+  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+  arm_keys = _arm_keys(exp)
+  exp_flat = config_lib.flatten(exp.config)
+  base = None
+  if arm_cfgs:
+    flat = config_lib.flatten(arm_cfgs[0][2])
+    base = {k: v for k, v in flat.items() if k not in arm_keys}
+    for k in arm_keys:  # an arm key's base value: from a commanded arm that does not set it
+      free = [c for _, o, c, _ in arm_cfgs if k not in o]
+      base[k] = config_lib.get(free[0], k) if free else exp_flat[k]
+  elif isinstance(previous_base, dict):
+    base = dict(previous_base)
+  elif disk_cfgs:
+    votes = {}
+    for arm_overrides, cfg in disk_cfgs:
+      flat = config_lib.flatten(cfg)
+      key = json.dumps({k: v for k, v in flat.items() if k not in arm_keys and k not in EXECUTION_KEYS},
+                       sort_keys=True)
+      votes.setdefault(key, [0, flat])[0] += 1
+    flat = max(votes.values(), key=lambda v: v[0])[1]
+    base = {**{k: v for k, v in flat.items() if k not in arm_keys}, **{k: exp_flat[k] for k in arm_keys}}
+  if base is None:
+    return {}, None
+  base.pop("version", None)
+  given = {a: c for a, _, c, _ in arm_cfgs}
+  out = {}
+  for arm, overrides in exp.arm_items():
+    try:
+      out[arm] = given.get(arm) or config_lib.apply_overrides(config_lib.apply_overrides(config_lib.Config(), base),
+                                                               overrides)
+    except (config_lib.ConfigError, TypeError, ValueError):
+      continue
+  return out, base
+
+
+def belongs(run_cfg, ref_cfg) -> list[str]:
+  """Why a run's config differs from the one its arm is reported under ([] if it belongs)."""
+  a, b = _protocol(run_cfg), _protocol(ref_cfg)
+  return [f"{k}={a.get(k)!r} (this run) vs {b.get(k)!r} (the report's)" for k in sorted(set(a) | set(b))
+          if a.get(k) != b.get(k)]
+
+
+write_atomic = rundir.write_atomic
 
 
 def _stats(values):
@@ -72,15 +131,18 @@ def _recover(run_dir, cfg, rows):
 
 def _previous(exp_dir) -> dict:
   """{(arm, seed): (status, {metric: value}), ...} from the summary.json on disk, if readable."""
-  old = _read(os.path.join(exp_dir, "summary.json"), {})
+  arms = _read_dict(os.path.join(exp_dir, "summary.json")).get("arms")
   out = {}
-  for arm in old.get("arms", []) if isinstance(old, dict) else []:
+  number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+  for arm in arms if isinstance(arms, list) else []:
     try:
       for i, seed in enumerate(arm["seeds"]):
-        out[(arm["name"], int(seed))] = {k: m["per_seed"][i] for k, m in arm["metrics"].items()}
+        out[(arm["name"], int(seed))] = {k: m["per_seed"][i] for k, m in arm["metrics"].items()
+                                         if number(m["per_seed"][i])}
       for k, by_seed in arm.get("partial", {}).items():  # metrics some seeds lacked
         for seed, v in by_seed.items():
-          out.setdefault((arm["name"], int(seed)), {})[k] = v
+          if number(v):
+            out.setdefault((arm["name"], int(seed)), {})[k] = v
     except (KeyError, IndexError, TypeError, ValueError, AttributeError):
       continue
   return out
@@ -92,22 +154,55 @@ def seeds_on_disk(arm_dir) -> list[int]:
   return sorted(int(d[4:]) for d in os.listdir(arm_dir) if d.startswith("seed") and d[4:].isdigit())
 
 
-def collect(exp_dir, exp, arm_cfgs):
+def _run_config(run_dir):
+  """A run's saved config, or None when its config.json is missing or unreadable."""
+  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+  saved = _read(os.path.join(run_dir, "config.json"))
+  if not isinstance(saved, dict):
+    return None
+  try:
+    return config_lib.from_dict(saved)
+  except (config_lib.ConfigError, TypeError, ValueError, AttributeError):
+    return None
+
+
+def collect(exp_dir, exp, arm_cfgs, refs=None):
   """Reads every run's result.json and metrics.jsonl. Returns (summary dict, {arm: [rows]}).
 
   Nothing that was on disk is lost: a run whose result.json is missing or unreadable is rebuilt
   from its metrics.jsonl when that holds the final evaluation, else its values are taken from
-  the previous summary.json; each such case is listed in summary["problems"]."""
+  the previous summary.json (only for a run whose directory exists: a value with no run on disk
+  is never reported); each such case is listed in summary["problems"] and the arm's "recovered".
+  A run whose config differs from its arm's reference config (`refs`, see reference_configs) in
+  anything but its seed is shown apart, in the arm's "other_configs", never pooled or compared."""
   previous = _previous(exp_dir)
+  refs = refs or {}
   arms, curves, problems, extractors = [], {}, [], {}
   for arm, overrides, cfg, seeds in arm_cfgs:
-    seeds = sorted(set(seeds) | set(seeds_on_disk(os.path.join(exp_dir, arm)))
-                   | {s for a, s in previous if a == arm})
+    listed_only = sorted(s for a, s in previous if a == arm and not os.path.isdir(os.path.join(exp_dir, arm, f"seed{s}")))
+    if listed_only:
+      problems.append(f"{arm}: the previous summary.json lists seed(s) {', '.join(map(str, listed_only))} with no run "
+                      "directory on disk; their values are not reported")
+    seeds = sorted(set(seeds) | set(seeds_on_disk(os.path.join(exp_dir, arm))))
     per_seed, statuses, rows_by_seed, wall, done_seeds = {}, {}, [], 0.0, []
+    recovered, apart = {}, {}
     for seed in seeds:
       run_dir = os.path.join(exp_dir, arm, f"seed{seed}")
+      run_cfg = _run_config(run_dir) if os.path.isdir(run_dir) else None
+      if run_cfg is not None and arm in refs:
+        differs = belongs(run_cfg, refs[arm])
+        if differs:
+          apart[str(seed)] = differs
+          continue
+      elif os.path.isdir(run_dir) and os.path.exists(os.path.join(run_dir, "result.json")):
+        problems.append(f"{arm}/seed{seed}: config.json is missing or unreadable, so it cannot be checked against "
+                        "the arm's config; it is reported as if it matched")
       path = os.path.join(run_dir, "result.json")
-      rows = tracking.read_jsonl(os.path.join(run_dir, "metrics.jsonl"))
+      damaged = []
+      rows = tracking.read_jsonl(os.path.join(run_dir, "metrics.jsonl"), damaged)
+      if damaged:
+        problems.append(f"{arm}/seed{seed}: metrics.jsonl has {len(damaged)} damaged line(s) (line "
+                        f"{', '.join(str(i) for i, _ in damaged[:5])}), skipped; the other rows are used")
       result = _read(path)
       if not isinstance(result, dict):
         if os.path.exists(path):
@@ -116,11 +211,12 @@ def collect(exp_dir, exp, arm_cfgs):
         if result is not None:
           if os.path.exists(path):
             problems[-1] += "; rebuilt from metrics.jsonl"
-        elif (arm, seed) in previous:
+          recovered[str(seed)] = "metrics.jsonl"
+        elif (arm, seed) in previous and os.path.isdir(run_dir):
           result = {"status": "finished", "metrics": previous[(arm, seed)], "recovered": "summary.json"}
-          problems.append(f"{arm}/seed{seed}: no readable result.json"
-                          + ("" if os.path.isdir(run_dir) else " (its directory is gone)")
-                          + "; its metrics are kept from the previous summary.json")
+          recovered[str(seed)] = "summary.json"
+          problems.append(f"{arm}/seed{seed}: no readable result.json; its metrics are kept from the previous "
+                          "summary.json")
         else:
           result = {}
       statuses[str(seed)] = result.get("status", "missing")
@@ -129,11 +225,23 @@ def collect(exp_dir, exp, arm_cfgs):
       wall += float(result.get("wall_s", 0.0) or 0.0)
       if result.get("status") == "finished":
         done_seeds.append(seed)
-        per_seed[seed] = {k: v for k, v in result.get("metrics", {}).items() if isinstance(v, (int, float))}
-        per_seed[seed].update(headline_values(rows, cfg, per_seed[seed]))
-        for k, v in previous.get((arm, seed), {}).items():  # e.g. headline values whose rows are gone
+        metrics = result.get("metrics") if isinstance(result.get("metrics"), dict) else {}
+        per_seed[seed] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+        values, incomplete = headline_values(rows, cfg, per_seed[seed])
+        old = previous.get((arm, seed), {})
+        for m in incomplete:  # evaluations of the window are missing: the earlier value, if any, stays
+          if m in old:
+            values[m] = old[m]
+          problems.append(f"{arm}/seed{seed}: {m} is missing evaluations of its window in metrics.jsonl; "
+                          + ("the previous summary.json's value is kept" if m in old else
+                             "computed from the evaluations that are there"))
+        per_seed[seed].update(values)
+        for k, v in old.items():  # e.g. headline values whose rows are gone
           per_seed[seed].setdefault(k, v)
         rows_by_seed.append(rows)
+    if apart:
+      problems.append(f"{arm}: seed(s) {', '.join(apart)} were trained with other settings and are shown apart "
+                      f"(not in the tables or verdicts): {'; '.join(apart[next(iter(apart))][:3])}")
     names = sorted({k for m in per_seed.values() for k in m})
     metrics = {k: _stats([per_seed[s][k] for s in done_seeds]) for k in names
                if all(k in per_seed[s] for s in done_seeds)}
@@ -143,7 +251,8 @@ def collect(exp_dir, exp, arm_cfgs):
     arms.append({"name": arm, "overrides": overrides, "seeds": done_seeds, "metrics": metrics,
                  "partial": {k: {str(s): per_seed[s][k] for s in done_seeds if k in per_seed[s]} for k in partial},
                  "wall_s": wall, "status": statuses,
-                 "diverged": [int(s) for s, st in statuses.items() if st == "diverged"]})
+                 "diverged": [int(s) for s, st in statuses.items() if st == "diverged"],
+                 "recovered": recovered, "other_configs": apart})
     curves[arm] = rows_by_seed
   if len(extractors) > 1:
     from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
@@ -160,19 +269,39 @@ def collect(exp_dir, exp, arm_cfgs):
   return summary, curves
 
 
-def headline_values(rows, cfg, final) -> dict:
-  """<metric>_last<k>: the mean of a run's last k evaluations of each compared metric (and of
-  each extractor's variant), less noisy than the last evaluation alone."""
+def eval_steps(cfg) -> list[int]:
+  """The steps the training loop evaluates at: 0, every eval.every steps, and the last step."""
+  total, every = cfg.train.steps, cfg.eval.every
+  return sorted(set(range(0, total + 1, every)) | {total}) if every > 0 else [total]
+
+
+def headline_values(rows, cfg, final) -> tuple[dict, list]:
+  """(<metric>_last<k>: the mean of a run's last k evaluations of each compared metric (and of
+  each extractor's variant), less noisy than the last evaluation alone; the names of those whose
+  window is not complete in `rows`). The last evaluation is the run's final one (`final`, from
+  result.json) when its row is missing, e.g. torn by a kill."""
   k = cfg.eval.last_k
-  out = {}
-  evals = [r for r in rows if any(key.startswith("eval/") for key in r)]
+  window = eval_steps(cfg)[-k:]
+  by_step = {}
+  for r in rows:
+    if any(key.startswith("eval/") for key in r):
+      by_step.setdefault(r.get("step"), {}).update(r)
   compared = families.of(cfg).verdict_metrics
   names = [m for m in final if m.split("_e")[0] in compared and (m in compared or m.rsplit("_e", 1)[-1].isdigit())]
+  out, incomplete = {}, []
   for m in names:
-    vals = [r[f"eval/{m}"] for r in evals if isinstance(r.get(f"eval/{m}"), (int, float))][-k:]
+    vals = []
+    for step in window:
+      v = by_step.get(step, {}).get(f"eval/{m}")
+      if not isinstance(v, (int, float)) and step == cfg.train.steps:
+        v = final.get(m)
+      if isinstance(v, (int, float)):
+        vals.append(v)
+    if len(vals) < len(window):
+      incomplete.append(f"{m}_last{k}")
     if vals:
       out[f"{m}_last{k}"] = float(np.mean(vals))
-  return out
+  return out, incomplete
 
 
 def comparisons(summary, exp, k) -> list:
@@ -224,24 +353,25 @@ def verdict_text(summary, markdown: bool = True) -> str:
   return "\n".join(lines)
 
 
-def arms_on_disk(exp_dir, exp, arm_cfgs=()):
-  """arm_cfgs, plus every other arm of `exp` with runs on disk (its config from a saved run), in
-  the experiment's arm order: a report made after running a subset of arms still shows them all."""
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+def arms_on_disk(exp_dir, exp, arm_cfgs=(), refs=None):
+  """arm_cfgs, plus every other arm of `exp` with runs on disk, in the experiment's arm order: a
+  report made after running a subset of arms still shows them all. An arm's config is its
+  reference config (`refs`) when there is one, else that of a saved run."""
   given = {a[0]: a for a in arm_cfgs}
   out = []
   for arm, overrides in exp.arm_items():
     if arm in given:
       out.append(given[arm])
       continue
-    for seed in seeds_on_disk(os.path.join(exp_dir, arm)):
-      saved = _read(os.path.join(exp_dir, arm, f"seed{seed}", "config.json"))
-      if isinstance(saved, dict):
-        try:
-          out.append((arm, dict(overrides), config_lib.from_dict(saved), []))
-          break
-        except ValueError:
-          continue
+    seeds = seeds_on_disk(os.path.join(exp_dir, arm))
+    if seeds and refs and arm in refs:
+      out.append((arm, dict(overrides), refs[arm], []))
+      continue
+    for seed in seeds:
+      cfg = _run_config(os.path.join(exp_dir, arm, f"seed{seed}"))
+      if cfg is not None:
+        out.append((arm, dict(overrides), cfg, []))
+        break
   return out
 
 
@@ -279,6 +409,8 @@ def table_text(summary) -> str:
     arms.sort(key=lambda a: a["metrics"][rank_key]["mean"])  # best first
   for arm in arms:
     seeds = f"{len(arm['seeds'])}" + (f" ({len(arm['diverged'])} diverged)" if arm["diverged"] else "")
+    if arm.get("other_configs"):
+      seeds += f" (+{len(arm['other_configs'])} under other settings, apart)"
     cells = [arm["name"], seeds]
     for key, _, _ in cols:
       cell = _fmt(arm["metrics"].get(key))
@@ -301,16 +433,21 @@ def _floors_from_runs(summary):
 def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
   """Writes summary.json, report.md and the comparison PNGs into exp_dir (every arm of `exp` with
   runs on disk, not only `arm_cfgs`). summary["problems"] lists unreadable per-run files."""
-  arm_cfgs = arms_on_disk(exp_dir, exp, arm_cfgs)
-  summary, curves = collect(exp_dir, exp, arm_cfgs)
+  old = _read_dict(os.path.join(exp_dir, "summary.json"))
+  disk = [(o, c) for a, o, c, _ in arms_on_disk(exp_dir, exp)]
+  refs, base = reference_configs(exp, list(arm_cfgs), old.get("protocol") if not arm_cfgs else None, disk)
+  arm_cfgs = arms_on_disk(exp_dir, exp, arm_cfgs, refs)
+  summary, curves = collect(exp_dir, exp, arm_cfgs, refs)
+  summary["protocol"] = base
   arm_cfgs = [(a, o, c, arm["seeds"]) for (a, o, c, _), arm in zip(arm_cfgs, summary["arms"])]
-  command = command or _read(os.path.join(exp_dir, "summary.json"), {}).get("command")
-  summary["command"] = command or f"python -m experiments.run --exp={exp.name}"
+  command = command or old.get("command")
+  summary["command"] = command if isinstance(command, str) else f"python -m experiments.run --exp={exp.name}"
   summary["floors"] = _floors_from_runs(summary)
   k = arm_cfgs[0][2].eval.last_k
   summary["headline_k"] = k
   summary["comparisons"] = comparisons(summary, exp, k)
-  summary["eval_noise"] = _read(os.path.join(exp_dir, "eval_noise.json"))
+  noise = _read_dict(os.path.join(exp_dir, "eval_noise.json"))
+  summary["eval_noise"] = noise if isinstance(noise.get("std"), dict) else None
   cfg = arm_cfgs[0][2]
   family = families.get(summary["family"])
   show_figures, figures = figures, {}
@@ -382,6 +519,16 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
   if diverged:
     lines += ["**Diverged runs** (NaN/Inf; excluded from the means, last good checkpoint kept): "
               + "; ".join(f"{n}: seeds {s}" for n, s in diverged), ""]
+  recovered = [(a["name"], a["recovered"]) for a in summary["arms"] if a["recovered"]]
+  if recovered:
+    lines += ["**Recovered values** (the run's result.json was unreadable): "
+              + "; ".join(f"{n}: " + ", ".join(f"seed {s} from {src}" for s, src in r.items()) for n, r in recovered), ""]
+  apart = [(a["name"], a["other_configs"]) for a in summary["arms"] if a["other_configs"]]
+  if apart:
+    lines += ["## Runs under other settings", "",
+              "These runs sit in this experiment's directories but were trained with settings other than the ones "
+              "this report is about, so they are in no table and no verdict:", ""]
+    lines += [f"- {n}/seed{s}: {'; '.join(d)}" for n, by_seed in apart for s, d in by_seed.items()] + [""]
   missing = [(a["name"], [s for s, st in a["status"].items() if st not in ("finished", "diverged")])
              for a in summary["arms"]]
   missing = [(n, s) for n, s in missing if s]
@@ -407,7 +554,6 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
 
 def _rebuild(exp_dir) -> int:
   from experiments import registry  # pylint: disable=g-import-not-at-top
-  from gen_models import rundir  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   if not os.path.isdir(exp_dir):
     raise RunError(f"{exp_dir} does not exist. Give an experiment directory, e.g. runs/gaussian1d_loss "
@@ -425,26 +571,22 @@ def _rebuild(exp_dir) -> int:
     if not arm_cfgs:
       raise RunError(f"{exp_dir} holds no runs of {name} with a readable config.json; nothing to report "
                      "(the existing files were left as they are).")
-    paths = build(exp_dir, exp, arm_cfgs)
+    paths = build(exp_dir, exp, [])  # no command: the settings of the previous report (or of most runs)
   problems = paths["summary_obj"]["problems"]
   for p in problems:
     print(f"WARNING: {p}", file=sys.stderr)
   print(f"wrote {paths['report']}" + (f" ({len(problems)} problem(s) reading the runs, listed in it)" if problems else ""))
-  return 1 if problems else 0
+  return 0  # the report is written; what could not be read is listed in it and above
 
 
 def main(argv=None) -> int:
-  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   argv = sys.argv[1:] if argv is None else argv
   if len(argv) != 1 or argv[0].startswith("-"):
     print("usage: python -m experiments.report runs/<exp>\nRebuilds summary.json, report.md and the "
           "figures of an experiment directory from what is on disk.", file=sys.stderr)
     return 2
-  try:
-    return _rebuild(argv[0].rstrip("/") or "/")
-  except RunError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  from experiments import cli  # pylint: disable=g-import-not-at-top
+  return cli.guarded(lambda: _rebuild(argv[0].rstrip("/") or "/"))
 
 
 if __name__ == "__main__":

@@ -14,10 +14,10 @@ import json
 import os
 import sys
 import time
-import traceback
 
 from experiments import registry
 from gen_models import config as config_lib
+from gen_models import rundir
 from gen_models import signals
 from gen_models.config import ConfigError
 from gen_models.errors import RunError  # pylint: disable=unused-import (re-exported)
@@ -95,14 +95,6 @@ def _run_dir(out, exp_name, arm, seed):
   return os.path.join(out, exp_name, arm, f"seed{seed}")
 
 
-def _read_json(path):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, json.JSONDecodeError):
-    return None
-
-
 # Keys a resumed run may change: training longer continues the same trajectory.
 RESUMABLE_CHANGES = ("train.steps",)
 
@@ -112,6 +104,15 @@ def _config_diff(saved: dict, new: dict) -> list[str]:
   b = config_lib.flatten(config_lib.from_dict(new))
   return [f"{k}: {a[k]!r} (saved) vs {b[k]!r} (now)" for k in a
           if a[k] != b[k] and k not in RESUMABLE_CHANGES]
+
+
+def _steps_reached(run_dir, result) -> int:
+  """The furthest step a run has on disk: its checkpoints and its result.json."""
+  ckpt = os.path.join(run_dir, "checkpoints")
+  steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()] if os.path.isdir(ckpt) else []
+  if result and isinstance(result.get("step"), int) and result.get("status") == "finished":
+    steps.append(result["step"])
+  return max(steps, default=0)
 
 
 def plan_runs(exp, arm_cfgs, out, resume):
@@ -130,19 +131,28 @@ def plan_runs(exp, arm_cfgs, out, resume):
         raise RunError(f"{run_dir} already holds a run. Nothing was changed. To continue it (and "
                        f"skip finished runs) add --resume; to start afresh pick another --out "
                        f"directory (e.g. --out runs_{time.strftime('%Y%m%d_%H%M%S')}).")
-      saved = _read_json(os.path.join(run_dir, "config.json"))
-      if saved is None:
-        raise RunError(f"{run_dir} exists but has no readable config.json, so it cannot be resumed "
-                       "safely. Move it away or pick another --out directory.")
+      saved = rundir.read_json(os.path.join(run_dir, "config.json"))
+      if not isinstance(saved, dict):
+        raise RunError(f"{run_dir} exists but has no readable config.json (missing, damaged or not a JSON "
+                       "object), so it cannot be resumed safely. Nothing was changed. Move it away or pick "
+                       "another --out directory.")
       try:
         diff = _config_diff(saved, config_lib.to_dict(run_cfg))
-      except ConfigError as e:
-        raise RunError(f"{run_dir}: {e}") from None
+      except (ConfigError, TypeError, ValueError, AttributeError) as e:
+        raise RunError(f"{run_dir}: its config.json cannot be read as a config ({e}). Nothing was changed. "
+                       "Move it away or pick another --out directory.") from None
       if diff:
         raise RunError(f"--resume: the config of {run_dir} differs from this command's:\n  "
                        + "\n  ".join(diff) + "\nUse the original settings to resume, or pick "
                        "another --out directory for the new ones.")
-      result = _read_json(os.path.join(run_dir, "result.json"))
+      result = rundir.read_json(os.path.join(run_dir, "result.json"))
+      result = result if isinstance(result, dict) else None
+      reached = _steps_reached(run_dir, result)
+      if reached > run_cfg.train.steps:
+        raise RunError(f"--resume: {run_dir} is trained to step {reached}, beyond this command's "
+                       f"train.steps={run_cfg.train.steps}; a run is never shortened (its checkpoints and metrics "
+                       f"are of the longer run). Nothing was changed. Resume with train.steps >= {reached}, or "
+                       "pick another --out directory for the shorter protocol.")
       done = result is not None and (result.get("status") == "diverged" or (
           result.get("status") == "finished" and result.get("step") == run_cfg.train.steps))
       plan.append((arm, run_cfg, seed, run_dir, "skip" if done else "resume"))
@@ -162,6 +172,13 @@ def preflight(arm_cfgs):
                         f"{cfg.data.name} training set ({n} examples). Lower train.batch_size.")
     if families.of(cfg).needs_test(cfg) and "test" not in data:
       raise data_lib.DataError(f"{cfg.data.name} has no test split, which the evaluation needs.")
+    n_test = len(data["test"]["x"]) if "test" in data else 0
+    if families.of(cfg).scores_images(cfg) and n_test < config_lib.MIN_EVAL_SAMPLES_IMAGES:
+      raise data_lib.DataError(
+          f"the {cfg.data.name} test split{f' in {cfg.data.dir}' if cfg.data.dir else ''} has {n_test} images, but "
+          f"the image metrics compare at least {config_lib.MIN_EVAL_SAMPLES_IMAGES} generated images with as many "
+          "test images (FID's 128-d covariance needs more samples than dimensions). Give a data.dir with a larger "
+          "test split, or eval.num_samples=0 for no sample-based metrics.")
 
 
 def print_summary(exp, arm_cfgs):
@@ -185,7 +202,12 @@ def needs_classifier(cfg) -> bool:
 
 def check_outputs(out, exp, arm_cfgs) -> str:
   """Every path the command will write, checked (and created) before anything is compiled."""
-  from gen_models import rundir  # pylint: disable=g-import-not-at-top
+  longest = max(len(os.path.abspath(os.path.join(out, exp.name, arm))) for arm, *_ in arm_cfgs)
+  if longest + PATH_ROOM > os.pathconf("/", "PC_PATH_MAX"):
+    raise RunError(f"The output directory (--out) is {len(os.path.abspath(out)):,} characters long; the files a run "
+                   f"writes under it would pass the system's path limit ({os.pathconf('/', 'PC_PATH_MAX')} characters, "
+                   f"{PATH_ROOM} of them needed below the experiment directory). Nothing was trained or written. "
+                   "Pick a shorter --out.")
   exp_dir = rundir.ensure_writable(os.path.join(out, exp.name), "The output directory (--out)")
   if any(needs_classifier(cfg) for _, _, cfg, _ in arm_cfgs):
     from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
@@ -194,20 +216,52 @@ def check_outputs(out, exp, arm_cfgs) -> str:
   return exp_dir
 
 
+# Room under an experiment directory for the deepest file a run writes
+# (<arm>/seed<k>/checkpoints/<step>.orbax-checkpoint-tmp-<n>/state/ocdbt.process_0/d/<hash>).
+PATH_ROOM = 400
+
+
+def check_run_dirs(plan) -> None:
+  """Every run directory the plan will write exists and takes a file, before anything trains."""
+  for arm, _, seed, run_dir, action in plan:
+    if action != "skip" and os.path.isdir(run_dir):
+      rundir.ensure_writable(run_dir, f"The run directory of {arm}/seed{seed}")
+      if os.path.isdir(os.path.join(run_dir, "checkpoints")):
+        rundir.ensure_writable(os.path.join(run_dir, "checkpoints"), f"The checkpoints of {arm}/seed{seed}")
+
+
 def _distributed() -> bool:
   return os.environ.get("GEN_MODELS_DISTRIBUTED", "0") not in ("0", "")
 
 
+def _check_until_decided(exp, arm_cfgs) -> None:
+  """--until-decided compares arms with the baseline: it needs both among the arms it runs."""
+  names = [a for a, *_ in arm_cfgs]
+  if len(exp.arm_items()) < 2:
+    raise ConfigError(f"--until-decided adds seeds until arms differ from the baseline, but {exp.name} has one arm, "
+                      "so there is nothing to decide. Drop --until-decided (use --seeds N), or pick an experiment "
+                      "with arms (see --list).")
+  if exp.baseline_arm() not in names or len(names) < 2:
+    raise ConfigError(f"--until-decided compares each arm with the baseline '{exp.baseline_arm()}' of {exp.name}, "
+                      f"but --arms {','.join(names)} leaves {'it' if exp.baseline_arm() not in names else 'no other arm'} "
+                      "out. Add it to --arms, or drop --arms.")
+
+
 def _run(args, argv) -> int:
+  from gen_models import runtime  # pylint: disable=g-import-not-at-top
+  runtime.check_environment()
+  runtime.init_distributed()  # before anything touches JAX's backend (the data preflight may compute)
+  runtime.check_backend()
   exp = registry.get(args.exp)
   arm_cfgs = build_configs(exp, args.set, args.seeds, args.arms)
+  if args.until_decided:
+    _check_until_decided(exp, arm_cfgs)
   from gen_models import tracking  # pylint: disable=g-import-not-at-top
   mode = tracking.resolve_mode(args.wandb)
   preflight(arm_cfgs)
   if args.summary:
     print_summary(exp, arm_cfgs)
     return 0
-  from gen_models import rundir  # pylint: disable=g-import-not-at-top
   if os.path.isdir(os.path.join(args.out, exp.name)) and not _distributed():
     rundir.refuse_if_locked(os.path.join(args.out, exp.name))  # another process writes there
   if not args.resume:  # refuse before creating anything when a run is already there
@@ -216,8 +270,7 @@ def _run(args, argv) -> int:
   # The processes of one multi-host job share the directory on purpose (only process 0 writes).
   with contextlib.nullcontext() if _distributed() else rundir.lock(exp_dir):
     plan = plan_runs(exp, arm_cfgs, args.out, args.resume)  # under the lock: nobody else writes now
-    from gen_models import runtime  # pylint: disable=g-import-not-at-top
-    runtime.init_distributed()
+    check_run_dirs(plan)
     if not runtime.is_main_process():
       mode = "disabled"
     from experiments import runner  # pylint: disable=g-import-not-at-top
@@ -227,30 +280,34 @@ def _run(args, argv) -> int:
       if code != 0 or not args.until_decided or not runtime.is_main_process():
         return code
       seeds = len(arm_cfgs[0][3])
-      undecided = _undecided(exp_dir)
-      if not undecided:
-        print(f"--until-decided: stopped at {seeds} seeds per arm: every comparison on the headline metric has a "
-              "verdict.", flush=True)
+      undecided, decided = _undecided(exp_dir)
+      if not undecided and decided:
+        print(f"--until-decided: stopped: every comparison on the headline metric has a verdict: "
+              f"{'; '.join(decided)}.", flush=True)
         return 0
       if seeds >= args.max_seeds:
         print(f"--until-decided: stopped at the seed budget (--max-seeds {args.max_seeds}); still undecided: "
-              + "; ".join(undecided) + ".", flush=True)
+              + ("; ".join(undecided) or "no comparison could be made") + ".", flush=True)
         return 0
       more = min(args.seed_batch, args.max_seeds - seeds)
-      print(f"--until-decided: {seeds} seeds per arm leave undecided: {'; '.join(undecided)}. Adding {more}.",
-            flush=True)
+      print(f"--until-decided: {'; '.join(undecided) or 'no comparison yet'} (the command's {seeds} seeds per arm). "
+            f"Adding {more}.", flush=True)
       arm_cfgs = build_configs(exp, args.set, seeds + more, args.arms)
       plan = plan_runs(exp, arm_cfgs, args.out, True)
 
 
-def _undecided(exp_dir) -> list[str]:
-  """'arm vs baseline: verdict' for the headline metric's comparisons without a verdict."""
+def _undecided(exp_dir) -> tuple[list[str], list[str]]:
+  """('arm vs baseline: verdict (n seeds)' for the headline metric's comparisons without a verdict,
+  the same for those with one), each with the number of paired seeds the verdict used."""
   from gen_models import families  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(exp_dir, "summary.json")) as f:
-    summary = json.load(f)
+  summary = rundir.read_json(os.path.join(exp_dir, "summary.json"))
+  if not isinstance(summary, dict) or not isinstance(summary.get("comparisons"), list):
+    return [], []
   primary = families.get(summary["family"]).rank_by
-  return [f"{c['arm']} vs {c['baseline']}: {c['verdict']}" for c in summary.get("comparisons", [])
-          if c["metric"] == primary and not c["verdict"].startswith(("better", "worse"))]
+  text = lambda c: f"{c['arm']} vs {c['baseline']}: {c['verdict']} ({c['n']} paired seeds)"
+  comps = [c for c in summary["comparisons"] if c["metric"] == primary]
+  decided = lambda c: c["verdict"].startswith(("better", "worse"))
+  return [text(c) for c in comps if not decided(c)], [text(c) for c in comps if decided(c)]
 
 
 def main(argv=None) -> int:
@@ -265,21 +322,11 @@ def main(argv=None) -> int:
   if args.until_decided and (args.max_seeds < 2 or args.seed_batch < 1):
     print("error: --until-decided needs --max-seeds >= 2 and --seed-batch >= 1.", file=sys.stderr)
     return 2
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import tracking  # pylint: disable=g-import-not-at-top
-  from gen_models.metrics.features import ExtractorError  # pylint: disable=g-import-not-at-top
+  from experiments import cli  # pylint: disable=g-import-not-at-top
   with signals.handling():
-    try:
-      return _run(args, argv)
-    except (ConfigError, RunError, data_lib.DataError, tracking.TrackingError, ExtractorError) as e:
-      print(f"error: {e}", file=sys.stderr)
-      return 2
-    except Exception:  # pylint: disable=broad-except
-      traceback.print_exc()
-      print("error: the command stopped on the unexpected error above. Checkpoints written so far "
-            "are kept (a finished run's training is checkpointed before its evaluation): fix the "
-            "cause and rerun the same command with --resume.", file=sys.stderr)
-      return 1
+    return cli.guarded(lambda: _run(args, argv), unexpected_hint=(
+        "Checkpoints written so far are kept (a finished run's training is checkpointed before its "
+        "evaluation): fix the cause and rerun the same command with --resume."))
 
 
 if __name__ == "__main__":

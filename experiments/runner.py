@@ -17,6 +17,7 @@ from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import loop
+from gen_models import runs
 from gen_models import runtime
 from gen_models import signals
 from gen_models import families
@@ -79,8 +80,10 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
     for run, state, c in zip(runs, states, ctx):
       result = c["result"]
       if run.status == "diverged":
-        print(f"[{run.label}] DIVERGED: {run.error}. The last good checkpoint is kept in "
-              f"{c['run_dir']}/checkpoints; the sweep goes on.", flush=True)
+        kept = run.checkpointer.steps()
+        where = (f"The last good checkpoint (step {kept[-1]}) is kept in {c['run_dir']}/checkpoints" if kept
+                 else "It diverged before its first checkpoint, so there is none to go back to")
+        print(f"[{run.label}] DIVERGED: {run.error}. {where}; the sweep goes on.", flush=True)
         result.update(status="diverged", step=run.info["diverged_step"], metrics={}, error=run.error)
         continue
       rows = tracking.read_jsonl(run.tracker.path)
@@ -185,6 +188,8 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
     evaluation_noise(exp_dir, exp)
   paths = report.build(exp_dir, exp, arm_cfgs, command)
   summary = paths["summary_obj"]
+  for problem in summary["problems"]:
+    print(f"WARNING: {problem}", flush=True)
   print(f"Done in {time.perf_counter() - t0:.1f}s. Report: {paths['report']}", flush=True)
   print(report.table_text(summary), flush=True)
   if summary["comparisons"]:
@@ -232,23 +237,4 @@ def evaluation_noise(exp_dir, exp):
         flush=True)
 
 
-def load_run(run_dir: str):
-  """(cfg, state, data, key, step) of a saved run, from its config.json and latest checkpoint."""
-  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
-  path = os.path.join(run_dir, "config.json")
-  if not os.path.exists(path):
-    raise RunError(f"{run_dir} is not a run directory (no config.json). Give a path like "
-                   "runs/<exp>/<arm>/seed<k>.")
-  with open(path) as f:
-    cfg = config_lib.validate(config_lib.from_dict(json.load(f)))
-  data = data_lib.load(cfg, log=lambda s: None)
-  key = jax.random.key(cfg.seed)
-  task = families.make_task(cfg, data, key)
-  checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
-  try:
-    state, meta = checkpointer.restore_latest(task.init(jax.random.fold_in(key, 1)))
-  finally:
-    checkpointer.close()
-  if state is None:
-    raise RunError(f"{run_dir} has no readable checkpoint; train it first (or --resume it).")
-  return cfg, state, data, key, int(meta["step"])
+load_run = runs.load_run  # (cfg, state, data, key, step) of a saved run; lives in gen_models.runs

@@ -7,7 +7,6 @@ evaluation sees it (tanh outputs via (x + 1) / 2), and `step`: the checkpoint's 
 """
 
 import argparse
-import os
 import sys
 
 
@@ -19,29 +18,26 @@ def main(argv=None) -> int:
   p.add_argument("--out", required=True, help="output .npz file")
   p.add_argument("--seed", type=int, default=0, help="sampling seed (latent noise)")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  from experiments import cli  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
-  from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from gen_models.data import DataError  # pylint: disable=g-import-not-at-top
-  try:
+
+  def work():
     if args.n < 1:
       raise RunError("--n must be at least 1.")
+    cli.check_writable_file(args.out, "The directory of --out")  # before the work, not after it
     import jax  # pylint: disable=g-import-not-at-top
     import numpy as np  # pylint: disable=g-import-not-at-top
-    from experiments import runner  # pylint: disable=g-import-not-at-top
     from gen_models import families  # pylint: disable=g-import-not-at-top
-    cfg, state, _, _, step = runner.load_run(args.run)
+    from gen_models import runs  # pylint: disable=g-import-not-at-top
+    cfg, state, _, _, step = runs.load_run(args.run)
     family = families.of(cfg)
     if family.sample is None:
       raise RunError(f"{args.run} (model.arch={cfg.model.arch}) cannot be sampled: {family.cannot_sample}.")
     images = family.sample(cfg, state, jax.random.key(args.seed), args.n)
-    if os.path.dirname(os.path.abspath(args.out)):
-      os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     np.savez_compressed(args.out, images=images, step=step)
     print(f"wrote {args.out}: images uint8 {images.shape} from step {step} of {args.run}")
     return 0
-  except (RunError, ConfigError, DataError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  return cli.guarded(cli.checked_backend(work))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,35 @@ import orbax.checkpoint as ocp
 
 
 class CheckpointError(RuntimeError):
-  pass
+  """A checkpoint proven damaged: it decoded wrongly or failed validation."""
+
+
+class CheckpointEnvironmentError(RuntimeError):
+  """A checkpoint could not be read for a reason outside it (memory, file handles, permissions):
+  it is left in place and the command stops; the message says what to do."""
+
+
+# What reading a damaged checkpoint raises (orbax / tensorstore decode and validation failures).
+# Anything else, and any of these whose message names an exhausted resource, is the environment's.
+DAMAGE_ERRORS = (CheckpointError, ValueError, KeyError, TypeError, IndexError, EOFError, UnicodeDecodeError,
+                 FileNotFoundError, NotADirectoryError, IsADirectoryError)
+RESOURCE_WORDS = ("resource_exhausted", "resource exhausted", "out of memory", "cannot allocate memory",
+                  "bad_alloc", "can't start new thread", "too many open files", "no space left", "permission denied",
+                  "read-only file system")
+
+
+def is_damage(e: BaseException) -> bool:
+  """Whether a restore failure proves the checkpoint damaged (rather than the machine short of
+  memory or file handles, where the same checkpoint reads fine on the next try)."""
+  chain, seen = [], set()
+  while e is not None and id(e) not in seen:
+    seen.add(id(e))
+    chain.append(e)
+    e = e.__cause__ or e.__context__
+  text = " ".join(str(x) for x in chain).lower()
+  if any(isinstance(x, (MemoryError, PermissionError)) for x in chain) or any(w in text for w in RESOURCE_WORDS):
+    return False
+  return isinstance(chain[0], DAMAGE_ERRORS)
 
 
 def _manager(directory: str, keep: int) -> ocp.CheckpointManager:
@@ -55,12 +83,19 @@ class Checkpointer:
 
   def restore_latest(self, target):
     """(state, meta) of the newest checkpoint that loads, or (None, None) if there is none.
-    Checkpoints that fail to load are reported (and left on disk for inspection)."""
+    A checkpoint proven damaged is reported and moved aside (never deleted); any other failure
+    raises CheckpointEnvironmentError and moves nothing."""
     for step in reversed(self.steps()):
       try:
         return self.restore(step, target)
       except Exception as e:  # pylint: disable=broad-except
         msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        if not is_damage(e):
+          raise CheckpointEnvironmentError(
+              f"the checkpoint at step {step} in {self.directory} could not be read ({type(e).__name__}: {msg}). "
+              "That is not a sign of damage (memory, file handles or permissions ran short), so it was left in "
+              "place, untouched. Fix the cause (e.g. raise `ulimit -v` or free memory) and rerun the same command "
+              "(with --resume to continue training).") from None
         aside = self._set_aside(step)
         print(f"WARNING: checkpoint at step {step} in {self.directory} is unreadable ({msg}); "
               f"moved it to {aside} and using the previous one.", file=sys.stderr, flush=True)

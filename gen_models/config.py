@@ -144,8 +144,10 @@ def choices() -> dict:
   return {**CHOICES, "model.arch": tuple(models.ARCHS), "loss.generator": tuple(gan_losses.LOSSES)}
 
 
-# (low, high, low_inclusive) ranges; high None = unbounded.
+# (low, high, low_inclusive[, high_inclusive]) ranges; high None = unbounded.
+MAX_SEED = 2**31 - 1
 RANGES = {
+    "seed": (0, MAX_SEED - 1000, True),  # run directories are seed<k>; seed + seeds - 1 must fit
     "seeds": (1, 1000, True),
     "data.num_real": (2, None, True),
     "data.num_train": (0, None, True),
@@ -159,16 +161,18 @@ RANGES = {
     "loss.n_critic": (0, 100, True),
     "loss.gp_weight": (0.0, None, True),
     "loss.r1_gamma": (0.0, None, True),
-    "train.g_ema": (0.0, 1.0, True),
+    "train.g_ema": (0.0, 1.0, True, False),  # 1 would never move from G's initial weights
     "optim.g_lr": (0.0, None, False),
     "optim.d_lr": (0.0, None, False),
-    "optim.b1": (0.0, 1.0, True),
-    "optim.b2": (0.0, 1.0, True),
-    "optim.rho": (0.0, 1.0, True),
+    # 1 is a degenerate average: Adam's bias correction divides by 1 - b^t = 0 (NaN at step 1, or
+    # no update at all), RMSprop's rho=1 never leaves v=0.
+    "optim.b1": (0.0, 1.0, True, False),
+    "optim.b2": (0.0, 1.0, True, False),
+    "optim.rho": (0.0, 1.0, True, False),
     "optim.eps": (0.0, None, False),
     "optim.g_decay": (0.0, None, True),
     "optim.d_decay": (0.0, None, True),
-    "train.steps": (0, None, True),
+    "train.steps": (1, None, True),
     "train.batch_size": (1, None, True),
     "train.scan_chunk": (0, None, True),
     "train.log_every": (1, None, True),
@@ -314,15 +318,16 @@ def validate(cfg: Config) -> Config:
     value = get(cfg, key)
     if value not in allowed:
       raise ConfigError(f"Bad value for '{key}': {short(value)}. Allowed: {', '.join(allowed)}.")
-  for key, (low, high, low_inclusive) in RANGES.items():
+  for key, (low, high, low_inclusive, *rest) in RANGES.items():
+    high_inclusive = rest[0] if rest else True
     value = get(cfg, key)
     if value is None:
       continue
     too_low = value < low if low_inclusive else value <= low
-    too_high = high is not None and value > high
+    too_high = high is not None and (value > high if high_inclusive else value >= high)
     if too_low or too_high:
       low_text = f">= {low}" if low_inclusive else f"> {low}"
-      high_text = f" and <= {high}" if high is not None else ""
+      high_text = "" if high is None else f" and {'<=' if high_inclusive else '<'} {high}"
       raise ConfigError(f"Bad value for '{key}': {value!r}. It must be {low_text}{high_text}.")
   if cfg.data.sampling == "sequential" and cfg.data.name != "gaussian1d":
     raise ConfigError("'data.sampling=sequential' (the seed's fixed minibatches) only exists for "

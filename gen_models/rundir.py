@@ -11,6 +11,7 @@ import contextlib
 import datetime
 import errno
 import fcntl
+import json
 import os
 import socket
 import tempfile
@@ -18,6 +19,27 @@ import tempfile
 from gen_models.errors import RunError
 
 LOCK_NAME = ".lock"
+
+
+def read_json(path, default=None):
+  """The JSON value in path, or `default` when it is missing, unreadable or not JSON."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+    return default
+
+
+def write_atomic(path, text: str) -> None:
+  """Writes path via a temporary file and a rename: a reader (or a kill) never sees half a file."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  try:
+    with open(tmp, "w") as f:
+      f.write(text)
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)  # a failed write (a full disk) leaves no partial temporary file behind
 
 
 def ensure_writable(path: str, what: str) -> str:

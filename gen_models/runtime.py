@@ -129,6 +129,69 @@ def configure(module: str = None) -> None:
     pass  # carry on without it
 
 
+def _env_problem(text: str):
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+  return RunError(text + " Nothing was written.")
+
+
+def check_environment(env=None) -> None:
+  """Checks the GEN_MODELS_* variables before anything runs; raises RunError naming the variable."""
+  env = os.environ if env is None else env
+  dist = env.get("GEN_MODELS_DISTRIBUTED", "")
+  if dist not in ("", "0", "1"):
+    raise _env_problem(f"GEN_MODELS_DISTRIBUTED={dist[:60]!r} is not 0 or 1. Set it to 1 for a multi-host job "
+                       "(every process calls jax.distributed.initialize()), or unset it.")
+  coord = env.get("GEN_MODELS_COORDINATOR", "")
+  if dist == "1" and coord:
+    host, _, port = coord.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+      raise _env_problem(f"GEN_MODELS_COORDINATOR={coord[:80]!r} is not host:port (e.g. node1:12345).")
+    n, i = env.get("GEN_MODELS_NUM_PROCESSES", ""), env.get("GEN_MODELS_PROCESS_ID", "")
+    if not n.isdigit() or int(n) < 1:
+      raise _env_problem(f"GEN_MODELS_NUM_PROCESSES={n[:40]!r}: with GEN_MODELS_COORDINATOR set it must be the "
+                         "number of processes in the job (an integer >= 1).")
+    if not i.isdigit() or int(i) >= int(n):
+      raise _env_problem(f"GEN_MODELS_PROCESS_ID={i[:40]!r}: with GEN_MODELS_COORDINATOR set it must be this "
+                         f"process's index, an integer from 0 to {int(n) - 1}.")
+  if "GEN_MODELS_CACHE" in env and not env["GEN_MODELS_CACHE"].strip():
+    raise _env_problem("GEN_MODELS_CACHE is set but empty. Unset it (the default is ~/.cache/gen_models) or "
+                       "give a directory.")
+  tuning = env.get("GEN_MODELS_TUNING", "1")
+  if tuning not in ("0", "1"):
+    raise _env_problem(f"GEN_MODELS_TUNING={tuning[:40]!r} is not 0 or 1 (0 turns off the allocator and XLA "
+                       "flags this project sets for speed).")
+
+
+def _user_xla_flags(flags: str) -> str:
+  """XLA_FLAGS less the CPU flags this module adds itself."""
+  return " ".join(t for t in flags.split() if t.lstrip("-").split("=", 1)[0] not in CPU_FLAGS)
+
+
+def check_backend() -> str:
+  """The JAX backend this process will use, checked before anything is written: a JAX_PLATFORMS
+  this machine lacks, or XLA_FLAGS that XLA refuses (it aborts the process on an unknown flag),
+  raise RunError instead of a traceback or an abort mid-run."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  flags = _user_xla_flags(os.environ.get("XLA_FLAGS", ""))
+  if flags:  # XLA would abort this process: try them in a child first
+    probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], capture_output=True, text=True,
+                           env=dict(os.environ, GEN_MODELS_REEXEC="1"), timeout=300)
+    if probe.returncode != 0:
+      said = [l for l in probe.stderr.splitlines() if "flag" in l.lower() or "error" in l.lower()][-2:]
+      raise _env_problem(f"XLA rejects XLA_FLAGS={flags[:200]!r}: " + (" ".join(said)[:400] or f"exit {probe.returncode}")
+                         + ". Fix or unset XLA_FLAGS (see `python -c 'import jax'` with it for XLA's own words).")
+  import jax  # pylint: disable=g-import-not-at-top
+  try:
+    jax.devices()
+  except Exception as e:  # pylint: disable=broad-except
+    platforms = os.environ.get("JAX_PLATFORMS", "")
+    msg = (str(e).splitlines() or [f"{type(e).__name__}: no backend could be started"])[0][:300]
+    raise _env_problem(f"JAX cannot start its backend ({msg}). JAX_PLATFORMS={platforms!r} asks for a backend this "
+                       "machine or this install lacks: unset JAX_PLATFORMS (or set it to cpu), or install the "
+                       "accelerator build with `JAX_EXTRA=cuda ./launch.sh setup` (or JAX_EXTRA=tpu).") from None
+  return jax.default_backend()
+
+
 def init_distributed() -> None:
   """Multi-host training: joins the job's processes with jax.distributed.initialize(). Set
   GEN_MODELS_DISTRIBUTED=1 (launch.sh does it for `--distributed`). On SLURM and Cloud TPU pods

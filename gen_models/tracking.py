@@ -48,17 +48,25 @@ def _clean(value):
   return value
 
 
-def read_jsonl(path: str) -> list[dict]:
+def read_jsonl(path: str, damaged: list = None) -> list[dict]:
+  """The rows of a metrics.jsonl. A line that is not a JSON object (a torn last line from a killed
+  process, a garbled one) is skipped, never a reason to drop the good rows after it; its line
+  number and text go to `damaged` when a list is given."""
   rows = []
   if os.path.exists(path):
-    with open(path) as f:
-      for line in f:
+    with open(path, errors="replace") as f:
+      for i, line in enumerate(f, 1):
         line = line.strip()
-        if line:
-          try:
-            rows.append(json.loads(line))
-          except json.JSONDecodeError:
-            break  # a torn last line from a killed process: everything before it is good
+        if not line:
+          continue
+        try:
+          row = json.loads(line)
+        except json.JSONDecodeError:
+          row = None
+        if isinstance(row, dict) and isinstance(row.get("step", 0), int):
+          rows.append(row)
+        elif damaged is not None:
+          damaged.append((i, line))
   return rows
 
 
@@ -79,7 +87,13 @@ class Tracker:
     evaluations), so a resumed run's metrics.jsonl holds each step exactly once."""
     self._file.close()
     keep = lambda r: r.get("step", 0) < step or (r.get("step") == step and not any(k.startswith("eval/") for k in r))
-    kept = [r for r in read_jsonl(self.path) if keep(r)] if step else []
+    damaged = []
+    kept = [r for r in read_jsonl(self.path, damaged) if keep(r)] if step else []
+    if damaged:  # kept beside the log, never silently dropped
+      with open(self.path + ".damaged", "a") as f:
+        f.writelines(f"{i}\t{text}\n" for i, text in damaged)
+      print(f"WARNING: {self.path}: {len(damaged)} damaged line(s) (line {', '.join(str(i) for i, _ in damaged[:5])}) "
+            f"skipped and kept in {self.path}.damaged; the good rows are kept.", file=sys.stderr, flush=True)
     tmp = self.path + ".tmp"
     with open(tmp, "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in kept)
@@ -90,23 +104,38 @@ class Tracker:
     row = {"step": int(step), **{k: _clean(v) for k, v in metrics.items()}}
     self._file.write(json.dumps(row) + "\n")
     self._file.flush()
-    if self._wandb is not None:
-      self._wandb.log(metrics, step=int(step))
+    self._to_wandb(lambda run: run.log(metrics, step=int(step)))
+
+  def _to_wandb(self, fn) -> None:
+    """wandb never stops a run: a failing call (a full disk under the wandb directory, a dead
+    service) is reported once and the run goes on with metrics.jsonl only."""
+    if self._wandb is None:
+      return
+    try:
+      fn(self._wandb)
+    except Exception as e:  # pylint: disable=broad-except
+      msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+      print(f"WARNING: wandb failed ({msg}); this run goes on logging to {self.path} only (nothing is lost: "
+            "the metrics are all there).", file=sys.stderr, flush=True)
+      run, self._wandb = self._wandb, None
+      try:
+        run.finish(exit_code=1)
+      except Exception:  # pylint: disable=broad-except
+        pass
 
   def log_image(self, step: int, key: str, path: str) -> None:
-    if self._wandb is not None:
+    def log(run):
       import wandb  # pylint: disable=g-import-not-at-top
-      self._wandb.log({key: wandb.Image(path)}, step=int(step))
+      run.log({key: wandb.Image(path)}, step=int(step))
+    self._to_wandb(log)
 
   def summary(self, values: dict) -> None:
-    if self._wandb is not None:
-      self._wandb.summary.update(values)
+    self._to_wandb(lambda run: run.summary.update(values))
 
   def finish(self, exit_code: int = 0) -> None:
     self._file.close()
-    if self._wandb is not None:
-      self._wandb.finish(exit_code=exit_code)
-      self._wandb = None
+    self._to_wandb(lambda run: run.finish(exit_code=exit_code))
+    self._wandb = None
 
 
 class NullTracker:
@@ -149,13 +178,18 @@ def _wandb_init(run_dir, mode, project, group, job_type, name, config):
   (checked in seconds, not wandb's minute of retries) or whose init fails is logged offline, and
   if offline fails too the run goes on with metrics.jsonl only. Each fallback prints a warning."""
   id_path = os.path.join(run_dir, "wandb_id.txt")
-  if os.path.exists(id_path):
-    with open(id_path) as f:
-      run_id = f.read().strip()
-  else:
-    run_id = uuid.uuid4().hex[:12]
-    with open(id_path, "w") as f:
-      f.write(run_id)
+  try:
+    if os.path.exists(id_path):
+      with open(id_path) as f:
+        run_id = f.read().strip()
+    else:
+      run_id = uuid.uuid4().hex[:12]
+      with open(id_path, "w") as f:
+        f.write(run_id)
+  except OSError as e:
+    print(f"WARNING: cannot write {id_path} ({e.strerror or e}); logging this run to metrics.jsonl only "
+          "(wandb disabled for it).", file=sys.stderr, flush=True)
+    return None
   modes = ["online", "offline"] if mode == "online" else [mode]
   if mode == "online":
     from gen_models.data import host_reachable  # pylint: disable=g-import-not-at-top
@@ -198,4 +232,7 @@ def log_comparisons(exp_dir, mode, *, project, group, summary) -> None:
   except Exception as e:  # pylint: disable=broad-except
     print(f"WARNING: could not log the comparison table to wandb ({e}).", file=sys.stderr, flush=True)
   finally:
-    run.finish()
+    try:
+      run.finish()
+    except Exception as e:  # pylint: disable=broad-except
+      print(f"WARNING: wandb could not finish the comparisons run ({e}).", file=sys.stderr, flush=True)

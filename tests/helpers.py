@@ -1,12 +1,15 @@
 """Shared test helpers: train a config into a directory and fingerprint parameters."""
 
 import hashlib
+import os
 
 import jax
 import numpy as np
 
 from experiments import registry
 from experiments import runner
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 
 
 def train(cfg, run_dir, resume=False, exp_name="gaussian1d", arm="base"):

@@ -167,7 +167,8 @@ def test_report_never_loses_a_metric_that_was_on_disk(n_seeds, values, first_dam
     first = report.build(exp_dir, EXP, arm_cfgs, figures=False)["summary_obj"]
     seen = _values(first)
     assert {k: v for k, v in seen.items() if k in on_disk} == on_disk  # (plus the derived headline values)
-    # Then anything at all: every value the first report showed is still in the second.
+    # Then anything at all: every value the first report showed is still in the second, unless
+    # its run directory is gone (a value is only reported for a run that exists on disk).
     unreadable = False
     for i, (arm, _, seed) in enumerate(runs):
       run_dir = os.path.join(exp_dir, arm, f"seed{seed}")
@@ -176,6 +177,73 @@ def test_report_never_loses_a_metric_that_was_on_disk(n_seeds, values, first_dam
       unreadable |= second_damage[i] in ("garbage_result", "delete_result_and_jsonl", "delete_run_dir") or (
           second_damage[i] == "truncate_result" and had_result)
     second = report.build(exp_dir, EXP, arm_cfgs, figures=False)["summary_obj"]
-    assert _values(second) == seen, second_damage
+    alive = {k: v for k, v in seen.items() if os.path.isdir(os.path.join(exp_dir, k[0], f"seed{k[1]}"))}
+    assert _values(second) == alive, second_damage
     if unreadable:
       assert second["problems"]  # and it says what it could not read
+
+
+# --- property: runs that do not belong together are never compared (issue 29: 1, 2, 3, 5) -----
+
+def _garble_a_line(run_dir, rng):
+  path = os.path.join(run_dir, "metrics.jsonl")
+  with open(path) as f:
+    lines = f.read().splitlines()
+  lines.insert(rng.randrange(len(lines) + 1), rng.choice(['{"step": 3', "garbage", "[1, 2]", '{"step": "x"}']))
+  with open(path, "w") as f:
+    f.write("\n".join(lines) + "\n")
+
+
+@hypothesis.settings(max_examples=25, deadline=None)
+@hypothesis.given(st.integers(1, 4), st.lists(st.sampled_from([60, 60, 90]), min_size=8, max_size=8),
+                  st.lists(st.booleans(), min_size=8, max_size=8), st.integers(0, 3), st.integers(0, 2**31))
+def test_report_never_compares_runs_that_do_not_belong_or_values_without_a_run(n_seeds, steps, garble, n_fake, seed):
+  import tempfile  # pylint: disable=g-import-not-at-top
+  rng = random.Random(seed)
+  with tempfile.TemporaryDirectory() as tmp:
+    exp_dir = os.path.join(tmp, EXP.name)
+    runs = [(arm, overrides, s) for arm, overrides in EXP.arm_items() for s in range(n_seeds)]
+    written = {}
+    for i, (arm, overrides, s) in enumerate(runs):  # some runs at another length (a mixture of commands)
+      run_dir = os.path.join(exp_dir, arm, f"seed{s}")
+      metrics = {"w1": rng.uniform(0, 1), "ks": rng.uniform(0, 1), "d_loss": rng.uniform(0, 1)}
+      cfg = config_lib.set_key(config_lib.apply_overrides(CFG, overrides), "train.steps", steps[i])
+      _write_run_at(run_dir, cfg, s, metrics)
+      written[(arm, s)] = (steps[i], metrics)
+      if garble[i]:
+        _garble_a_line(run_dir, rng)
+    arm_cfgs = [(a, o, config_lib.apply_overrides(CFG, o), list(range(n_seeds))) for a, o in EXP.arm_items()]
+    report.build(exp_dir, EXP, arm_cfgs, figures=False)
+    if n_fake:  # made-up seeds in summary.json, far apart between the arms
+      path = os.path.join(exp_dir, "summary.json")
+      with open(path) as f:
+        summary = json.load(f)
+      for arm in summary["arms"]:
+        arm["seeds"] += list(range(100, 100 + n_fake))
+        for m in arm["metrics"].values():
+          m["per_seed"] += [0.0 if arm["name"] == "minimax" else 9.0] * n_fake
+      with open(path, "w") as f:
+        json.dump(summary, f)
+    summary = report.build(exp_dir, EXP, arm_cfgs, figures=False)["summary_obj"]
+    belongs = {(a, s) for (a, s), (st_, _) in written.items() if st_ == 60}
+    for arm in summary["arms"]:
+      for s in arm["seeds"]:  # every reported run exists and was trained with the report's settings
+        assert (arm["name"], s) in belongs
+        assert arm["metrics"]["w1"]["per_seed"][arm["seeds"].index(s)] == written[(arm["name"], s)][1]["w1"]
+      assert {(arm["name"], int(s)) for s in arm["other_configs"]} == {
+          (a, s) for (a, s) in written if a == arm["name"] and (a, s) not in belongs}
+    paired = sum(("ns", s) in belongs and ("minimax", s) in belongs for s in range(n_seeds))
+    assert all(c["n"] == paired for c in summary["comparisons"])
+
+
+def _write_run_at(run_dir, cfg, seed, metrics):
+  steps = cfg.train.steps
+  os.makedirs(os.path.join(run_dir, "checkpoints", str(steps)))
+  with open(os.path.join(run_dir, "config.json"), "w") as f:
+    json.dump(config_lib.to_dict(config_lib.set_key(cfg, "seed", seed)), f)
+  rows = [{"step": steps, **{f"train/{k}": v for k, v in metrics.items() if k.endswith("loss")}},
+          {"step": steps, **{f"eval/{k}": v for k, v in metrics.items() if not k.endswith("loss")}}]
+  with open(os.path.join(run_dir, "metrics.jsonl"), "w") as f:
+    f.writelines(json.dumps(r) + "\n" for r in rows)
+  with open(os.path.join(run_dir, "result.json"), "w") as f:
+    json.dump({"status": "finished", "step": steps, "metrics": metrics, "wall_s": 1.0}, f)

@@ -97,6 +97,25 @@ def refuse_denoising(cfg):
                       f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
 
 
+# Options only the GANs read: on another family a non-default value would train bit-identically
+# to a plain run while config.json records it.
+GAN_KEYS = ("loss.generator", "loss.real_target", "loss.fake_target", "loss.gen_target", "loss.n_critic",
+            "loss.gp_weight", "loss.r1_gamma", "train.g_ema", "model.spectral_norm", "optim.d_lr", "optim.d_decay")
+
+
+def refuse_unused(cfg, family: str, keys, why: str = "") -> None:
+  """Refuses keys set away from their defaults that `family` never reads."""
+  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+  default = config_lib.Config()
+  bad = [k for k in keys if config_lib.get(cfg, k) != config_lib.get(default, k)]
+  if bad:
+    given = ", ".join(f"{k}={config_lib.short(config_lib.get(cfg, k))}" for k in bad)
+    defaults = ", ".join(f"{k}={config_lib.get(default, k)}" for k in bad)
+    raise ConfigError(f"{given}: the {family} family (model.arch={cfg.model.arch}) does not use "
+                      f"{'this option' if len(bad) == 1 else 'these options'}{why}, so the run would train exactly "
+                      f"like one without {'it' if len(bad) == 1 else 'them'}. Remove it (the default is {defaults}).")
+
+
 def eval_key(key):
   """The same evaluation noise at every evaluation of a run, so curves and grids are comparable."""
   return jax.random.fold_in(key, 3)

@@ -13,12 +13,15 @@ from gen_models import loop
 from gen_models import plots
 from gen_models import state as state_lib
 from gen_models import steps
-from gen_models.families import Family, eval_key, first_seed_files
+from gen_models.families import GAN_KEYS, Family, eval_key, first_seed_files, refuse_unused
 from gen_models.families import image_gan
 
 
 def validate(cfg):
   image_gan.validate_images(cfg)
+  refuse_unused(cfg, "autoencoder", GAN_KEYS + ("loss.beta", "model.noise"), " (GAN and VAE options)")
+  if cfg.data.noise_std == 0:
+    refuse_unused(cfg, "autoencoder", ("data.noise",), " without input noise (data.noise_std=0)")
 
 
 def step(cfg):

@@ -11,6 +11,7 @@ from gen_models import gan_losses
 from gen_models import state as state_lib
 from gen_models import steps
 from gen_models.config import ConfigError
+from gen_models.families import refuse_unused
 
 
 def loss_of(cfg) -> gan_losses.GanLoss:
@@ -54,6 +55,9 @@ def validate_loss(cfg):
     supported = [a.name for a in models.ARCHS.values() if a.spectral_norm]
     raise ConfigError(f"model.spectral_norm is not implemented for model.arch={cfg.model.arch}; "
                       f"it is for {', '.join(supported)}.")
+  refuse_unused(cfg, "GAN", ("loss.recon", "loss.beta", "data.noise"), " (autoencoder and VAE options)")
+  if loss.penalty is None:
+    refuse_unused(cfg, "GAN", ("loss.gp_weight",), f" with loss.generator={l.generator} (only wgan_gp has a gradient penalty)")
   if n_critic(cfg) > 1 and cfg.data.sampling == "sequential":
     raise ConfigError("loss.n_critic > 1 draws n_critic minibatches per step, which needs data.sampling=random.")
 

@@ -10,13 +10,14 @@ import numpy as np
 
 from gen_models import plots
 from gen_models import steps
-from gen_models.families import Family, refuse_denoising, autoencoder, eval_key, image_gan
+from gen_models.families import GAN_KEYS, Family, refuse_denoising, refuse_unused, autoencoder, eval_key, image_gan
 from gen_models.models import autoencoder as models_ae
 
 
 def validate(cfg):
   image_gan.validate_images(cfg)
   refuse_denoising(cfg)
+  refuse_unused(cfg, "vae", GAN_KEYS + ("data.noise", "model.noise"), " (GAN and denoising options)")
 
 
 @functools.partial(jax.jit, static_argnames=("n", "latent_dim"))

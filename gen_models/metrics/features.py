@@ -37,6 +37,9 @@ RECIPE = {"version": 2, "arch": "lenet", "epochs": 5, "batch_size": 128, "lr": 1
 ENSEMBLE_SEEDS = (0, 1, 2)
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 MANIFEST = os.path.join(WEIGHTS_DIR, "manifest.json")
+MIN_SAMPLES = 200  # = config.MIN_EVAL_SAMPLES_IMAGES: FID's 128-d covariance needs more samples than dimensions
+# The floors cache is keyed by (and hashed with) what produced it: this code, the member, the sizes.
+FID_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fid.py")
 
 
 class ExtractorError(RuntimeError):
@@ -44,7 +47,7 @@ class ExtractorError(RuntimeError):
 
 
 def cache_root() -> str:
-  return os.environ.get("GEN_MODELS_CACHE", os.path.join(os.path.expanduser("~"), ".cache", "gen_models"))
+  return os.environ.get("GEN_MODELS_CACHE", "").strip() or os.path.join(os.path.expanduser("~"), ".cache", "gen_models")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,16 +147,38 @@ class Extractor:
     return {"name": self.name, "sha256": self.sha256, "test_accuracy": self.accuracy, "source": self.source}
 
 
+def _reinstall(what: str) -> "ExtractorError":
+  return ExtractorError(f"The shipped extractor manifest {MANIFEST} {what}. Reinstall the package (git checkout "
+                        "gen_models/metrics/weights), so that image metrics stay comparable with other machines.")
+
+
 def _shipped(dataset: str):
-  """[(seed, file, sha256, accuracy)] from the manifest, or [] when nothing is shipped."""
+  """[(seed, file, sha256, accuracy)] from the manifest, or [] when nothing is shipped. A damaged
+  manifest, or an entry naming a file outside the weights directory, raises ExtractorError."""
   if not os.path.exists(MANIFEST):
     return []
-  with open(MANIFEST) as f:
-    manifest = json.load(f)
+  try:
+    with open(MANIFEST) as f:
+      manifest = json.load(f)
+  except (OSError, ValueError) as e:
+    raise _reinstall(f"cannot be read ({type(e).__name__}: {str(e)[:120]})") from None
+  if not isinstance(manifest, dict):
+    raise _reinstall("is not a JSON object")
   entry = manifest.get(dataset)
-  if not entry or entry.get("recipe") != RECIPE:
+  if not entry or not isinstance(entry, dict) or entry.get("recipe") != RECIPE:
     return []
-  return [(m["seed"], os.path.join(WEIGHTS_DIR, m["file"]), m["sha256"], m["test_accuracy"]) for m in entry["members"]]
+  out = []
+  try:
+    for m in entry["members"]:
+      path = os.path.realpath(os.path.join(WEIGHTS_DIR, m["file"]))
+      if os.path.dirname(path) != os.path.realpath(WEIGHTS_DIR):
+        raise _reinstall(f"names {str(m['file'])[:100]!r}, which is outside {WEIGHTS_DIR}; it was not read")
+      if not os.path.isfile(path):
+        raise _reinstall(f"lists {m['file']}, which is missing")
+      out.append((int(m["seed"]), path, str(m["sha256"]), float(m["test_accuracy"])))
+  except (KeyError, TypeError, ValueError) as e:
+    raise _reinstall(f"has a malformed entry for {dataset} ({type(e).__name__}: {str(e)[:80]})") from None
+  return out
 
 
 def _load_checked(path: str, digest: str):
@@ -215,6 +240,31 @@ def _trained_here(dataset: str, data: dict, seed: int, log) -> Extractor:
   return Extractor(dataset, seed, params_from_bytes(raw), digest, accuracy, "trained here")
 
 
+def _floor_ident(member, n: int, data: dict) -> str:
+  """What a floor depends on: the member's weights, the image counts, and the code of the metrics
+  (so a new or changed metric never reads an old cache)."""
+  with open(FID_SOURCE, "rb") as f:
+    code = sha256(f.read())
+  return json.dumps({"member": member.sha256, "n": n, "n_train": len(data["train"]["x"]),
+                     "n_test": len(data["test"]["x"]), "metrics_code": code}, sort_keys=True)
+
+
+def _floor_check(ident: str, values: dict) -> str:
+  return sha256((ident + json.dumps(values, sort_keys=True)).encode())
+
+
+def _read_floors(path: str, ident: str):
+  """The cached floors at path if they were made by `ident` and are intact, else None (recomputed)."""
+  try:
+    with open(path) as f:
+      saved = json.load(f)
+    if saved["ident"] == ident and saved["check"] == _floor_check(ident, saved["values"]):
+      return {k: float(v) for k, v in saved["values"].items()}
+  except (OSError, ValueError, KeyError, TypeError, AttributeError):
+    pass
+  return None
+
+
 class Ensemble:
   """The extractors of one dataset, with the real reference features and floors at hand."""
 
@@ -262,21 +312,20 @@ class Ensemble:
     key = (member, n)
     if key not in self._floors:
       m = self.members[member]
-      path = os.path.join(cache_root(), "classifier", "floors",
-                          f"{m.sha256[:16]}-n{n}-{len(self.data['train']['x'])}-{len(self.data['test']['x'])}.json")
-      try:
-        with open(path) as f:
-          self._floors[key] = json.load(f)
-      except (OSError, ValueError):
+      ident = _floor_ident(m, n, self.data)
+      path = os.path.join(cache_root(), "classifier", "floors", f"{sha256(ident.encode())[:24]}.json")
+      cached = _read_floors(path, ident)
+      if cached is None:
         train_probs, train_feats = m(self.data["train"]["x"][:n])
         out = fid_lib.all_metrics(self.real(member, n)[1], train_feats, train_probs)
         out.pop("class_hist")
-        self._floors[key] = out
+        cached = out
         if jax.process_index() == 0:
           try:
-            _write_atomic(path, json.dumps(out).encode())
+            _write_atomic(path, json.dumps({"ident": ident, "values": out, "check": _floor_check(ident, out)}).encode())
           except OSError:
             pass  # an unwritable cache only costs recomputing the floors
+      self._floors[key] = cached
     return self._floors[key]
 
   def metrics(self, images_u8) -> dict:
@@ -284,6 +333,10 @@ class Ensemble:
     (<name>_e<k>) and as the members' mean (<name>), with the real-data floors (<name>_floor,
     the same at the same sample count), the class histogram of member 0 and the counts."""
     n = min(len(images_u8), len(self.data["test"]["x"]))
+    if n < MIN_SAMPLES:
+      raise ExtractorError(f"the image metrics need at least {MIN_SAMPLES} images on each side, but they would compare "
+                           f"{n} ({len(images_u8)} generated, {len(self.data['test']['x'])} in the {self.dataset} test "
+                           "split). Give more images, or a data.dir whose test split has enough.")
     out, per = {}, {}
     for k, member in enumerate(self.members):
       probs, feats = member(images_u8[:n])
