@@ -4,7 +4,7 @@ Autoencoders train on optim.g_lr; data.noise_std adds N(0, noise_std^2) noise to
 (denoising); loss.recon picks the reconstruction loss (mse | bce)."""
 
 from experiments.images import TRAIN_IMAGES
-from experiments.registry import Experiment
+from experiments.experiment import Experiment
 from gen_models.config import Ckpt, Config, Data, Eval, Loss, Model, Optim, Train
 
 

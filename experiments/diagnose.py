@@ -47,12 +47,16 @@ def diagnose(images_u8, ensemble, ks=(3, 10, 50)) -> dict:
   return {"images": n, "per_extractor": out}
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
   p = argparse.ArgumentParser(prog="python -m experiments.diagnose", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--run", required=True)
   p.add_argument("--n", type=int, default=10000, help="generated images (at least 200; default 10000)")
-  args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  return p.parse_args(argv), p
+
+
+def main(argv=None) -> int:
+  args, p = parse_args(sys.argv[1:] if argv is None else argv)
   from experiments import cli  # pylint: disable=g-import-not-at-top
   from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top

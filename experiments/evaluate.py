@@ -50,7 +50,7 @@ def _score_npz(path, dataset, data_dir):
           "reference": f"the first {metrics['num_samples']} images of the {dataset} test split", "metrics": metrics}
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
   p = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   src = p.add_mutually_exclusive_group(required=True)
@@ -59,7 +59,11 @@ def main(argv=None) -> int:
   p.add_argument("--n", type=int, default=None, help="--run: generated samples (default: the run's eval.num_samples)")
   p.add_argument("--data", choices=("mnist", "fashion_mnist"), help="--npz: the dataset the images imitate")
   p.add_argument("--data-dir", default="", help="--npz: as data.dir")
-  args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  return p.parse_args(argv), p
+
+
+def main(argv=None) -> int:
+  args, p = parse_args(sys.argv[1:] if argv is None else argv)
   from experiments import cli  # pylint: disable=g-import-not-at-top
   from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
@@ -81,7 +85,7 @@ def main(argv=None) -> int:
       rundir.ensure_writable(args.run, "The run directory (--run), where the scores are written,")
     cfg, state, data, key, step = runs.load_run(args.run)
     if args.n is not None:  # validated like --set eval.num_samples (minimum sample counts)
-      cfg = config_lib.validate(config_lib.set_key(cfg, "eval.num_samples", args.n))
+      cfg = families.validate(config_lib.set_key(cfg, "eval.num_samples", args.n))
       if args.n == 0:
         raise ConfigError("--n 0 scores nothing: give the number of samples to generate (at least "
                           f"{config_lib.MIN_EVAL_SAMPLES_IMAGES} for images).")

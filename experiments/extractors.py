@@ -13,13 +13,17 @@ import json
 import sys
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
   p = argparse.ArgumentParser(prog="python -m experiments.extractors", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), help="train and ship this dataset's ensemble")
   p.add_argument("--data-dir", default="", help="as data.dir")
   p.add_argument("--show", choices=("mnist", "fashion_mnist"), help="print the ensemble a run on this dataset would use")
-  args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  return p.parse_args(argv), p
+
+
+def main(argv=None) -> int:
+  args, p = parse_args(sys.argv[1:] if argv is None else argv)
   from experiments import cli  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models.metrics import features  # pylint: disable=g-import-not-at-top

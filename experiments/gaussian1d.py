@@ -5,7 +5,7 @@ RMSprop lr 1e-3 (D) / 5e-4 (G); the 1000 samples cut into 3 fixed minibatches (3
 epoch, 1000 epochs = 3000 steps; D targets 0.9 / 0.1, G target 0.9.
 """
 
-from experiments.registry import Experiment
+from experiments.experiment import Experiment
 from gen_models.config import Ckpt, Config, Data, Eval, Loss, Model, Optim, Train
 
 BASE = Config(

@@ -5,7 +5,7 @@ the dataset of any of them with --set data.name=fashion_mnist (or synthetic for 
 """
 
 
-from experiments.registry import Experiment
+from experiments.experiment import Experiment
 from gen_models.config import Ckpt, Config, Data, Eval, Model, Optim, Train
 
 TRAIN_IMAGES = 60_000

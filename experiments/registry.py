@@ -4,30 +4,10 @@ Each experiment file (gaussian1d.py, ...) defines a list EXPERIMENTS; this modul
 An arm is a name and a dict of dotted overrides applied on top of the base config.
 """
 
-import dataclasses
 import difflib
 
-from gen_models.config import Config, ConfigError
-
-
-@dataclasses.dataclass(frozen=True)
-class Experiment:
-  name: str
-  description: str
-  config: Config
-  arms: tuple = ()  # ((arm name, {key: value}), ...); empty = one arm called "base"
-  baseline: str = ""  # the arm every other arm is compared with (default: the first)
-
-  def __post_init__(self):  # a misspelt baseline would otherwise just drop every comparison
-    if self.baseline and self.baseline not in dict(self.arm_items()):
-      raise ConfigError(f"experiment {self.name!r}: baseline {self.baseline!r} is not one of its arms "
-                        f"{[a for a, _ in self.arm_items()]}.")
-
-  def arm_items(self):
-    return list(self.arms) if self.arms else [("base", {})]
-
-  def baseline_arm(self) -> str:
-    return self.baseline or self.arm_items()[0][0]
+from experiments.experiment import Experiment  # pylint: disable=unused-import (re-exported)
+from gen_models.config import ConfigError
 
 
 def _all() -> dict:

@@ -16,6 +16,8 @@ import numpy as np
 from gen_models import plots
 from gen_models import rundir
 from gen_models import families
+from gen_models import metric_names as names
+from gen_models import notes as notes_lib
 from gen_models import tracking
 
 def headline_keys(cfg) -> list[str]:
@@ -105,8 +107,8 @@ def _stats(values):
 def _final_train_metrics(rows):
   """The last logged training means (over the last log interval)."""
   for row in reversed(rows):
-    if any(k.startswith("train/") for k in row):
-      return {k.split("/", 1)[1]: v for k, v in row.items() if k.startswith("train/")}
+    if names.is_train_row(row):
+      return names.unprefixed(row, names.TRAIN)
   return {}
 
 
@@ -121,10 +123,10 @@ def final_metrics(final_eval: dict, rows: list) -> dict:
 def _recover(run_dir, cfg, rows):
   """The result of a finished run rebuilt from metrics.jsonl (its final evaluation row), or None."""
   steps = cfg.train.steps
-  evals = [r for r in rows if r.get("step") == steps and any(k.startswith("eval/") for k in r)]
+  evals = [r for r in rows if r.get("step") == steps and names.is_eval_row(r)]
   if not evals or not os.path.isdir(os.path.join(run_dir, "checkpoints", str(steps))):
     return None
-  final_eval = {k.split("/", 1)[1]: v for k, v in evals[-1].items() if k.startswith("eval/")}
+  final_eval = names.unprefixed(evals[-1], names.EVAL)
   return {"status": "finished", "step": steps, "recovered": "metrics.jsonl",
           "metrics": final_metrics(final_eval, [r for r in rows if r.get("step", 0) <= steps])}
 
@@ -242,10 +244,10 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
     if apart:
       problems.append(f"{arm}: seed(s) {', '.join(apart)} were trained with other settings and are shown apart "
                       f"(not in the tables or verdicts): {'; '.join(apart[next(iter(apart))][:3])}")
-    names = sorted({k for m in per_seed.values() for k in m})
-    metrics = {k: _stats([per_seed[s][k] for s in done_seeds]) for k in names
+    found = sorted({k for m in per_seed.values() for k in m})
+    metrics = {k: _stats([per_seed[s][k] for s in done_seeds]) for k in found
                if all(k in per_seed[s] for s in done_seeds)}
-    partial = [k for k in names if k not in metrics]
+    partial = [k for k in found if k not in metrics]
     if partial:  # a metric some seeds lack is kept per seed, never dropped
       problems.append(f"{arm}: metrics missing for some seeds: {', '.join(partial)} (kept per seed in 'partial')")
     arms.append({"name": arm, "overrides": overrides, "seeds": done_seeds, "metrics": metrics,
@@ -284,23 +286,22 @@ def headline_values(rows, cfg, final) -> tuple[dict, list]:
   window = eval_steps(cfg)[-k:]
   by_step = {}
   for r in rows:
-    if any(key.startswith("eval/") for key in r):
+    if names.is_eval_row(r):
       by_step.setdefault(r.get("step"), {}).update(r)
   compared = families.of(cfg).verdict_metrics
-  names = [m for m in final if m.split("_e")[0] in compared and (m in compared or m.rsplit("_e", 1)[-1].isdigit())]
   out, incomplete = {}, []
-  for m in names:
+  for m in names.compared_variants(final, compared):
     vals = []
     for step in window:
-      v = by_step.get(step, {}).get(f"eval/{m}")
+      v = by_step.get(step, {}).get(names.evaluation(m))
       if not isinstance(v, (int, float)) and step == cfg.train.steps:
         v = final.get(m)
       if isinstance(v, (int, float)):
         vals.append(v)
     if len(vals) < len(window):
-      incomplete.append(f"{m}_last{k}")
+      incomplete.append(names.headline(m, k))
     if vals:
-      out[f"{m}_last{k}"] = float(np.mean(vals))
+      out[names.headline(m, k)] = float(np.mean(vals))
   return out, incomplete
 
 
@@ -315,17 +316,17 @@ def comparisons(summary, exp, k) -> list:
   baseline = exp.baseline_arm()
   if baseline not in values or len(values) < 2:
     return []
-  main = stats.compare(values, baseline, {f"{m}_last{k}": lower for m, lower in metrics.items()})
-  n_ex = max([int(m.rsplit("_e", 1)[1].split("_")[0]) + 1 for a in summary["arms"] for m in a["metrics"]
-              if "_e" in m and m.rsplit("_e", 1)[1].split("_")[0].isdigit()] + [0])
+  main = stats.compare(values, baseline, {names.headline(m, k): lower for m, lower in metrics.items()})
+  n_ex = names.extractors_in(m for a in summary["arms"] for m in a["metrics"])
   per_ex = {}
   for e in range(n_ex):
-    for c in stats.compare(values, baseline, {f"{m}_e{e}_last{k}": lower for m, lower in metrics.items()}):
-      per_ex.setdefault((c["arm"], c["metric"].replace(f"_e{e}_", "_")), []).append(c["verdict"])
+    table = {names.headline(names.per_extractor(m, e), k): m for m in metrics}
+    for c in stats.compare(values, baseline, {h: metrics[m] for h, m in table.items()}):
+      per_ex.setdefault((c["arm"], table[c["metric"]]), []).append(c["verdict"])
   for c in main:
-    c["metric"] = c["metric"].rsplit(f"_last{k}", 1)[0]  # named by the metric; the value is its last-k mean
+    c["metric"] = names.split_headline(c["metric"])[0]  # named by the metric; the value is its last-k mean
     c["headline"] = f"mean of the last {k} evaluations"
-    verdicts = per_ex.get((c["arm"], f"{c['metric']}_last{k}"))
+    verdicts = per_ex.get((c["arm"], c["metric"]))
     if verdicts:
       kind = lambda v: v if v in ("better", "worse") else "none"
       c["per_extractor"] = verdicts
@@ -425,14 +426,14 @@ def _floors_from_runs(summary):
   floors = {}
   for arm in summary["arms"]:
     for key in arm["metrics"]:
-      if key.endswith("_floor"):
+      if key.endswith(names.floor("")):
         floors[key] = arm["metrics"][key]["mean"]
   return floors
 
 
-def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
-  """Writes summary.json, report.md and the comparison PNGs into exp_dir (every arm of `exp` with
-  runs on disk, not only `arm_cfgs`). summary["problems"] lists unreadable per-run files."""
+def summarize(exp_dir, exp, arm_cfgs, command=None):
+  """(summary, per-arm curves, arm configs with their reported seeds) from what is on disk: every
+  arm of `exp` with runs there, not only `arm_cfgs`. The summary.json schema: docs/summary.md."""
   old = _read_dict(os.path.join(exp_dir, "summary.json"))
   disk = [(o, c) for a, o, c, _ in arms_on_disk(exp_dir, exp)]
   refs, base = reference_configs(exp, list(arm_cfgs), old.get("protocol") if not arm_cfgs else None, disk)
@@ -448,108 +449,183 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
   summary["comparisons"] = comparisons(summary, exp, k)
   noise = _read_dict(os.path.join(exp_dir, "eval_noise.json"))
   summary["eval_noise"] = noise if isinstance(noise.get("std"), dict) else None
-  cfg = arm_cfgs[0][2]
-  family = families.get(summary["family"])
-  show_figures, figures = figures, {}
-  primary = [c for c in summary["comparisons"] if c["metric"] == family.rank_by]
-  if show_figures and primary:
-    figures["forest"] = plots.forest(primary, os.path.join(exp_dir, "forest.png"),
-                                     f"{exp.name}: paired differences of {primary[0]['metric']} (mean of the last {k} "
-                                     "evaluations) per seed, with the 95% interval")
-  if show_figures and any(a["seeds"] for a in summary["arms"]):
-    figures.update(family.sweep_figures(exp_dir, summary, curves, arm_cfgs))
-  summary_path = os.path.join(exp_dir, "summary.json")
-  write_atomic(summary_path, json.dumps(summary, indent=1))
+  return summary, curves, arm_cfgs
 
+
+def draw(exp_dir, exp, summary, curves, arm_cfgs) -> dict:
+  """The sweep's figures: {name: path}; the forest plot of the primary metric's comparisons first."""
+  family = families.get(summary["family"])
+  out = {}
+  primary = [c for c in summary["comparisons"] if c["metric"] == family.rank_by]
+  if primary:
+    out["forest"] = plots.forest(primary, os.path.join(exp_dir, "forest.png"),
+                                 f"{exp.name}: paired differences of {primary[0]['metric']} (mean of the last "
+                                 f"{summary['headline_k']} evaluations) per seed, with the 95% interval")
+  if any(a["seeds"] for a in summary["arms"]):
+    out.update(family.sweep_figures(exp_dir, summary, curves, arm_cfgs))
+  return out
+
+
+# --- report.md, one function per section: (summary, exp, arm_cfgs, figures) -> lines ---------
+
+def _header(summary, exp, arm_cfgs, figures):
+  del figures
   n_seeds = max([len(seeds) for *_, seeds in arm_cfgs] + [0])
-  lines = [f"# {exp.name}", "", exp.description, "",
-           f"Reproduce: `{summary['command']}` ({len(arm_cfgs)} arm(s) x "
-           f"{n_seeds} seed(s), {cfg.train.steps} steps each). Generated {summary['generated']}.", ""]
-  if any(a["overrides"] for a in summary["arms"]):
-    lines += ["| arm | overrides |", "|---|---|"]
-    lines += [f"| {a['name']} | {', '.join(f'`{k}={v}`' for k, v in a['overrides'].items())} |"
-              for a in summary["arms"]]
-    lines.append("")
-  lines += ["## Final metrics (mean ± std over seeds)", "", table_text(summary), ""]
-  if summary["comparisons"]:
-    lines += ["## Verdicts: each arm against the baseline, paired by seed", "",
-              f"Each run's headline value of a metric is the mean of its last {k} evaluations (late GAN metrics "
-              "oscillate). Seed k of every arm shares its initial parameters, data order and evaluation latents, so "
-              "arms are compared through per-seed differences (arm - baseline): their mean, a 95% interval from "
-              "the exact sign-flip test inverted (distribution-free; unbounded until there are enough seeds), the "
-              "sign-flip p-value and its Holm correction over the arms (each metric its own family). A verdict is "
-              "about this protocol, this dataset and this metric, nothing wider.", "",
-              verdict_text(summary), ""]
-    if figures.get("forest"):
-      lines += [f"![paired differences]({os.path.basename(figures['forest'])})", ""]
-  per_ex = sorted({m for a in summary["arms"] for m in a["metrics"] if m.startswith("fid_e") and m[5:].isdigit()})
-  if per_ex:
-    lines += ["## FID under each feature extractor", "",
-              "The same samples scored by each extractor of the ensemble (mean ± std over seeds); a ranking that "
-              "changes between columns is one the extractor decides, not the models.", "",
-              "| arm | " + " | ".join(f"FID {m[4:]}" for m in per_ex) + " | mean |",
-              "|---|" + "---|" * (len(per_ex) + 1)]
-    lines += [f"| {a['name']} | " + " | ".join(_fmt(a["metrics"].get(m)) for m in per_ex)
-              + f" | {_fmt(a['metrics'].get('fid'))} |" for a in summary["arms"]]
-    lines.append("")
+  return [f"# {exp.name}", "", exp.description, "",
+          f"Reproduce: `{summary['command']}` ({len(arm_cfgs)} arm(s) x {n_seeds} seed(s), "
+          f"{arm_cfgs[0][2].train.steps} steps each). Generated {summary['generated']}.", ""]
+
+
+def _overrides(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
+  if not any(a["overrides"] for a in summary["arms"]):
+    return []
+  return (["| arm | overrides |", "|---|---|"]
+          + [f"| {a['name']} | {', '.join(f'`{k}={v}`' for k, v in a['overrides'].items())} |" for a in summary["arms"]]
+          + [""])
+
+
+def _metrics(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
+  return ["## Final metrics (mean ± std over seeds)", "", table_text(summary), ""]
+
+
+def _verdicts(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs
+  if not summary["comparisons"]:
+    return []
+  lines = ["## Verdicts: each arm against the baseline, paired by seed", "",
+           f"Each run's headline value of a metric is the mean of its last {summary['headline_k']} evaluations (late "
+           "GAN metrics oscillate). Seed k of every arm shares its initial parameters, data order and evaluation "
+           "latents, so arms are compared through per-seed differences (arm - baseline): their mean, a 95% interval "
+           "from the exact sign-flip test inverted (distribution-free; unbounded until there are enough seeds), the "
+           "sign-flip p-value and its Holm correction over the arms (each metric its own family). A verdict is about "
+           "this protocol, this dataset and this metric, nothing wider.", "", verdict_text(summary), ""]
+  if figures.get("forest"):
+    lines += [f"![paired differences]({os.path.basename(figures['forest'])})", ""]
+  return lines
+
+
+def _per_extractor(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
+  per_ex = sorted({m for a in summary["arms"] for m in a["metrics"] if names.split_extractor(m)[0] == "fid"
+                   and names.split_extractor(m)[1] is not None}, key=lambda m: names.split_extractor(m)[1])
+  if not per_ex:
+    return []
+  return (["## FID under each feature extractor", "",
+           "The same samples scored by each extractor of the ensemble (mean ± std over seeds); a ranking that "
+           "changes between columns is one the extractor decides, not the models.", "",
+           "| arm | " + " | ".join(f"FID e{names.split_extractor(m)[1]}" for m in per_ex) + " | mean |",
+           "|---|" + "---|" * (len(per_ex) + 1)]
+          + [f"| {a['name']} | " + " | ".join(_fmt(a["metrics"].get(m)) for m in per_ex)
+             + f" | {_fmt(a['metrics'].get('fid'))} |" for a in summary["arms"]]
+          + [""])
+
+
+def _noise(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
   noise = summary.get("eval_noise")
-  if noise:
-    spread = {m: float(np.mean([a["metrics"][m]["std"] for a in summary["arms"] if m in a["metrics"]]))
-              for m in noise["std"] if any(m in a["metrics"] for a in summary["arms"])}
-    lines += ["## Which noise dominates", "",
-              f"The evaluation's own sampling noise: the final checkpoint of `{noise['run']}` scored with "
-              f"{noise['sampling_seeds']} different sampling seeds (std over them), beside the seed-to-seed std of "
-              "the final values (mean over arms):", "",
-              "| metric | evaluation std (one checkpoint) | seed-to-seed std |", "|---|---|---|"]
-    lines += [f"| {m} | {noise['std'][m]:.4g} | {spread[m]:.4g} |" for m in spread]
-    lines.append("")
-  notes = family.notes([c for _, _, c, _ in arm_cfgs], summary)
-  if notes:
-    acc = [a["metrics"]["classifier_accuracy"]["mean"] for a in summary["arms"] if "classifier_accuracy" in a["metrics"]]
-    n = [a["metrics"]["num_samples"]["mean"] for a in summary["arms"] if "num_samples" in a["metrics"]]
-    test_n = [a["metrics"]["test_images"]["mean"] for a in summary["arms"] if "test_images" in a["metrics"]]
-    ex = summary.get("extractors")
-    ex_text = ("; ".join(f"`{m['name']}` sha256 {m['sha256'][:12]} (test accuracy {m['test_accuracy']:.4f}, {m['source']})"
-                         for m in ex["members"]) if ex else "none recorded")
-    lines += [notes.format(n=int(n[0]) if n else cfg.eval.num_samples, k=cfg.eval.kl_samples, extractors=ex_text,
-                           test_n=int(test_n[0]) if test_n else 0,
-                           log=cfg.train.log_every, acc=acc[0] if acc else float("nan"),
-                           **summary["floors"]), ""]
+  if not noise:
+    return []
+  spread = {m: float(np.mean([a["metrics"][m]["std"] for a in summary["arms"] if m in a["metrics"]]))
+            for m in noise["std"] if any(m in a["metrics"] for a in summary["arms"])}
+  return (["## Which noise dominates", "",
+           f"The evaluation's own sampling noise: the final checkpoint of `{noise['run']}` scored with "
+           f"{noise['sampling_seeds']} different sampling seeds (std over them), beside the seed-to-seed std of "
+           "the final values (mean over arms):", "",
+           "| metric | evaluation std (one checkpoint) | seed-to-seed std |", "|---|---|---|"]
+          + [f"| {m} | {noise['std'][m]:.4g} | {spread[m]:.4g} |" for m in spread] + [""])
+
+
+def _notes(summary, exp, arm_cfgs, figures):
+  del exp, figures
+  family = families.get(summary["family"])
+  template = family.notes([c for _, _, c, _ in arm_cfgs], summary)
+  return [notes_lib.render(template, notes_lib.context(family, arm_cfgs[0][2], summary)), ""] if template else []
+
+
+def _diverged(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
   diverged = [(a["name"], a["diverged"]) for a in summary["arms"] if a["diverged"]]
-  if diverged:
-    lines += ["**Diverged runs** (NaN/Inf; excluded from the means, last good checkpoint kept): "
-              + "; ".join(f"{n}: seeds {s}" for n, s in diverged), ""]
+  if not diverged:
+    return []
+  return ["**Diverged runs** (NaN/Inf; excluded from the means, last good checkpoint kept): "
+          + "; ".join(f"{n}: seeds {s}" for n, s in diverged), ""]
+
+
+def _recovered(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
   recovered = [(a["name"], a["recovered"]) for a in summary["arms"] if a["recovered"]]
-  if recovered:
-    lines += ["**Recovered values** (the run's result.json was unreadable): "
-              + "; ".join(f"{n}: " + ", ".join(f"seed {s} from {src}" for s, src in r.items()) for n, r in recovered), ""]
+  if not recovered:
+    return []
+  return ["**Recovered values** (the run's result.json was unreadable): "
+          + "; ".join(f"{n}: " + ", ".join(f"seed {s} from {src}" for s, src in r.items()) for n, r in recovered), ""]
+
+
+def _apart(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
   apart = [(a["name"], a["other_configs"]) for a in summary["arms"] if a["other_configs"]]
-  if apart:
-    lines += ["## Runs under other settings", "",
-              "These runs sit in this experiment's directories but were trained with settings other than the ones "
-              "this report is about, so they are in no table and no verdict:", ""]
-    lines += [f"- {n}/seed{s}: {'; '.join(d)}" for n, by_seed in apart for s, d in by_seed.items()] + [""]
+  if not apart:
+    return []
+  return (["## Runs under other settings", "",
+           "These runs sit in this experiment's directories but were trained with settings other than the ones "
+           "this report is about, so they are in no table and no verdict:", ""]
+          + [f"- {n}/seed{s}: {'; '.join(d)}" for n, by_seed in apart for s, d in by_seed.items()] + [""])
+
+
+def _unfinished(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
   missing = [(a["name"], [s for s, st in a["status"].items() if st not in ("finished", "diverged")])
              for a in summary["arms"]]
   missing = [(n, s) for n, s in missing if s]
-  if missing:
-    lines += ["**Unfinished runs** (rerun with --resume): "
-              + "; ".join(f"{n}: seeds {', '.join(s)}" for n, s in missing), ""]
-  if summary["problems"]:
-    lines += ["**Problems reading the runs** (nothing was dropped; see each note):", ""]
-    lines += [f"- {p}" for p in summary["problems"]] + [""]
-  figures.pop("forest", None)  # shown with the verdicts
-  titles = {"fid": "Evaluation over training", "curves": "Training curves", "final": "Final metrics per arm",
-            "densities": "Real vs generated (seed protocol figure)",
-            "samples": "Final samples per arm"}
-  if figures:
-    lines += ["## Figures", ""]
-    for name, path in figures.items():
-      lines += [f"### {titles.get(name, name)}", "", f"![{name}]({os.path.basename(path)})", ""]
-  lines += ["Per-run files: `<arm>/seed<k>/{config.json,metrics.jsonl,result.json,checkpoints/,samples/}`.", ""]
+  if not missing:
+    return []
+  return ["**Unfinished runs** (rerun with --resume): " + "; ".join(f"{n}: seeds {', '.join(s)}" for n, s in missing), ""]
+
+
+def _problems(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
+  if not summary["problems"]:
+    return []
+  return ["**Problems reading the runs** (nothing was dropped; see each note):", ""] + [
+      f"- {p}" for p in summary["problems"]] + [""]
+
+
+FIGURE_TITLES = {"fid": "Evaluation over training", "curves": "Training curves", "final": "Final metrics per arm",
+                 "densities": "Real vs generated (seed protocol figure)", "samples": "Final samples per arm"}
+
+
+def _figures(summary, exp, arm_cfgs, figures):
+  del summary, exp, arm_cfgs
+  shown = {k: v for k, v in figures.items() if k != "forest"}  # the forest plot is shown with the verdicts
+  if not shown:
+    return []
+  lines = ["## Figures", ""]
+  for name, path in shown.items():
+    lines += [f"### {FIGURE_TITLES.get(name, name)}", "", f"![{name}]({os.path.basename(path)})", ""]
+  return lines
+
+
+def _footer(summary, exp, arm_cfgs, figures):
+  del summary, exp, arm_cfgs, figures
+  return ["Per-run files: `<arm>/seed<k>/{config.json,metrics.jsonl,result.json,checkpoints/,samples/}`.", ""]
+
+
+SECTIONS = (_header, _overrides, _metrics, _verdicts, _per_extractor, _noise, _notes, _diverged, _recovered,
+            _apart, _unfinished, _problems, _figures, _footer)
+
+
+def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
+  """Writes summary.json, report.md and the comparison PNGs into exp_dir (every arm of `exp` with
+  runs on disk, not only `arm_cfgs`). summary["problems"] lists unreadable per-run files."""
+  summary, curves, arm_cfgs = summarize(exp_dir, exp, arm_cfgs, command)
+  drawn = draw(exp_dir, exp, summary, curves, arm_cfgs) if figures else {}
+  summary_path = os.path.join(exp_dir, "summary.json")
+  write_atomic(summary_path, json.dumps(summary, indent=1))
+  lines = [line for section in SECTIONS for line in section(summary, exp, arm_cfgs, drawn)]
   report_path = os.path.join(exp_dir, "report.md")
   write_atomic(report_path, "\n".join(lines))
-  return {"summary": summary_path, "report": report_path, "summary_obj": summary, **figures}
+  return {"summary": summary_path, "report": report_path, "summary_obj": summary, **drawn}
 
 
 def _rebuild(exp_dir) -> int:

@@ -59,6 +59,7 @@ def list_experiments() -> str:
 
 def build_configs(exp, sets: list[str], seeds_flag, arms_flag):
   """[(arm, overrides, cfg, seeds)] for every arm, validated before anything runs."""
+  from gen_models import families  # pylint: disable=g-import-not-at-top (jax: after the allocator re-exec)
   pairs = [config_lib.parse_assignment(s) for s in sets]
   cli = dict(pairs)
   twice = sorted(k for k in cli if sum(key == k for key, _ in pairs) > 1)
@@ -85,7 +86,7 @@ def build_configs(exp, sets: list[str], seeds_flag, arms_flag):
     clash = sorted(set(cli) & set(overrides))
     if clash:
       print(f"note: {', '.join(clash)} is set by arm '{arm}' of this sweep; the arm's value is used.")
-    cfg = config_lib.validate(config_lib.apply_overrides(base, overrides))
+    cfg = families.validate(config_lib.apply_overrides(base, overrides))
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
     out.append((arm, dict(overrides), cfg, seeds))
   return out

@@ -10,14 +10,18 @@ import argparse
 import sys
 
 
-def main(argv=None) -> int:
+def parse_args(argv):
   p = argparse.ArgumentParser(prog="python -m experiments.sample", description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--run", required=True, help="a run directory, runs/<exp>/<arm>/seed<k>")
   p.add_argument("--n", type=int, default=10000)
   p.add_argument("--out", required=True, help="output .npz file")
   p.add_argument("--seed", type=int, default=0, help="sampling seed (latent noise)")
-  args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  return p.parse_args(argv), p
+
+
+def main(argv=None) -> int:
+  args, p = parse_args(sys.argv[1:] if argv is None else argv)
   from experiments import cli  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
 

@@ -137,13 +137,6 @@ CHOICES = {
 
 
 
-def choices() -> dict:
-  """CHOICES plus the registered architectures and GAN losses."""
-  from gen_models import gan_losses  # pylint: disable=g-import-not-at-top
-  from gen_models import models  # pylint: disable=g-import-not-at-top
-  return {**CHOICES, "model.arch": tuple(models.ARCHS), "loss.generator": tuple(gan_losses.LOSSES)}
-
-
 # (low, high, low_inclusive[, high_inclusive]) ranges; high None = unbounded.
 MAX_SEED = 2**31 - 1
 RANGES = {
@@ -271,8 +264,8 @@ def _parse(key: str, typ, raw: Any) -> Any:
 
 
 def _example(key: str) -> str:
-  if key in choices():
-    return choices()[key][0]
+  if key in CHOICES:
+    return CHOICES[key][0]
   return str(get(Config(), key))
 
 
@@ -313,8 +306,10 @@ def parse_assignment(text: str) -> tuple[str, str]:
 
 
 def validate(cfg: Config) -> Config:
-  """Checks choices, ranges and cross-key constraints. Returns cfg unchanged."""
-  for key, allowed in choices().items():
+  """Checks choices, ranges and cross-key constraints that need no registry. Returns cfg unchanged.
+  The whole check, with the registered architectures and losses and what only a model's family
+  knows, is gen_models.families.validate (this module imports nothing of the project)."""
+  for key, allowed in CHOICES.items():
     value = get(cfg, key)
     if value not in allowed:
       raise ConfigError(f"Bad value for '{key}': {short(value)}. Allowed: {', '.join(allowed)}.")
@@ -339,8 +334,6 @@ def validate(cfg: Config) -> Config:
     raise ConfigError(f"'ckpt.every'={cfg.ckpt.every} must be a multiple of 'train.log_every'="
                       f"{cfg.train.log_every} (checkpoints are written at log points, so a resumed "
                       "run logs exactly what an uninterrupted one does).")
-  from gen_models import families  # pylint: disable=g-import-not-at-top
-  families.of(cfg).validate(cfg)  # what only the model's family knows (sample counts, data, losses)
   if cfg.version != CONFIG_VERSION:
     raise ConfigError(f"This config has version {cfg.version}, but this code reads version "
                       f"{CONFIG_VERSION}. Start a new run (a new --out directory) instead of --resume.")

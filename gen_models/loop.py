@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_models import data as data_lib
+from gen_models import metric_names as names
 from gen_models import signals
 
 TRACE_COUNT = {"chunk": 0}  # incremented while tracing: tests assert one trace per run
@@ -321,7 +322,7 @@ def log_metrics(group: Group, pending: list, print_fn=print):
     run = group.runs[r]
     run_metrics = [{k: v[r] for k, v in h.items()} for h in fetched] if group.many else fetched
     means, first_bad = _host_means(run_metrics, group.step - len(run_metrics) * group.length)
-    run.tracker.log(group.step, {f"train/{k}": v for k, v in means.items()})
+    run.tracker.log(group.step, {names.train(k): v for k, v in means.items()})
     if first_bad is not None:
       _diverge(run, first_bad, means)
       print_fn(f"[{run.label}] DIVERGED: {run.error}")
@@ -364,11 +365,11 @@ def evaluate(group: Group, print_fn=print):
     shown = {k: v for k, v in metrics.items() if k in _EVAL_SHOWN}
     if shown and not group.many:
       print_fn(f"[{run.label}] eval at step {group.step}: " + " ".join(
-          f"{k} {v:.4g}" + (f" (floor {metrics[k + '_floor']:.3g})" if k + "_floor" in metrics else "")
+          f"{k} {v:.4g}" + (f" (floor {metrics[names.floor(k)]:.3g})" if names.floor(k) in metrics else "")
           for k, v in shown.items()) + f" {label} ({metrics['eval_s']:.1f}s)".replace("  ", " "))
-    run.tracker.log(group.step, {f"eval/{k}": v for k, v in metrics.items()})
+    run.tracker.log(group.step, {names.evaluation(k): v for k, v in metrics.items()})
     for name, path in images.items():
-      run.tracker.log_image(group.step, f"eval/{name}", path)
+      run.tracker.log_image(group.step, names.evaluation(name), path)
     run.info["final_eval"] = metrics
 
 

@@ -24,7 +24,7 @@ def load_run(run_dir: str):
       saved = json.load(f)
     if not isinstance(saved, dict):
       raise ValueError(f"it holds a JSON {type(saved).__name__}, not an object")
-    cfg = config_lib.validate(config_lib.from_dict(saved))
+    cfg = families.validate(config_lib.from_dict(saved))
   except (OSError, ValueError, TypeError, AttributeError) as e:  # ConfigError is a ValueError
     raise RunError(f"{path} cannot be read as a run's config ({type(e).__name__}: {str(e)[:200]}). It was left as it "
                    "is. If it was damaged, restore it (it is the config the run was trained with) or retrain.") from None

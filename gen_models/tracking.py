@@ -12,6 +12,7 @@ import os
 import sys
 import uuid
 
+from gen_models import metric_names as names
 WANDB_MODES = ("online", "offline", "disabled")
 
 
@@ -86,7 +87,7 @@ class Tracker:
     evaluation row at its step (the loop evaluates there again: checkpoints are written before
     evaluations), so a resumed run's metrics.jsonl holds each step exactly once."""
     self._file.close()
-    keep = lambda r: r.get("step", 0) < step or (r.get("step") == step and not any(k.startswith("eval/") for k in r))
+    keep = lambda r: r.get("step", 0) < step or (r.get("step") == step and not names.is_eval_row(r))
     damaged = []
     kept = [r for r in read_jsonl(self.path, damaged) if keep(r)] if step else []
     if damaged:  # kept beside the log, never silently dropped

@@ -18,6 +18,7 @@ import dataclasses  # pylint: disable=g-import-not-at-top
 import pytest  # pylint: disable=g-import-not-at-top
 
 from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+from gen_models import families  # pylint: disable=g-import-not-at-top
 
 
 def tiny_1d(**overrides):
@@ -27,7 +28,7 @@ def tiny_1d(**overrides):
   base = {"train.steps": 60, "train.scan_chunk": 10, "train.log_every": 10, "eval.every": 30,
           "eval.num_samples": 2000, "eval.kl_samples": 500, "ckpt.every": 30}
   base.update(overrides)
-  return config_lib.validate(config_lib.apply_overrides(cfg, base))
+  return families.validate(config_lib.apply_overrides(cfg, base))
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def tiny_image(exp="dcgan", **overrides):
   base = {"data.name": "synthetic", "data.num_train": 256, "train.batch_size": 8, "train.steps": 6,
           "train.log_every": 2, "eval.every": 3, "eval.num_samples": 200, "ckpt.every": 2}
   base.update(overrides)
-  return config_lib.validate(config_lib.apply_overrides(cfg, base))
+  return families.validate(config_lib.apply_overrides(cfg, base))
 
 
 def tiny_ae(exp="ae_dense", **overrides):
@@ -54,4 +55,4 @@ def tiny_ae(exp="ae_dense", **overrides):
   if registry.get(exp).config.eval.num_samples:
     base["eval.num_samples"] = 200
   base.update(overrides)
-  return config_lib.validate(config_lib.apply_overrides(cfg, base))
+  return families.validate(config_lib.apply_overrides(cfg, base))

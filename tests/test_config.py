@@ -1,6 +1,7 @@
 import pytest
 
 from gen_models import config as config_lib
+from gen_models import families
 from gen_models.config import Config, ConfigError
 
 
@@ -38,7 +39,7 @@ def test_bad_overrides_name_the_key(key, value, fragment):
 ])
 def test_validation_names_key_and_allowed_values(key, value, fragment):
   with pytest.raises(ConfigError) as e:
-    config_lib.validate(config_lib.set_key(Config(), key, value))
+    families.validate(config_lib.set_key(Config(), key, value))
   assert fragment in str(e.value)
 
 

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from gen_models import config as config_lib
+from gen_models import families
 from gen_models import models
 from gen_models import state as state_lib
 from gen_models.models import dcgan
@@ -71,7 +72,7 @@ def test_im2col_conv_equals_xla_same_conv_for_every_size_stride_and_kernel():
 
 
 def _cfg(arch, latent, rng, impl, dtype="float32"):
-  return config_lib.validate(config_lib.apply_overrides(config_lib.Config(), {
+  return families.validate(config_lib.apply_overrides(config_lib.Config(), {
       "data.name": "synthetic", "data.range": rng, "model.arch": arch, "model.latent_dim": latent,
       "model.impl": impl, "model.dtype": dtype, "train.batch_size": 4}))
 

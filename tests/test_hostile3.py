@@ -20,6 +20,7 @@ from experiments import run
 from experiments import sample
 from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
+from gen_models import families
 from gen_models import tracking
 from gen_models.metrics import features
 from tests import helpers
@@ -199,7 +200,7 @@ def test_4_only_decode_and_validation_failures_prove_damage():
     ("dcgan_atienza", "optim.rho", "1"), ("gaussian1d", "train.steps", "0"), ("gaussian1d", "seed", "-1")])
 def test_6_in_range_values_that_break_runs_are_refused(exp, key, value):
   with pytest.raises(config_lib.ConfigError, match=key.replace(".", r"\.")):
-    config_lib.validate(config_lib.apply_overrides(registry.get(exp).config, {key: value}))
+    families.validate(config_lib.apply_overrides(registry.get(exp).config, {key: value}))
 
 
 @pytest.mark.parametrize("exp,key,value,family", [
@@ -209,14 +210,14 @@ def test_6_in_range_values_that_break_runs_are_refused(exp, key, value):
     ("gaussian1d", "loss.recon", "bce", "GAN"), ("ae_dense", "data.noise", "fresh", "autoencoder")])
 def test_7_an_option_the_family_does_not_use_is_refused(exp, key, value, family):
   with pytest.raises(config_lib.ConfigError, match=f"the {family} family .* does not use"):
-    config_lib.validate(config_lib.apply_overrides(registry.get(exp).config, {key: value}))
+    families.validate(config_lib.apply_overrides(registry.get(exp).config, {key: value}))
 
 
 @pytest.mark.parametrize("exp,sets", [("dcgan", {"loss.r1_gamma": "1"}), ("dcgan", {"train.g_ema": "0.99"}),
                                        ("dcgan", {"loss.generator": "wgan_gp", "loss.gp_weight": "5"}),
                                        ("vae", {"loss.beta": "2"}), ("ae_denoising", {"data.noise": "fresh"})])
 def test_7_the_same_options_are_accepted_where_they_are_used(exp, sets):
-  config_lib.validate(config_lib.apply_overrides(registry.get(exp).config, sets))
+  families.validate(config_lib.apply_overrides(registry.get(exp).config, sets))
 
 
 def test_6_a_run_diverging_before_its_first_checkpoint_says_there_is_none(tmp_path, capsys, monkeypatch):

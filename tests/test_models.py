@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from gen_models import config as config_lib
+from gen_models import families
 from gen_models import models
 from gen_models import state as state_lib
 from gen_models import steps
@@ -21,7 +22,7 @@ ARCHS = [
 
 
 def _cfg(arch, latent, rng):
-  return config_lib.validate(config_lib.apply_overrides(config_lib.Config(), {
+  return families.validate(config_lib.apply_overrides(config_lib.Config(), {
       "data.name": "synthetic", "data.range": rng, "model.arch": arch, "model.latent_dim": latent,
       "model.hidden": 128, "train.batch_size": 4}))
 

@@ -17,6 +17,7 @@ import pytest
 from experiments import run
 from experiments import runner
 from gen_models import config as config_lib
+from gen_models import families
 from gen_models.config import ConfigError
 from tests import helpers
 
@@ -214,7 +215,7 @@ known_keys = st.sampled_from(config_lib.keys() + ["train", "data.", ".seed", "op
 def test_any_override_is_parsed_or_rejected_with_a_message(key, value):
   try:
     k, v = config_lib.parse_assignment(f"{key}={value}" if "=" not in key else key + value)
-    config_lib.validate(config_lib.set_key(config_lib.Config(), k, v))
+    families.validate(config_lib.set_key(config_lib.Config(), k, v))
   except ConfigError as e:
     assert str(e)  # a ConfigError with a message, never another exception
 
@@ -223,7 +224,7 @@ def test_any_override_is_parsed_or_rejected_with_a_message(key, value):
 @hypothesis.given(known_keys, st.one_of(text, st.integers(), st.floats(allow_nan=True), st.booleans(), st.none()))
 def test_any_value_for_a_known_key_is_parsed_or_rejected_with_a_message(key, value):
   try:
-    config_lib.validate(config_lib.set_key(config_lib.Config(), key, value))
+    families.validate(config_lib.set_key(config_lib.Config(), key, value))
   except ConfigError as e:
     assert str(e)
 

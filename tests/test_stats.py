@@ -121,7 +121,7 @@ def test_until_decided_adds_seeds_and_stops_at_the_budget(tmp_path, capsys):
 
 def test_until_decided_stops_once_decided(tmp_path, capsys, monkeypatch):
   calls = []
-  monkeypatch.setattr(run, "_undecided", lambda exp_dir: calls.append(1) or [])
+  monkeypatch.setattr(run, "_undecided", lambda exp_dir: calls.append(1) or ([], ["minimax vs ns: better (2 paired seeds)"]))
   assert run.main(SWEEP + ["--seeds", "2", "--out", str(tmp_path), "--until-decided", "--max-seeds", "9"]) == 0
   assert "every comparison on the headline metric has a verdict" in capsys.readouterr().out
   assert len(calls) == 1 and not (tmp_path / "gaussian1d_loss" / "ns" / "seed2").exists()

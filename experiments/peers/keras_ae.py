@@ -13,14 +13,18 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def main(argv=None) -> int:
-  p = argparse.ArgumentParser()
+def parse_args(argv):
+  p = argparse.ArgumentParser(prog="python -m experiments.peers.keras_ae")
   p.add_argument("--data", default="fashion_mnist")
   p.add_argument("--data-dir", default="")
   p.add_argument("--epochs", type=int, default=50)
   p.add_argument("--noise", type=float, default=0.0)
   p.add_argument("--seed", type=int, default=0)
-  args = p.parse_args(sys.argv[1:] if argv is None else argv)
+  return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(sys.argv[1:] if argv is None else argv)
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top

@@ -3,55 +3,25 @@
 The loop, the runner, the report and the command-line tools ask `families.of(cfg)` and never
 branch on a family or architecture name. Families: gan1d (the 1-D Gaussian GAN), image_gan
 (MLP GAN and DCGANs), autoencoder (dense, denoising, convolutional), vae. An architecture names
-its family when it registers (gen_models.models.registry).
+its family when it registers (gen_models.models.registry). `validate(cfg)` is a config's whole
+check: gen_models.config's own (choices, ranges) plus the registries' names and the family's.
 """
 
-import dataclasses
-from typing import Callable, Optional
-
-import jax
-
+from gen_models import config as config_lib
+from gen_models import gan_losses
 from gen_models import models
-from gen_models import state as state_lib
 from gen_models.config import ConfigError
+from gen_models.families import autoencoder
+from gen_models.families import gan1d
+from gen_models.families import image_gan
+from gen_models.families import vae
+from gen_models.families.base import Family, describe, eval_key, first_seed_files  # pylint: disable=unused-import (re-exported)
 
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class Family:
-  name: str
-  make_task: Callable  # (cfg, data, key, run_dir=None) -> loop.Task
-  step: Callable  # cfg -> the step function (a cached object: equal steps share a compiled program)
-  traced_keys: Callable  # cfg -> config keys that are traced values of the step (arms differing only in them vmap together)
-  validate: Callable  # cfg -> None; raises config.ConfigError for what only this family knows
-  evaluate_saved: Callable  # (cfg, state, data, key) -> metrics of a restored state
-  artifacts: Callable  # (cfg, state, data, rows, run_dir, key, title) -> paths of a finished run's figures
-  extractor_info: Callable  # (cfg, data) -> the feature-extractor ensemble that scores its images, or None
-  needs_test: Callable  # cfg -> whether its evaluation needs the dataset's test split
-  scores_images: Callable  # cfg -> whether its evaluation uses the classifier ensemble
-  # Report: columns [(metric, label, lower is better? / None)] for the arms' configs, the metrics
-  # every arm is compared on {metric: lower is better?}, the ranking metric, notes, sweep figures.
-  table: Callable  # cfgs -> columns
-  verdict_metrics: dict
-  rank_by: str
-  notes: Callable  # (cfgs, summary) -> markdown template ("" for none)
-  extra_rows: Callable  # (summary, columns) -> [[cells]] under the metric table (real data, floors)
-  sweep_figures: Callable  # (exp_dir, summary, curves, arm_cfgs) -> {name: path}
-  sample: Optional[Callable] = None  # (cfg, state, key, n) -> uint8 images (n, 28, 28)
-  cannot_sample: str = ""  # why `sample` is None, for the CLI's error
-  generator_of: Optional[Callable] = None  # state -> the TrainState images are drawn from (EMA when on)
-
-
-def _all() -> dict:
-  # Explicit imports: a family that fails to import is an error.
-  from gen_models.families import autoencoder  # pylint: disable=g-import-not-at-top
-  from gen_models.families import gan1d  # pylint: disable=g-import-not-at-top
-  from gen_models.families import image_gan  # pylint: disable=g-import-not-at-top
-  from gen_models.families import vae  # pylint: disable=g-import-not-at-top
-  return {f.name: f for f in (gan1d.FAMILY, image_gan.FAMILY, autoencoder.FAMILY, vae.FAMILY)}
+FAMILIES = {f.name: f for f in (gan1d.FAMILY, image_gan.FAMILY, autoencoder.FAMILY, vae.FAMILY)}
 
 
 def get(name: str) -> Family:
-  return _all()[name]
+  return FAMILIES[name]
 
 
 def of(cfg) -> Family:
@@ -63,59 +33,18 @@ def make_task(cfg, data, key, run_dir=None):
   return of(cfg).make_task(cfg, data, key, run_dir)
 
 
-def describe(state) -> str:
-  """'g: 852,609 parameters (+12,672 BatchNorm statistics), d: 212,865 parameters'."""
-  parts = []
-  for name in sorted(state, key=lambda n: n != "g"):
-    sub = state[name]
-    if not hasattr(sub, "params"):  # e.g. G's EMA weights
-      continue
-    text = f"{name}: {state_lib.param_count(sub.params):,} parameters"
-    stats = state_lib.param_count(sub.batch_stats) if sub.batch_stats else 0
-    parts.append(text + (f" (+{stats:,} statistics)" if stats else ""))
-  return ", ".join(parts)
+def registry_choices() -> dict:
+  """The values the registries allow for the keys they own."""
+  return {"model.arch": tuple(models.ARCHS), "loss.generator": tuple(gan_losses.LOSSES)}
 
 
-def first_seed_files(exp_dir, summary, arm_cfgs, *names):
-  """(arm, cfg, seed, path) of the first of `names` that exists under each arm's first finished
-  seed's samples/ directory, for the sweep figures."""
-  import os  # pylint: disable=g-import-not-at-top
-  for (arm, _, cfg, _), arm_summary in zip(arm_cfgs, summary["arms"]):
-    if not arm_summary["seeds"]:
-      continue
-    seed = arm_summary["seeds"][0]
-    paths = [os.path.join(exp_dir, arm, f"seed{seed}", "samples", n) for n in names]
-    found = [p for p in paths if os.path.exists(p)]
-    if found:
-      yield arm, cfg, seed, found[0]
-
-
-def refuse_denoising(cfg):
-  """Input noise (data.noise_std) is for the denoising autoencoders only."""
-  if cfg.data.noise_std > 0:
-    raise ConfigError("'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
-                      f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
-
-
-# Options only the GANs read: on another family a non-default value would train bit-identically
-# to a plain run while config.json records it.
-GAN_KEYS = ("loss.generator", "loss.real_target", "loss.fake_target", "loss.gen_target", "loss.n_critic",
-            "loss.gp_weight", "loss.r1_gamma", "train.g_ema", "model.spectral_norm", "optim.d_lr", "optim.d_decay")
-
-
-def refuse_unused(cfg, family: str, keys, why: str = "") -> None:
-  """Refuses keys set away from their defaults that `family` never reads."""
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
-  default = config_lib.Config()
-  bad = [k for k in keys if config_lib.get(cfg, k) != config_lib.get(default, k)]
-  if bad:
-    given = ", ".join(f"{k}={config_lib.short(config_lib.get(cfg, k))}" for k in bad)
-    defaults = ", ".join(f"{k}={config_lib.get(default, k)}" for k in bad)
-    raise ConfigError(f"{given}: the {family} family (model.arch={cfg.model.arch}) does not use "
-                      f"{'this option' if len(bad) == 1 else 'these options'}{why}, so the run would train exactly "
-                      f"like one without {'it' if len(bad) == 1 else 'them'}. Remove it (the default is {defaults}).")
-
-
-def eval_key(key):
-  """The same evaluation noise at every evaluation of a run, so curves and grids are comparable."""
-  return jax.random.fold_in(key, 3)
+def validate(cfg):
+  """Every check of a config: its own (gen_models.config.validate), the registered names, and what
+  only the model's family knows (sample counts, data, losses). Returns cfg unchanged."""
+  for key, allowed in registry_choices().items():
+    value = config_lib.get(cfg, key)
+    if value not in allowed:
+      raise ConfigError(f"Bad value for '{key}': {config_lib.short(value)}. Allowed: {', '.join(allowed)}.")
+  config_lib.validate(cfg)
+  of(cfg).validate(cfg)
+  return cfg

@@ -13,7 +13,7 @@ from gen_models import loop
 from gen_models import plots
 from gen_models import state as state_lib
 from gen_models import steps
-from gen_models.families import GAN_KEYS, Family, eval_key, first_seed_files, refuse_unused
+from gen_models.families.base import GAN_KEYS, Family, eval_key, first_seed_files, refuse_unused
 from gen_models.families import image_gan
 
 

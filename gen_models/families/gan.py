@@ -11,7 +11,7 @@ from gen_models import gan_losses
 from gen_models import state as state_lib
 from gen_models import steps
 from gen_models.config import ConfigError
-from gen_models.families import refuse_unused
+from gen_models.families.base import refuse_unused
 
 
 def loss_of(cfg) -> gan_losses.GanLoss:

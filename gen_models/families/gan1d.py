@@ -7,11 +7,13 @@ import jax
 import numpy as np
 
 from gen_models import config as config_lib
+from gen_models import metric_names as names
 from gen_models import data as data_lib
 from gen_models import loop
 from gen_models import plots
 from gen_models.config import ConfigError
-from gen_models.families import Family, refuse_denoising, eval_key, first_seed_files, gan
+from gen_models.families.base import Family, refuse_denoising, eval_key, first_seed_files
+from gen_models.families import gan
 from gen_models.metrics import distribution
 
 MIN_EVAL_SAMPLES, MIN_KL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_1D, config_lib.MIN_KL_SAMPLES
@@ -98,7 +100,7 @@ TABLE = [("w1", "W1 to N(0,1)", True), ("ks", "KS to N(0,1)", True),
          ("skew", "skew", None), ("kurtosis", "excess kurtosis", None),
          ("d_loss", "D loss", None), ("g_loss", "G loss", None)]
 TARGETS = {"mean": 0.0, "std": 1.0, "skew": 0.0, "kurtosis": 0.0}
-FLOOR_KEYS = {"w1": "w1_floor", "ks": "ks_floor", "kl": "kl_floor"}
+FLOOR_KEYS = {k: names.floor(k) for k in ("w1", "ks", "kl")}
 
 NOTES = """\
 - **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,} generated samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws score, median of 20 draws): {w1_floor:.4f}.
@@ -119,7 +121,7 @@ def notes(cfgs, summary):
 def extra_rows(summary, cols):
   real = ["*the real training samples*", "-"]
   for key, _, _ in cols:
-    vals = [a["metrics"][key + "_real"]["mean"] for a in summary["arms"] if key + "_real" in a["metrics"]]
+    vals = [a["metrics"][names.real(key)]["mean"] for a in summary["arms"] if names.real(key) in a["metrics"]]
     real.append(f"*{np.mean(vals):.4f}*" if vals else "")
   rows = [real]
   floors_ = summary.get("floors") or {}
@@ -155,7 +157,7 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
 
 
 FAMILY = Family(
-    name="gan1d", make_task=make_task, step=gan.step, traced_keys=gan.traced_keys, validate=validate,
+    floors=tuple(FLOOR_KEYS.values()), name="gan1d", make_task=make_task, step=gan.step, traced_keys=gan.traced_keys, validate=validate,
     evaluate_saved=evaluate_saved, artifacts=artifacts, extractor_info=lambda cfg, data: None,
     needs_test=lambda cfg: False, scores_images=lambda cfg: False,
     table=lambda cfgs: TABLE, verdict_metrics={"w1": True, "ks": True}, rank_by="w1", notes=notes,

@@ -8,10 +8,12 @@ import jax
 import numpy as np
 
 from gen_models import config as config_lib
+from gen_models import metric_names as names
 from gen_models import loop
 from gen_models import plots
 from gen_models.config import ConfigError
-from gen_models.families import Family, refuse_denoising, eval_key, first_seed_files, gan
+from gen_models.families.base import Family, refuse_denoising, eval_key, first_seed_files
+from gen_models.families import gan
 
 MIN_EVAL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_IMAGES
 GRID_SAMPLES = 64  # fixed-noise samples drawn at every evaluation
@@ -153,7 +155,7 @@ def artifacts(cfg, state, data, rows, run_dir, key, title):
 IMAGE_COLUMNS = [("fid", "FID (classifier)", True), ("kid", "KID", True), ("precision", "precision", False),
                  ("recall", "recall", False), ("class_score", "class. score", False),
                  ("classes_covered", "classes", False), ("class_kl", "KL(classes‖uniform)", True)]
-FLOOR_KEYS = {k: f"{k}_floor" for k, _, _ in IMAGE_COLUMNS}
+FLOOR_KEYS = {k: names.floor(k) for k, _, _ in IMAGE_COLUMNS}
 
 
 def table(cfgs):
@@ -214,7 +216,7 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
 
 
 FAMILY = Family(
-    name="image_gan", make_task=make_task, step=gan.step, traced_keys=gan.traced_keys, validate=validate,
+    floors=tuple(FLOOR_KEYS.values()), name="image_gan", make_task=make_task, step=gan.step, traced_keys=gan.traced_keys, validate=validate,
     evaluate_saved=evaluate_saved, artifacts=artifacts, extractor_info=extractor_info,
     needs_test=lambda cfg: cfg.eval.num_samples > 0, scores_images=lambda cfg: cfg.eval.num_samples > 0,
     table=table, verdict_metrics={"fid": True, "kid": True, "precision": False, "recall": False}, rank_by="fid",

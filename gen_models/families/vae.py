@@ -10,7 +10,9 @@ import numpy as np
 
 from gen_models import plots
 from gen_models import steps
-from gen_models.families import GAN_KEYS, Family, refuse_denoising, refuse_unused, autoencoder, eval_key, image_gan
+from gen_models.families.base import GAN_KEYS, Family, refuse_denoising, refuse_unused, eval_key
+from gen_models.families import autoencoder
+from gen_models.families import image_gan
 from gen_models.models import autoencoder as models_ae
 
 
@@ -86,7 +88,7 @@ def notes(cfgs, summary):
 
 
 FAMILY = Family(
-    name="vae", make_task=make_task, step=lambda cfg: steps.vae_step, traced_keys=autoencoder.traced_keys,
+    floors=tuple(image_gan.FLOOR_KEYS.values()), name="vae", make_task=make_task, step=lambda cfg: steps.vae_step, traced_keys=autoencoder.traced_keys,
     validate=validate, evaluate_saved=lambda cfg, state, data, key: evaluate_saved(cfg, state, data=data, key=key),
     artifacts=artifacts, extractor_info=image_gan.extractor_info, needs_test=lambda cfg: True, scores_images=lambda cfg: cfg.eval.num_samples > 0,
     table=lambda cfgs: TABLE, verdict_metrics={"mse": True}, rank_by="mse", notes=notes,

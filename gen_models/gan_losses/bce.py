@@ -6,7 +6,7 @@ import jax
 import jax.numpy as jnp
 
 from gen_models import losses
-from gen_models.gan_losses import GanLoss, register
+from gen_models.gan_losses.base import GanLoss, register
 
 
 def d_loss(logits_real, logits_fake, hp, w):

@@ -4,7 +4,7 @@ D minimises E[relu(1 - D(x))] + E[relu(1 + D(G(z)))], G minimises -E[D(G(z))].""
 import jax
 import jax.numpy as jnp
 
-from gen_models.gan_losses import GanLoss, register, wmean
+from gen_models.gan_losses.base import GanLoss, register, wmean
 
 
 def d_loss(logits_real, logits_fake, hp, w):

@@ -4,7 +4,7 @@ loss.fake_target, loss.real_target and G's target (defaults 0, 1, 1), so label s
 
 import jax.numpy as jnp
 
-from gen_models.gan_losses import GanLoss, register, wmean
+from gen_models.gan_losses.base import GanLoss, register, wmean
 
 
 def d_loss(logits_real, logits_fake, hp, w):

@@ -6,7 +6,7 @@ critic updates per G update. D's outputs are scores, not probabilities: no D(x) 
 import jax
 import jax.numpy as jnp
 
-from gen_models.gan_losses import GanLoss, register, wmean
+from gen_models.gan_losses.base import GanLoss, register, wmean
 
 
 def d_loss(logits_real, logits_fake, hp, w):

@@ -30,6 +30,7 @@ import numpy as np
 import optax
 from flax import traverse_util
 
+from gen_models import metric_names as names
 from gen_models.metrics import fid as fid_lib
 from gen_models.models.classifier import LeNet, as_input
 
@@ -346,9 +347,9 @@ class Ensemble:
         out["class_hist"] = hist
       for name, v in m.items():
         per.setdefault(name, []).append(v)
-        out[f"{name}_e{k}"] = v
+        out[names.per_extractor(name, k)] = v
       for name, v in self._floor(k, n).items():
-        per.setdefault(f"{name}_floor", []).append(v)
+        per.setdefault(names.floor(name), []).append(v)
     out.update({name: float(np.mean(v)) for name, v in per.items()})
     out["num_samples"] = n
     out["classifier_accuracy"] = float(np.mean([m.accuracy for m in self.members]))

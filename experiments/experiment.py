@@ -1,0 +1,31 @@
+"""An experiment: a base config and its sweep arms, with the arm every other arm is compared with."""
+
+import dataclasses
+
+from gen_models.config import Config, ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+  name: str
+  description: str
+  config: Config
+  arms: tuple = ()  # ((arm name, {key: value}), ...); empty = one arm called "base"
+  baseline: str = ""  # the arm every other arm is compared with (default: the first)
+
+  def __post_init__(self):  # checked when defined, not after hours of training
+    if self.baseline and self.baseline not in dict(self.arm_items()):
+      raise ConfigError(f"experiment {self.name!r}: baseline {self.baseline!r} is not one of its arms "
+                        f"{[a for a, _ in self.arm_items()]}.")
+    from gen_models import families  # pylint: disable=g-import-not-at-top (jax: after the allocator re-exec)
+    from gen_models import notes  # pylint: disable=g-import-not-at-top
+    try:
+      notes.check(families.of(self.config), self.config)
+    except ValueError as e:
+      raise ConfigError(f"experiment {self.name!r}: {e}") from None
+
+  def arm_items(self):
+    return list(self.arms) if self.arms else [("base", {})]
+
+  def baseline_arm(self) -> str:
+    return self.baseline or self.arm_items()[0][0]

@@ -1,0 +1,78 @@
+"""The documentation holds together: README.md stays short and links only to docs that exist, and
+every command in README.md and docs/ parses (its experiment, arms, keys and values validate;
+other tools' flags parse), so no page tells a user to run something that cannot run."""
+
+import glob
+import importlib
+import os
+import re
+import shlex
+
+import pytest
+
+from experiments import registry
+from experiments import run
+from tests import helpers
+
+PAGES = [os.path.join(helpers.ROOT, "README.md")] + sorted(
+    glob.glob(os.path.join(helpers.ROOT, "docs", "**", "*.md"), recursive=True))
+# Synopsis notation (optional flags, placeholders) is a description, not a command.
+SYNOPSIS = re.compile(r"\[|\.\.\.|\$|\bNAME\b|\bEXP\b|\bFLAGS\b|\bDIR\b| N\b| K\b|\bD\b|\\\|")
+PLACEHOLDERS = {"runs/<exp>/<arm>/seed<k>": "runs/dcgan/base/seed0", "runs/<exp>": "runs/dcgan"}
+
+
+def _code(text):
+  """Code spans and fenced-block lines of a Markdown page (continuation lines joined)."""
+  blocks = re.findall(r"```[^\n]*\n(.*?)```", text, flags=re.S)
+  rest = re.sub(r"```[^\n]*\n.*?```", "", text, flags=re.S)
+  out = [" ".join(span.split()) for span in re.findall(r"`([^`]+)`", rest)]
+  for block in blocks:
+    out += [line.split(" #")[0].strip() for line in block.replace("\\\n", " ").splitlines()]
+  return out
+
+
+def commands():
+  """(page, tool, argv) for every command that the docs show."""
+  found = []
+  for page in PAGES:
+    for code in _code(open(page).read()):
+      for m in re.finditer(r"(?:python -m experiments\.([\w.]+)|\./launch\.sh ([\w$]+))((?: [^;&|#]*)?)", code):
+        tool, exp, rest = m.group(1), m.group(2), m.group(3).strip()
+        if exp in ("setup", "test") or SYNOPSIS.search(m.group(0)):
+          continue
+        for k, v in PLACEHOLDERS.items():
+          rest = rest.replace(k, v)
+        argv = shlex.split(rest)
+        found.append((os.path.relpath(page, helpers.ROOT), tool or "run", ([f"--exp={exp}"] if exp else []) + argv))
+  return found
+
+
+def test_the_readme_is_short_and_links_to_docs_that_exist():
+  text = open(PAGES[0]).read()
+  assert len(text.splitlines()) < 300
+  for page in PAGES:
+    for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", open(page).read()):
+      if not target.startswith("http"):
+        assert os.path.exists(os.path.normpath(os.path.join(os.path.dirname(page), target))), (page, target)
+
+
+def test_the_docs_show_commands_of_every_tool():
+  tools = {tool for _, tool, _ in commands()}
+  assert {"run", "report", "evaluate", "sample", "diagnose", "extractors", "bench"} <= tools, tools
+  assert len(commands()) > 25
+
+
+@pytest.mark.parametrize("page,tool,argv", commands(), ids=lambda v: v if isinstance(v, str) else None)
+def test_every_documented_command_parses(page, tool, argv):
+  if tool == "run":
+    args = run.parse_args(argv)
+    if args.list:
+      return
+    exp = registry.get(args.exp)
+    run.build_configs(exp, args.set, args.seeds, args.arms)  # experiment, arms, keys, values, ranges
+    if args.until_decided:
+      run._check_until_decided(exp, run.build_configs(exp, args.set, args.seeds, args.arms))  # pylint: disable=protected-access
+  elif tool == "report":
+    assert len(argv) == 1 and not argv[0].startswith("-"), (page, argv)
+  else:
+    importlib.import_module(f"experiments.{tool}").parse_args(argv)  # SystemExit on a bad flag
