@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gen-models launcher.
 #   ./launch.sh setup            create .venv and install the project with its dev extras (idempotent)
-#   ./launch.sh test [ARGS]      run the test suite (pytest ARGS)
+#   ./launch.sh test [ARGS]      run the test suite (pytest ARGS); -m "not slow" is the fast tier
+#   ./launch.sh format [ARGS]    format the code with pyink (the settings in pyproject.toml)
 #   ./launch.sh EXP [FLAGS]      set up if needed, then: python -m experiments.run --exp=EXP [FLAGS]
 # Environment: PYTHON (interpreter for the venv, default python3); JAX_EXTRA=cuda|tpu installs the
 # accelerator build of jax (pyproject extras `cuda` / `tpu`); PEERS=1 also installs the `peers` extra
@@ -53,8 +54,13 @@ case "${1:-}" in
     needs_setup && setup
     exec "$PY" -m pytest tests "$@"
     ;;
+  format)
+    shift
+    needs_setup && setup
+    exec "$PY" -m pyink gen_models experiments tests "$@"
+    ;;
   ""|-h|--help)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     echo
     needs_setup && echo "(not set up yet: run ./launch.sh setup)" || "$PY" -m experiments.run --list
     ;;

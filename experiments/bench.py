@@ -22,19 +22,34 @@ IMAGE_MODELS = ("mlp_gan", "dcgan", "dcgan_transpose", "dcgan_atienza")
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(prog="python -m experiments.bench", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+      prog="python -m experiments.bench",
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   p.add_argument("--models", default="gaussian1d," + ",".join(IMAGE_MODELS))
   p.add_argument("--batch", default="64,256", help="comma-separated batch sizes for image models")
-  p.add_argument("--peers", action="store_true", help="also TensorFlow, PyTorch and the Keras seed loop")
-  p.add_argument("--reference", action="store_true",
-                 help="also our impl=reference models (the layers as written, no speed rewrites)")
+  p.add_argument(
+      "--peers", action="store_true", help="also TensorFlow, PyTorch and the Keras seed loop"
+  )
+  p.add_argument(
+      "--reference",
+      action="store_true",
+      help="also our impl=reference models (the layers as written, no speed rewrites)",
+  )
   p.add_argument("--rounds", type=int, default=3)
-  p.add_argument("--seconds", type=float, default=3.0, help="measuring time per round and framework")
+  p.add_argument(
+      "--seconds", type=float, default=3.0, help="measuring time per round and framework"
+  )
   p.add_argument("--pause", type=float, default=1.0, help="idle seconds before each measurement")
   p.add_argument("--json", action="store_true")
-  p.add_argument("--allocators", help="compare allocators side by side instead (e.g. none,glibc-tunables,mimalloc,"
-                 "tcmalloc): one fresh process per measurement, alternating, --rounds of each")
+  p.add_argument(
+      "--allocators",
+      help=(
+          "compare allocators side by side instead (e.g. none,glibc-tunables,mimalloc,"
+          "tcmalloc): one fresh process per measurement, alternating, --rounds of each"
+      ),
+  )
   return p.parse_args(argv)
 
 
@@ -44,24 +59,51 @@ def compare_allocators(args, log) -> dict:
   import os  # pylint: disable=g-import-not-at-top
   import subprocess  # pylint: disable=g-import-not-at-top
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
   names = [a.strip() for a in args.allocators.split(",") if a.strip()]
   bad = [a for a in names if a not in runtime.ALLOCATORS]
   if bad:
-    raise SystemExit(f"error: unknown allocator(s) {', '.join(bad)}; choose from {', '.join(runtime.ALLOCATORS)}")
+    raise SystemExit(
+        f"error: unknown allocator(s) {', '.join(bad)}; choose from {', '.join(runtime.ALLOCATORS)}"
+    )
   runs = {a: [] for a in names}
   for rnd in range(args.rounds):
     for a in names:
-      env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "GEN_MODELS_REEXEC")}
+      env = {
+          k: v
+          for k, v in os.environ.items()
+          if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "GEN_MODELS_REEXEC")
+      }
       env["GEN_MODELS_ALLOCATOR"] = a
-      cmd = [sys.executable, "-m", "experiments.bench", "--models", args.models, "--batch", args.batch, "--rounds", "1",
-             "--seconds", str(args.seconds), "--pause", str(args.pause), "--json"]
+      cmd = [
+          sys.executable,
+          "-m",
+          "experiments.bench",
+          "--models",
+          args.models,
+          "--batch",
+          args.batch,
+          "--rounds",
+          "1",
+          "--seconds",
+          str(args.seconds),
+          "--pause",
+          str(args.pause),
+          "--json",
+      ]
       out = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
       res = json.loads(out.stdout.strip().splitlines()[-1])
       for r in res["results"]:
         r["allocator"] = res.get("allocator", a)
       runs[a].append(res["results"])
-      log(f"round {rnd + 1}: {a} ({res.get('allocator')}): " + ", ".join(
-          f"{r['model']} b{r['batch']} {r['img_per_s']:,.0f} img/s" for r in res["results"] if r["framework"] == "jax"))
+      log(
+          f"round {rnd + 1}: {a} ({res.get('allocator')}): "
+          + ", ".join(
+              f"{r['model']} b{r['batch']} {r['img_per_s']:,.0f} img/s"
+              for r in res["results"]
+              if r["framework"] == "jax"
+          )
+      )
   results = []
   for a, rounds in runs.items():
     for i, r in enumerate(rounds[0]):
@@ -73,6 +115,7 @@ def compare_allocators(args, log) -> dict:
 def matmul_gflops(n=2048, reps=10):
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
   f = jax.jit(lambda a: a @ a)
   f(a).block_until_ready()
@@ -80,7 +123,7 @@ def matmul_gflops(n=2048, reps=10):
   for _ in range(reps):
     out = f(a)
   out.block_until_ready()
-  return 2 * n ** 3 * reps / (time.perf_counter() - t) / 1e9
+  return 2 * n**3 * reps / (time.perf_counter() - t) / 1e9
 
 
 class JaxStep:
@@ -94,9 +137,12 @@ class JaxStep:
     from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
     from gen_models import loop  # pylint: disable=g-import-not-at-top
     from gen_models import families  # pylint: disable=g-import-not-at-top
+
     self.jax, self.loop, self.batch = jax, loop, batch
-    cfg = config_lib.apply_overrides(registry.get(exp_name).config, {
-        "data.name": "synthetic", "train.batch_size": batch, "model.impl": impl})
+    cfg = config_lib.apply_overrides(
+        registry.get(exp_name).config,
+        {"data.name": "synthetic", "train.batch_size": batch, "model.impl": impl},
+    )
     data = data_lib.load(cfg, log=lambda s: None)
     self.task = families.make_task(cfg, data, jax.random.key(0))
     self.data = jax.device_put(data["train"])
@@ -116,8 +162,16 @@ class JaxStep:
     self.flops = float(cost.get("flops", 0.0)) if cost else 0.0
 
   def step_once(self):
-    self.state, _ = self.loop.run_chunk(self.state, self.data, self.key, self.jax.numpy.int32(self.n), self.hp,
-                                        step_fn=self.task.step, spec=self.task.spec, length=1)
+    self.state, _ = self.loop.run_chunk(
+        self.state,
+        self.data,
+        self.key,
+        self.jax.numpy.int32(self.n),
+        self.hp,
+        step_fn=self.task.step,
+        spec=self.task.spec,
+        length=1,
+    )
     self.n += 1
 
   def measure(self, seconds):
@@ -132,6 +186,7 @@ class JaxStep:
 
 
 class PeerStep:
+
   def __init__(self, module, arch, batch):
     self.batch = batch
     self.step = module.make_step(arch, batch)
@@ -167,6 +222,7 @@ def bench_image_model(model, batch, args, log):
     runners[("jax", "reference")] = JaxStep(model, batch, impl="reference")
   if args.peers:
     from experiments.peers import tf_gans, torch_gans  # pylint: disable=g-import-not-at-top
+
     runners[("tensorflow", "keras")] = PeerStep(tf_gans, model, batch)
     runners[("pytorch", "eager")] = PeerStep(torch_gans, model, batch)
   rates = {k: [] for k in runners}
@@ -176,16 +232,25 @@ def bench_image_model(model, batch, args, log):
       # op; a short pause keeps them from eating the next framework's measuring time.
       time.sleep(args.pause)
       rates[k].append(runner.measure(args.seconds))
-    log(f"  {model} batch {batch} round {r + 1}: " +
-        ", ".join(f"{fw}/{v} {rates[(fw, v)][-1] * batch:.0f} img/s" for fw, v in runners))
+    log(
+        f"  {model} batch {batch} round {r + 1}: "
+        + ", ".join(f"{fw}/{v} {rates[(fw, v)][-1] * batch:.0f} img/s" for fw, v in runners)
+    )
   out = []
   for (fw, variant), runner in runners.items():
     steps = statistics.median(rates[(fw, variant)])
     flops = getattr(runner, "flops", None)
-    out.append({"model": model, "framework": fw, "variant": variant, "batch": batch,
-                "img_per_s": steps * batch, "steps_per_s": steps, "compile_s": runner.compile_s,
-                "gflop_per_s": flops * steps / 1e9 if flops else None,
-                "rounds": [x * batch for x in rates[(fw, variant)]]})
+    out.append({
+        "model": model,
+        "framework": fw,
+        "variant": variant,
+        "batch": batch,
+        "img_per_s": steps * batch,
+        "steps_per_s": steps,
+        "compile_s": runner.compile_s,
+        "gflop_per_s": flops * steps / 1e9 if flops else None,
+        "rounds": [x * batch for x in rates[(fw, variant)]],
+    })
   return out
 
 
@@ -197,6 +262,7 @@ def bench_gaussian1d(args, log):
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import loop  # pylint: disable=g-import-not-at-top
   from gen_models import families  # pylint: disable=g-import-not-at-top
+
   cfg = registry.get("gaussian1d").config
   data = data_lib.load(cfg)
   task = families.make_task(cfg, data, jax.random.key(0))
@@ -207,16 +273,36 @@ def bench_gaussian1d(args, log):
   def protocol():
     state = task.init(jax.random.key(1))
     for start in range(0, total, chunk):
-      state, _ = loop.run_chunk(state, dev, jax.random.key(2), jnp.int32(start), hp,
-                                step_fn=task.step, spec=task.spec, length=chunk)
+      state, _ = loop.run_chunk(
+          state,
+          dev,
+          jax.random.key(2),
+          jnp.int32(start),
+          hp,
+          step_fn=task.step,
+          spec=task.spec,
+          length=chunk,
+      )
     jax.block_until_ready(state)
 
   t = time.perf_counter()
   protocol()
   compile_s = time.perf_counter() - t
   state = task.init(jax.random.key(1))  # XLA counts a scan body once: cost one step
-  cost = loop.run_chunk.lower(state, dev, jax.random.key(2), jnp.int32(0), hp, step_fn=task.step,
-                              spec=task.spec, length=1).compile().cost_analysis()
+  cost = (
+      loop.run_chunk.lower(
+          state,
+          dev,
+          jax.random.key(2),
+          jnp.int32(0),
+          hp,
+          step_fn=task.step,
+          spec=task.spec,
+          length=1,
+      )
+      .compile()
+      .cost_analysis()
+  )
   cost = cost[0] if isinstance(cost, (list, tuple)) else cost
   walls, keras = [], []
   for r in range(args.rounds):
@@ -225,30 +311,54 @@ def bench_gaussian1d(args, log):
     walls.append(time.perf_counter() - t)
     if args.peers:
       from experiments.peers import keras_seed_1d  # pylint: disable=g-import-not-at-top
+
       epochs = 20
       keras.append(keras_seed_1d.run_epochs(epochs) / (3 * epochs) * total)
-    log(f"  gaussian1d round {r + 1}: ours {walls[-1]:.3f} s / 3000 steps" +
-        (f", Keras seed loop {keras[-1]:.1f} s (projected from 60 steps)" if keras else ""))
+    log(
+        f"  gaussian1d round {r + 1}: ours {walls[-1]:.3f} s / 3000 steps"
+        + (f", Keras seed loop {keras[-1]:.1f} s (projected from 60 steps)" if keras else "")
+    )
   wall = statistics.median(walls)
   examples = 1000 / 3  # real samples per step
-  out = [{"model": "gaussian1d", "framework": "jax", "variant": "lax.scan x300", "batch": 333,
-          "img_per_s": total * examples / wall, "steps_per_s": total / wall, "compile_s": compile_s,
-          "gflop_per_s": float(cost.get("flops", 0)) * total / wall / 1e9 if cost else None,
-          "protocol_wall_s": wall}]
+  out = [{
+      "model": "gaussian1d",
+      "framework": "jax",
+      "variant": "lax.scan x300",
+      "batch": 333,
+      "img_per_s": total * examples / wall,
+      "steps_per_s": total / wall,
+      "compile_s": compile_s,
+      "gflop_per_s": float(cost.get("flops", 0)) * total / wall / 1e9 if cost else None,
+      "protocol_wall_s": wall,
+  }]
   if keras:
     kw = statistics.median(keras)
-    out.append({"model": "gaussian1d", "framework": "keras-seed", "variant": "predict+train_on_batch",
-                "batch": 333, "img_per_s": total * examples / kw, "steps_per_s": total / kw,
-                "compile_s": None, "gflop_per_s": None, "protocol_wall_s": kw})
+    out.append({
+        "model": "gaussian1d",
+        "framework": "keras-seed",
+        "variant": "predict+train_on_batch",
+        "batch": 333,
+        "img_per_s": total * examples / kw,
+        "steps_per_s": total / kw,
+        "compile_s": None,
+        "gflop_per_s": None,
+        "protocol_wall_s": kw,
+    })
   return out
 
 
 def table(report) -> str:
-  lines = [f"dense f32 matmul (2048^3): {report['matmul_gflop_per_s']:.0f} GFLOP/s", "",
-           "| model | batch | framework | img/s | steps/s | compile s | GFLOP/s | ours / theirs |",
-           "|---|---|---|---|---|---|---|---|"]
-  ours = {(r["model"], r["batch"]): r for r in report["results"]
-          if r["framework"] == "jax" and r["variant"] != "reference"}
+  lines = [
+      f"dense f32 matmul (2048^3): {report['matmul_gflop_per_s']:.0f} GFLOP/s",
+      "",
+      "| model | batch | framework | img/s | steps/s | compile s | GFLOP/s | ours / theirs |",
+      "|---|---|---|---|---|---|---|---|",
+  ]
+  ours = {
+      (r["model"], r["batch"]): r
+      for r in report["results"]
+      if r["framework"] == "jax" and r["variant"] != "reference"
+  }
   for r in report["results"]:
     base = ours.get((r["model"], r["batch"]))
     ratio = f"{base['img_per_s'] / r['img_per_s']:.2f}x" if base and r is not base else ""
@@ -256,30 +366,44 @@ def table(report) -> str:
     gf = f"{r['gflop_per_s']:.0f}" if r.get("gflop_per_s") else "-"
     cs = f"{r['compile_s']:.1f}" if r.get("compile_s") is not None else "-"
     extra = f" ({r['protocol_wall_s']:.3g} s / 3000 steps)" if "protocol_wall_s" in r else ""
-    lines.append(f"| {r['model']} | {r['batch']} | {fw} | {r['img_per_s']:,.0f}{extra} | "
-                 f"{r['steps_per_s']:,.1f} | {cs} | {gf} | {ratio} |")
+    lines.append(
+        f"| {r['model']} | {r['batch']} | {fw} | {r['img_per_s']:,.0f}{extra} | "
+        f"{r['steps_per_s']:,.1f} | {cs} | {gf} | {ratio} |"
+    )
   return "\n".join(lines)
 
 
 def main(argv=None) -> int:
   args = parse_args(sys.argv[1:] if argv is None else argv)
-  log = (lambda s: print(s, file=sys.stderr, flush=True)) if args.json else (lambda s: print(s, flush=True))
+  log = (
+      (lambda s: print(s, file=sys.stderr, flush=True))
+      if args.json
+      else (lambda s: print(s, flush=True))
+  )
   models = [m.strip() for m in args.models.split(",") if m.strip()]
   unknown = [m for m in models if m not in IMAGE_MODELS + ("gaussian1d",)]
   if unknown:
-    print(f"error: unknown model(s) {', '.join(unknown)}; choose from gaussian1d, {', '.join(IMAGE_MODELS)}",
-          file=sys.stderr)
+    print(
+        f"error: unknown model(s) {', '.join(unknown)}; choose from gaussian1d,"
+        f" {', '.join(IMAGE_MODELS)}",
+        file=sys.stderr,
+    )
     return 2
   try:
     batches = [int(b) for b in args.batch.split(",") if b.strip()]
   except ValueError:
     batches = []
   if not batches or min(batches) < 1 or (args.rounds < 1 or args.seconds <= 0):
-    print(f"error: --batch {args.batch!r} --rounds {args.rounds} --seconds {args.seconds}: give comma-separated "
-          "batch sizes >= 1 (e.g. --batch 64,256), --rounds >= 1 and --seconds > 0.", file=sys.stderr)
+    print(
+        f"error: --batch {args.batch!r} --rounds {args.rounds} --seconds {args.seconds}: give"
+        " comma-separated batch sizes >= 1 (e.g. --batch 64,256), --rounds >= 1 and --seconds"
+        " > 0.",
+        file=sys.stderr,
+    )
     return 2
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+
   try:
     runtime.check_environment()
     runtime.check_backend()
@@ -289,8 +413,12 @@ def main(argv=None) -> int:
   if args.allocators:
     report = compare_allocators(args, log)
     lines = ["| model | batch | allocator | img/s (median) | rounds |", "|---|---|---|---|---|"]
-    lines += [f"| {r['model']} | {r['batch']} | {r['allocator']} | {r['img_per_s']:,.0f} | "
-              + ", ".join(f"{v:,.0f}" for v in r["img_per_s_rounds"]) + " |" for r in report["results"]]
+    lines += [
+        f"| {r['model']} | {r['batch']} | {r['allocator']} | {r['img_per_s']:,.0f} | "
+        + ", ".join(f"{v:,.0f}" for v in r["img_per_s_rounds"])
+        + " |"
+        for r in report["results"]
+    ]
     print(json.dumps(report) if args.json else "\n".join(lines), flush=True)
     return 0
   results = []
@@ -302,6 +430,7 @@ def main(argv=None) -> int:
       for batch in batches:
         results += bench_image_model(model, batch, args, log)
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
   report = {"results": results, "matmul_gflop_per_s": mm, "allocator": runtime.active_allocator()}
   print(json.dumps(report) if args.json else table(report), flush=True)
   return 0
@@ -309,5 +438,6 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
   runtime.configure("experiments.bench")
   sys.exit(main())

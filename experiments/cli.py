@@ -29,8 +29,15 @@ def user_errors() -> tuple:
   from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
   from gen_models.metrics.features import ExtractorError  # pylint: disable=g-import-not-at-top
-  return (ConfigError, RunError, data_lib.DataError, tracking.TrackingError, ExtractorError,
-          checkpoint.CheckpointEnvironmentError)
+
+  return (
+      ConfigError,
+      RunError,
+      data_lib.DataError,
+      tracking.TrackingError,
+      ExtractorError,
+      checkpoint.CheckpointEnvironmentError,
+  )
 
 
 def path_error(e: BaseException):
@@ -49,20 +56,32 @@ def path_error(e: BaseException):
 
 def path_message(code: int, path) -> str:
   where = f" while writing {path}" if path else ""
-  return (f"{_PATH_ERRORS[code]}{where}. Everything written before it is kept (finished runs, checkpoints, "
-          "metrics.jsonl; a checkpoint or report is written atomically, so none is half-written). "
-          + ("Free some space (or give --out a directory on another disk) and rerun the same command with "
-             "--resume." if code in (errno.ENOSPC, errno.EDQUOT) else
-             "Make the path writable, or give a path you can write to, and rerun (add --resume to continue runs)."))
+  return (
+      f"{_PATH_ERRORS[code]}{where}. Everything written before it is kept (finished runs,"
+      " checkpoints, metrics.jsonl; a checkpoint or report is written atomically, so none is"
+      " half-written). "
+      + (
+          "Free some space (or give --out a directory on another disk) and rerun the same command"
+          " with --resume."
+          if code in (errno.ENOSPC, errno.EDQUOT)
+          else (
+              "Make the path writable, or give a path you can write to, and rerun (add --resume to"
+              " continue runs)."
+          )
+      )
+  )
 
 
 def checked_backend(fn):
   """fn, after the environment and the JAX backend are checked (gen_models.runtime)."""
+
   def wrapped():
     from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
     runtime.check_environment()
     runtime.check_backend()
     return fn()
+
   return wrapped
 
 
@@ -80,12 +99,16 @@ def guarded(fn, *, unexpected_hint: str = "") -> int:
       print(f"error: {path_message(*found)}", file=sys.stderr)
       return 2
     traceback.print_exc()
-    print("error: the command stopped on the unexpected error above." + (f" {unexpected_hint}" if unexpected_hint else ""),
-          file=sys.stderr)
+    print(
+        "error: the command stopped on the unexpected error above."
+        + (f" {unexpected_hint}" if unexpected_hint else ""),
+        file=sys.stderr,
+    )
     return 1
 
 
 def check_writable_file(path: str, what: str) -> None:
   """Raises RunError unless a file can be created at `path` (its directory is created)."""
   from gen_models import rundir  # pylint: disable=g-import-not-at-top
+
   rundir.ensure_writable(os.path.dirname(os.path.abspath(path)) or ".", what)

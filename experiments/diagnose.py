@@ -18,18 +18,24 @@ import numpy as np
 
 def _radii(x, k):
   from gen_models.metrics import fid  # pylint: disable=g-import-not-at-top
+
   return fid._knn_radii(np.asarray(x, np.float32), k)  # pylint: disable=protected-access
 
 
 def _nearest(queries, points, block=2048):
   from gen_models.metrics import fid  # pylint: disable=g-import-not-at-top
+
   q, p = np.asarray(queries, np.float32), np.asarray(points, np.float32)
-  return np.concatenate([np.sqrt(fid._sq_dists(q[i:i + block], p).min(1)) for i in range(0, len(q), block)])  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  return np.concatenate(
+      [np.sqrt(fid._sq_dists(q[i : i + block], p).min(1)) for i in range(0, len(q), block)]
+  )
 
 
 def diagnose(images_u8, ensemble, ks=(3, 10, 50)) -> dict:
   from scipy import ndimage  # pylint: disable=g-import-not-at-top
   from gen_models.metrics import fid  # pylint: disable=g-import-not-at-top
+
   n = min(len(images_u8), len(ensemble.data["test"]["x"]))
   filtered = np.stack([ndimage.median_filter(im, size=3) for im in images_u8[:n]])
   out = []
@@ -38,7 +44,10 @@ def diagnose(images_u8, ensemble, ks=(3, 10, 50)) -> dict:
     row = {"extractor": member.name}
     for name, imgs in (("generated", images_u8[:n]), ("median_filtered", filtered)):
       feats = member(imgs)[1]
-      row[name] = {f"k{k}": dict(zip(("precision", "recall"), fid.precision_recall(real, feats, k))) for k in ks}
+      row[name] = {
+          f"k{k}": dict(zip(("precision", "recall"), fid.precision_recall(real, feats, k)))
+          for k in ks
+      }
       row[name]["fid"] = fid.fid(real, feats)
       row[name]["median_knn_radius_k3"] = float(np.median(_radii(feats, 3)))
       row[name]["median_real_to_nearest_generated"] = float(np.median(_nearest(real, feats)))
@@ -48,10 +57,15 @@ def diagnose(images_u8, ensemble, ks=(3, 10, 50)) -> dict:
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(prog="python -m experiments.diagnose", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+      prog="python -m experiments.diagnose",
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   p.add_argument("--run", required=True)
-  p.add_argument("--n", type=int, default=10000, help="generated images (at least 200; default 10000)")
+  p.add_argument(
+      "--n", type=int, default=10000, help="generated images (at least 200; default 10000)"
+  )
   return p.parse_args(argv), p
 
 
@@ -60,31 +74,46 @@ def main(argv=None) -> int:
   from experiments import cli  # pylint: disable=g-import-not-at-top
   from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+
   minimum = config_lib.MIN_EVAL_SAMPLES_IMAGES
 
   def work():
     if args.n < minimum:
-      raise RunError(f"--n {args.n} is too few: the diagnostics (FID, k-NN radii up to k=50) need at least "
-                     f"{minimum} generated images (the default is 10000).")
+      raise RunError(
+          f"--n {args.n} is too few: the diagnostics (FID, k-NN radii up to k=50) need at least "
+          f"{minimum} generated images (the default is 10000)."
+      )
     import jax  # pylint: disable=g-import-not-at-top
     from gen_models import families  # pylint: disable=g-import-not-at-top
     from gen_models import runs  # pylint: disable=g-import-not-at-top
     from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+
     cfg, state, data, key, step = runs.load_run(args.run)
     family = families.of(cfg)
     if family.sample is None:
-      raise RunError(f"{args.run} (model.arch={cfg.model.arch}) has no generated images: {family.cannot_sample}.")
+      raise RunError(
+          f"{args.run} (model.arch={cfg.model.arch}) has no generated images:"
+          f" {family.cannot_sample}."
+      )
     if len(data["test"]["x"]) < minimum:
-      raise RunError(f"the {cfg.data.name} test split has {len(data['test']['x'])} images; the diagnostics need at "
-                     f"least {minimum}.")
+      raise RunError(
+          f"the {cfg.data.name} test split has {len(data['test']['x'])} images; the diagnostics"
+          f" need at least {minimum}."
+      )
     images = family.sample(cfg, state, jax.random.fold_in(families.eval_key(key), 3), args.n)
-    out = {"run": args.run, "step": step, **diagnose(images, features.get(cfg.data.name, data, lambda s: None))}
+    out = {
+        "run": args.run,
+        "step": step,
+        **diagnose(images, features.get(cfg.data.name, data, lambda s: None)),
+    }
     print(json.dumps(out, indent=1))
     return 0
+
   return cli.guarded(cli.checked_backend(work))
 
 
 if __name__ == "__main__":
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
   runtime.configure("experiments.diagnose")
   sys.exit(main())

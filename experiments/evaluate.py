@@ -23,41 +23,68 @@ def _score_npz(path, dataset, data_dir):
   from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
   import zipfile  # pylint: disable=g-import-not-at-top
   import zlib  # pylint: disable=g-import-not-at-top
-  how = ("Save the images with np.savez(FILE, images=uint8 array of shape (N, 28, 28)).")
+
+  how = "Save the images with np.savez(FILE, images=uint8 array of shape (N, 28, 28))."
   try:
     loaded = np.load(path, allow_pickle=False)
     if not isinstance(loaded, np.lib.npyio.NpzFile):
-      raise RunError(f"{path} is a single .npy array, not an .npz archive with an 'images' entry. {how}")
+      raise RunError(
+          f"{path} is a single .npy array, not an .npz archive with an 'images' entry. {how}"
+      )
     with loaded as f:
       if "images" not in f.files:
-        raise RunError(f"{path} has no array named 'images' (it has: {', '.join(f.files) or 'none'}). {how}")
+        raise RunError(
+            f"{path} has no array named 'images' (it has: {', '.join(f.files) or 'none'}). {how}"
+        )
       images = f["images"]
   except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as e:
-    raise RunError(f"{path} cannot be read as an .npz file ({type(e).__name__}: {str(e)[:200]}): it is damaged, "
-                   f"truncated or of another format. {how}") from None
+    raise RunError(
+        f"{path} cannot be read as an .npz file ({type(e).__name__}: {str(e)[:200]}): it is"
+        f" damaged, truncated or of another format. {how}"
+    ) from None
   if images.ndim == 4 and images.shape[-1] == 1:
     images = images[..., 0]
   if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
-    raise RunError(f"{path}: 'images' is {images.dtype} {images.shape}; expected uint8 (N, 28, 28) with pixel values "
-                   "0..255 (convert floats in [0, 1] with (x * 255).round().astype(np.uint8)).")
+    raise RunError(
+        f"{path}: 'images' is {images.dtype} {images.shape}; expected uint8 (N, 28, 28) with pixel"
+        " values 0..255 (convert floats in [0, 1] with (x * 255).round().astype(np.uint8))."
+    )
   if len(images) < config_lib.MIN_EVAL_SAMPLES_IMAGES:
-    raise RunError(f"{path} holds {len(images)} images; the metrics need at least "
-                   f"{config_lib.MIN_EVAL_SAMPLES_IMAGES}.")
+    raise RunError(
+        f"{path} holds {len(images)} images; the metrics need at least "
+        f"{config_lib.MIN_EVAL_SAMPLES_IMAGES}."
+    )
   data = data_lib.load_images(dataset, data_dir, log=lambda s: None)
   ensemble = features.get(dataset, data, log=lambda s: print(s, file=sys.stderr))
   metrics = ensemble.metrics(images)
-  return {"npz": path, "dataset": dataset, "images": int(len(images)), "extractors": ensemble.info(),
-          "reference": f"the first {metrics['num_samples']} images of the {dataset} test split", "metrics": metrics}
+  return {
+      "npz": path,
+      "dataset": dataset,
+      "images": int(len(images)),
+      "extractors": ensemble.info(),
+      "reference": f"the first {metrics['num_samples']} images of the {dataset} test split",
+      "metrics": metrics,
+  }
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(prog="python -m experiments.evaluate", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+      prog="python -m experiments.evaluate",
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--run", help="a run directory, runs/<exp>/<arm>/seed<k>")
   src.add_argument("--npz", help="an .npz file with uint8 images (N, 28, 28) under 'images'")
-  p.add_argument("--n", type=int, default=None, help="--run: generated samples (default: the run's eval.num_samples)")
-  p.add_argument("--data", choices=("mnist", "fashion_mnist"), help="--npz: the dataset the images imitate")
+  p.add_argument(
+      "--n",
+      type=int,
+      default=None,
+      help="--run: generated samples (default: the run's eval.num_samples)",
+  )
+  p.add_argument(
+      "--data", choices=("mnist", "fashion_mnist"), help="--npz: the dataset the images imitate"
+  )
   p.add_argument("--data-dir", default="", help="--npz: as data.dir")
   return p.parse_args(argv), p
 
@@ -71,8 +98,10 @@ def main(argv=None) -> int:
   def work():
     if args.npz:
       if not args.data:
-        raise RunError("--npz needs --data mnist|fashion_mnist: the dataset whose test split and feature "
-                       "extractors score the images.")
+        raise RunError(
+            "--npz needs --data mnist|fashion_mnist: the dataset whose test split and feature "
+            "extractors score the images."
+        )
       print(json.dumps(_score_npz(args.npz, args.data, args.data_dir), indent=1))
       return 0
     import time  # pylint: disable=g-import-not-at-top
@@ -81,14 +110,17 @@ def main(argv=None) -> int:
     from gen_models import families  # pylint: disable=g-import-not-at-top
     from gen_models import runs  # pylint: disable=g-import-not-at-top
     from gen_models import rundir  # pylint: disable=g-import-not-at-top
-    if os.path.isdir(args.run):  # it writes eval_step<k>.json there: check before the work, not after it
+    # it writes eval_step<k>.json there: check before the work, not after it
+    if os.path.isdir(args.run):
       rundir.ensure_writable(args.run, "The run directory (--run), where the scores are written,")
     cfg, state, data, key, step = runs.load_run(args.run)
     if args.n is not None:  # validated like --set eval.num_samples (minimum sample counts)
       cfg = families.validate(config_lib.set_key(cfg, "eval.num_samples", args.n))
       if args.n == 0:
-        raise ConfigError("--n 0 scores nothing: give the number of samples to generate (at least "
-                          f"{config_lib.MIN_EVAL_SAMPLES_IMAGES} for images).")
+        raise ConfigError(
+            "--n 0 scores nothing: give the number of samples to generate (at least "
+            f"{config_lib.MIN_EVAL_SAMPLES_IMAGES} for images)."
+        )
     t = time.perf_counter()
     metrics = families.of(cfg).evaluate_saved(cfg, state, data, key)
     out = {"run": args.run, "step": step, "eval_s": time.perf_counter() - t, "metrics": metrics}
@@ -98,10 +130,12 @@ def main(argv=None) -> int:
     report.write_atomic(os.path.join(args.run, f"eval_step{step}.json"), json.dumps(out, indent=1))
     print(json.dumps(out, indent=1))
     return 0
+
   return cli.guarded(cli.checked_backend(work))
 
 
 if __name__ == "__main__":
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
   runtime.configure("experiments.evaluate")
   sys.exit(main())

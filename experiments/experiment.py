@@ -1,4 +1,5 @@
-"""An experiment: a base config and its sweep arms, with the arm every other arm is compared with."""
+"""An experiment: a base config and its sweep arms, with the arm every other arm is compared
+with."""
 
 import dataclasses
 
@@ -15,10 +16,14 @@ class Experiment:
 
   def __post_init__(self):  # checked when defined, not after hours of training
     if self.baseline and self.baseline not in dict(self.arm_items()):
-      raise ConfigError(f"experiment {self.name!r}: baseline {self.baseline!r} is not one of its arms "
-                        f"{[a for a, _ in self.arm_items()]}.")
-    from gen_models import families  # pylint: disable=g-import-not-at-top (jax: after the allocator re-exec)
+      raise ConfigError(
+          f"experiment {self.name!r}: baseline {self.baseline!r} is not one of its arms "
+          f"{[a for a, _ in self.arm_items()]}."
+      )
+    # pylint: disable-next=g-import-not-at-top
+    from gen_models import families
     from gen_models import notes  # pylint: disable=g-import-not-at-top
+
     try:
       notes.check(families.of(self.config), self.config)
     except ValueError as e:

@@ -14,11 +14,20 @@ import sys
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(prog="python -m experiments.extractors", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--dataset", choices=("mnist", "fashion_mnist"), help="train and ship this dataset's ensemble")
+  p = argparse.ArgumentParser(
+      prog="python -m experiments.extractors",
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
+  p.add_argument(
+      "--dataset", choices=("mnist", "fashion_mnist"), help="train and ship this dataset's ensemble"
+  )
   p.add_argument("--data-dir", default="", help="as data.dir")
-  p.add_argument("--show", choices=("mnist", "fashion_mnist"), help="print the ensemble a run on this dataset would use")
+  p.add_argument(
+      "--show",
+      choices=("mnist", "fashion_mnist"),
+      help="print the ensemble a run on this dataset would use",
+  )
   return p.parse_args(argv), p
 
 
@@ -27,6 +36,7 @@ def main(argv=None) -> int:
   from experiments import cli  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+
   if not args.show and not args.dataset:
     p.error("give --dataset or --show")
 
@@ -38,10 +48,12 @@ def main(argv=None) -> int:
     data = data_lib.load_images(args.dataset, args.data_dir)
     print(json.dumps(features.write_shipped(args.dataset, data), indent=1))
     return 0
+
   return cli.guarded(cli.checked_backend(work))
 
 
 if __name__ == "__main__":
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
   runtime.configure("experiments.extractors")
   sys.exit(main())

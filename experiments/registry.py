@@ -16,6 +16,7 @@ def _all() -> dict:
   from experiments import autoencoders  # pylint: disable=g-import-not-at-top
   from experiments import gaussian1d  # pylint: disable=g-import-not-at-top
   from experiments import images  # pylint: disable=g-import-not-at-top
+
   out = {}
   for module in (gaussian1d, images, autoencoders):
     for exp in module.EXPERIMENTS:
@@ -32,6 +33,8 @@ def get(name: str) -> Experiment:
   if name not in experiments:
     close = difflib.get_close_matches(str(name), experiments, n=3)
     hint = f" Did you mean {' or '.join(close)}?" if close else ""
-    raise ConfigError(f"Unknown experiment {name!r}.{hint} Run `python -m experiments.run --list` "
-                      f"to see all {len(experiments)} experiments.")
+    raise ConfigError(
+        f"Unknown experiment {name!r}.{hint} Run `python -m experiments.run --list` "
+        f"to see all {len(experiments)} experiments."
+    )
   return experiments[name]

@@ -20,6 +20,7 @@ from gen_models import metric_names as names
 from gen_models import notes as notes_lib
 from gen_models import tracking
 
+
 def headline_keys(cfg) -> list[str]:
   return [k for k, _, better in families.of(cfg).table([cfg]) if better is not None][:3]
 
@@ -35,7 +36,15 @@ def _read_dict(path) -> dict:
 
 # Keys that change how a run executes, never what it computes (bit-identical either way): runs
 # that differ only in them belong together.
-EXECUTION_KEYS = ("seed", "seeds", "version", "train.scan_chunk", "train.vmap_runs", "ckpt.every", "ckpt.keep")
+EXECUTION_KEYS = (
+    "seed",
+    "seeds",
+    "version",
+    "train.scan_chunk",
+    "train.vmap_runs",
+    "ckpt.every",
+    "ckpt.keep",
+)
 
 
 def _arm_keys(exp) -> set:
@@ -45,6 +54,7 @@ def _arm_keys(exp) -> set:
 def _protocol(cfg) -> dict:
   """What a run's results depend on, apart from its seed: every key but EXECUTION_KEYS."""
   from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+
   return {k: v for k, v in config_lib.flatten(cfg).items() if k not in EXECUTION_KEYS}
 
 
@@ -54,6 +64,7 @@ def reference_configs(exp, arm_cfgs, previous_base=None, disk_cfgs=()):
   that arm's overrides. Without a command (a rebuild), the settings recorded in the previous
   summary.json, else the ones most runs on disk share. Returns ({arm: cfg}, base settings)."""
   from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+
   arm_keys = _arm_keys(exp)
   exp_flat = config_lib.flatten(exp.config)
   base = None
@@ -69,11 +80,16 @@ def reference_configs(exp, arm_cfgs, previous_base=None, disk_cfgs=()):
     votes = {}
     for arm_overrides, cfg in disk_cfgs:
       flat = config_lib.flatten(cfg)
-      key = json.dumps({k: v for k, v in flat.items() if k not in arm_keys and k not in EXECUTION_KEYS},
-                       sort_keys=True)
+      key = json.dumps(
+          {k: v for k, v in flat.items() if k not in arm_keys and k not in EXECUTION_KEYS},
+          sort_keys=True,
+      )
       votes.setdefault(key, [0, flat])[0] += 1
     flat = max(votes.values(), key=lambda v: v[0])[1]
-    base = {**{k: v for k, v in flat.items() if k not in arm_keys}, **{k: exp_flat[k] for k in arm_keys}}
+    base = {
+        **{k: v for k, v in flat.items() if k not in arm_keys},
+        **{k: exp_flat[k] for k in arm_keys},
+    }
   if base is None:
     return {}, None
   base.pop("version", None)
@@ -81,8 +97,9 @@ def reference_configs(exp, arm_cfgs, previous_base=None, disk_cfgs=()):
   out = {}
   for arm, overrides in exp.arm_items():
     try:
-      out[arm] = given.get(arm) or config_lib.apply_overrides(config_lib.apply_overrides(config_lib.Config(), base),
-                                                               overrides)
+      out[arm] = given.get(arm) or config_lib.apply_overrides(
+          config_lib.apply_overrides(config_lib.Config(), base), overrides
+      )
     except (config_lib.ConfigError, TypeError, ValueError):
       continue
   return out, base
@@ -91,8 +108,11 @@ def reference_configs(exp, arm_cfgs, previous_base=None, disk_cfgs=()):
 def belongs(run_cfg, ref_cfg) -> list[str]:
   """Why a run's config differs from the one its arm is reported under ([] if it belongs)."""
   a, b = _protocol(run_cfg), _protocol(ref_cfg)
-  return [f"{k}={a.get(k)!r} (this run) vs {b.get(k)!r} (the report's)" for k in sorted(set(a) | set(b))
-          if a.get(k) != b.get(k)]
+  return [
+      f"{k}={a.get(k)!r} (this run) vs {b.get(k)!r} (the report's)"
+      for k in sorted(set(a) | set(b))
+      if a.get(k) != b.get(k)
+  ]
 
 
 write_atomic = rundir.write_atomic
@@ -116,7 +136,9 @@ def final_metrics(final_eval: dict, rows: list) -> dict:
   """A finished run's metrics: its last evaluation, then its last training means (a training
   metric whose name clashes with an evaluation one gets a train_ prefix)."""
   out = {k: v for k, v in final_eval.items() if k != "eval_s"}
-  out.update({k if k not in out else f"train_{k}": v for k, v in _final_train_metrics(rows).items()})
+  out.update(
+      {k if k not in out else f"train_{k}": v for k, v in _final_train_metrics(rows).items()}
+  )
   return out
 
 
@@ -127,8 +149,12 @@ def _recover(run_dir, cfg, rows):
   if not evals or not os.path.isdir(os.path.join(run_dir, "checkpoints", str(steps))):
     return None
   final_eval = names.unprefixed(evals[-1], names.EVAL)
-  return {"status": "finished", "step": steps, "recovered": "metrics.jsonl",
-          "metrics": final_metrics(final_eval, [r for r in rows if r.get("step", 0) <= steps])}
+  return {
+      "status": "finished",
+      "step": steps,
+      "recovered": "metrics.jsonl",
+      "metrics": final_metrics(final_eval, [r for r in rows if r.get("step", 0) <= steps]),
+  }
 
 
 def _previous(exp_dir) -> dict:
@@ -139,8 +165,9 @@ def _previous(exp_dir) -> dict:
   for arm in arms if isinstance(arms, list) else []:
     try:
       for i, seed in enumerate(arm["seeds"]):
-        out[(arm["name"], int(seed))] = {k: m["per_seed"][i] for k, m in arm["metrics"].items()
-                                         if number(m["per_seed"][i])}
+        out[(arm["name"], int(seed))] = {
+            k: m["per_seed"][i] for k, m in arm["metrics"].items() if number(m["per_seed"][i])
+        }
       for k, by_seed in arm.get("partial", {}).items():  # metrics some seeds lacked
         for seed, v in by_seed.items():
           if number(v):
@@ -159,6 +186,7 @@ def seeds_on_disk(arm_dir) -> list[int]:
 def _run_config(run_dir):
   """A run's saved config, or None when its config.json is missing or unreadable."""
   from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+
   saved = _read(os.path.join(run_dir, "config.json"))
   if not isinstance(saved, dict):
     return None
@@ -181,10 +209,16 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
   refs = refs or {}
   arms, curves, problems, extractors = [], {}, [], {}
   for arm, overrides, cfg, seeds in arm_cfgs:
-    listed_only = sorted(s for a, s in previous if a == arm and not os.path.isdir(os.path.join(exp_dir, arm, f"seed{s}")))
+    listed_only = sorted(
+        s
+        for a, s in previous
+        if a == arm and not os.path.isdir(os.path.join(exp_dir, arm, f"seed{s}"))
+    )
     if listed_only:
-      problems.append(f"{arm}: the previous summary.json lists seed(s) {', '.join(map(str, listed_only))} with no run "
-                      "directory on disk; their values are not reported")
+      problems.append(
+          f"{arm}: the previous summary.json lists seed(s) {', '.join(map(str, listed_only))} with"
+          " no run directory on disk; their values are not reported"
+      )
     seeds = sorted(set(seeds) | set(seeds_on_disk(os.path.join(exp_dir, arm))))
     per_seed, statuses, rows_by_seed, wall, done_seeds = {}, {}, [], 0.0, []
     recovered, apart = {}, {}
@@ -197,14 +231,18 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
           apart[str(seed)] = differs
           continue
       elif os.path.isdir(run_dir) and os.path.exists(os.path.join(run_dir, "result.json")):
-        problems.append(f"{arm}/seed{seed}: config.json is missing or unreadable, so it cannot be checked against "
-                        "the arm's config; it is reported as if it matched")
+        problems.append(
+            f"{arm}/seed{seed}: config.json is missing or unreadable, so it cannot be checked"
+            " against the arm's config; it is reported as if it matched"
+        )
       path = os.path.join(run_dir, "result.json")
       damaged = []
       rows = tracking.read_jsonl(os.path.join(run_dir, "metrics.jsonl"), damaged)
       if damaged:
-        problems.append(f"{arm}/seed{seed}: metrics.jsonl has {len(damaged)} damaged line(s) (line "
-                        f"{', '.join(str(i) for i, _ in damaged[:5])}), skipped; the other rows are used")
+        problems.append(
+            f"{arm}/seed{seed}: metrics.jsonl has {len(damaged)} damaged line(s) (line "
+            f"{', '.join(str(i) for i, _ in damaged[:5])}), skipped; the other rows are used"
+        )
       result = _read(path)
       if not isinstance(result, dict):
         if os.path.exists(path):
@@ -215,15 +253,23 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
             problems[-1] += "; rebuilt from metrics.jsonl"
           recovered[str(seed)] = "metrics.jsonl"
         elif (arm, seed) in previous and os.path.isdir(run_dir):
-          result = {"status": "finished", "metrics": previous[(arm, seed)], "recovered": "summary.json"}
+          result = {
+              "status": "finished",
+              "metrics": previous[(arm, seed)],
+              "recovered": "summary.json",
+          }
           recovered[str(seed)] = "summary.json"
-          problems.append(f"{arm}/seed{seed}: no readable result.json; its metrics are kept from the previous "
-                          "summary.json")
+          problems.append(
+              f"{arm}/seed{seed}: no readable result.json; its metrics are kept from the previous "
+              "summary.json"
+          )
         else:
           result = {}
       statuses[str(seed)] = result.get("status", "missing")
       if isinstance(result.get("extractors"), dict):
-        extractors.setdefault(result["extractors"]["ident"], (result["extractors"], []))[1].append(f"{arm}/seed{seed}")
+        extractors.setdefault(result["extractors"]["ident"], (result["extractors"], []))[1].append(
+            f"{arm}/seed{seed}"
+        )
       wall += float(result.get("wall_s", 0.0) or 0.0)
       if result.get("status") == "finished":
         done_seeds.append(seed)
@@ -231,43 +277,77 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
         per_seed[seed] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
         values, incomplete = headline_values(rows, cfg, per_seed[seed])
         old = previous.get((arm, seed), {})
-        for m in incomplete:  # evaluations of the window are missing: the earlier value, if any, stays
+        # evaluations of the window are missing: the earlier value, if any, stays
+        for m in incomplete:
           if m in old:
             values[m] = old[m]
-          problems.append(f"{arm}/seed{seed}: {m} is missing evaluations of its window in metrics.jsonl; "
-                          + ("the previous summary.json's value is kept" if m in old else
-                             "computed from the evaluations that are there"))
+          problems.append(
+              f"{arm}/seed{seed}: {m} is missing evaluations of its window in metrics.jsonl; "
+              + (
+                  "the previous summary.json's value is kept"
+                  if m in old
+                  else "computed from the evaluations that are there"
+              )
+          )
         per_seed[seed].update(values)
         for k, v in old.items():  # e.g. headline values whose rows are gone
           per_seed[seed].setdefault(k, v)
         rows_by_seed.append(rows)
     if apart:
-      problems.append(f"{arm}: seed(s) {', '.join(apart)} were trained with other settings and are shown apart "
-                      f"(not in the tables or verdicts): {'; '.join(apart[next(iter(apart))][:3])}")
+      problems.append(
+          f"{arm}: seed(s) {', '.join(apart)} were trained with other settings and are shown apart "
+          f"(not in the tables or verdicts): {'; '.join(apart[next(iter(apart))][:3])}"
+      )
     found = sorted({k for m in per_seed.values() for k in m})
-    metrics = {k: _stats([per_seed[s][k] for s in done_seeds]) for k in found
-               if all(k in per_seed[s] for s in done_seeds)}
+    metrics = {
+        k: _stats([per_seed[s][k] for s in done_seeds])
+        for k in found
+        if all(k in per_seed[s] for s in done_seeds)
+    }
     partial = [k for k in found if k not in metrics]
     if partial:  # a metric some seeds lack is kept per seed, never dropped
-      problems.append(f"{arm}: metrics missing for some seeds: {', '.join(partial)} (kept per seed in 'partial')")
-    arms.append({"name": arm, "overrides": overrides, "seeds": done_seeds, "metrics": metrics,
-                 "partial": {k: {str(s): per_seed[s][k] for s in done_seeds if k in per_seed[s]} for k in partial},
-                 "wall_s": wall, "status": statuses,
-                 "diverged": [int(s) for s, st in statuses.items() if st == "diverged"],
-                 "recovered": recovered, "other_configs": apart})
+      problems.append(
+          f"{arm}: metrics missing for some seeds: {', '.join(partial)} (kept per seed in"
+          " 'partial')"
+      )
+    arms.append({
+        "name": arm,
+        "overrides": overrides,
+        "seeds": done_seeds,
+        "metrics": metrics,
+        "partial": {
+            k: {str(s): per_seed[s][k] for s in done_seeds if k in per_seed[s]} for k in partial
+        },
+        "wall_s": wall,
+        "status": statuses,
+        "diverged": [int(s) for s, st in statuses.items() if st == "diverged"],
+        "recovered": recovered,
+        "other_configs": apart,
+    })
     curves[arm] = rows_by_seed
   if len(extractors) > 1:
     from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
-    raise RunError(f"The runs in {exp_dir} were scored by different feature extractors, whose FIDs cannot "
-                   "share a table: " + "; ".join(f"{ident}: {', '.join(runs[:4])}{' ...' if len(runs) > 4 else ''}"
-                                                 for ident, (_, runs) in extractors.items())
-                   + ". Re-score the odd ones with `python -m experiments.evaluate --run <run dir>` (it uses "
-                   "this installation's extractors) or report them separately.")
-  summary = {"experiment": exp.name, "description": exp.description, "arms": arms,
-             "family": families.of(arm_cfgs[0][2]).name, "problems": problems,
-             "columns": families.of(arm_cfgs[0][2]).table([c for _, _, c, _ in arm_cfgs]),
-             "extractors": next(iter(extractors.values()))[0] if extractors else None,
-             "generated": datetime.datetime.now().isoformat(timespec="seconds")}
+
+    raise RunError(
+        f"The runs in {exp_dir} were scored by different feature extractors, whose FIDs cannot "
+        "share a table: "
+        + "; ".join(
+            f"{ident}: {', '.join(runs[:4])}{' ...' if len(runs) > 4 else ''}"
+            for ident, (_, runs) in extractors.items()
+        )
+        + ". Re-score the odd ones with `python -m experiments.evaluate --run <run dir>` (it uses "
+        "this installation's extractors) or report them separately."
+    )
+  summary = {
+      "experiment": exp.name,
+      "description": exp.description,
+      "arms": arms,
+      "family": families.of(arm_cfgs[0][2]).name,
+      "problems": problems,
+      "columns": families.of(arm_cfgs[0][2]).table([c for _, _, c, _ in arm_cfgs]),
+      "extractors": next(iter(extractors.values()))[0] if extractors else None,
+      "generated": datetime.datetime.now().isoformat(timespec="seconds"),
+  }
   return summary, curves
 
 
@@ -310,13 +390,18 @@ def comparisons(summary, exp, k) -> list:
   headline value, paired by seed; image metrics also under every extractor on its own, and a
   verdict that is not the same under all of them is marked extractor-dependent."""
   from gen_models import stats  # pylint: disable=g-import-not-at-top
+
   metrics = families.get(summary["family"]).verdict_metrics
-  values = {a["name"]: {m: dict(zip(a["seeds"], a["metrics"][m]["per_seed"])) for m in a["metrics"]}
-            for a in summary["arms"]}
+  values = {
+      a["name"]: {m: dict(zip(a["seeds"], a["metrics"][m]["per_seed"])) for m in a["metrics"]}
+      for a in summary["arms"]
+  }
   baseline = exp.baseline_arm()
   if baseline not in values or len(values) < 2:
     return []
-  main = stats.compare(values, baseline, {names.headline(m, k): lower for m, lower in metrics.items()})
+  main = stats.compare(
+      values, baseline, {names.headline(m, k): lower for m, lower in metrics.items()}
+  )
   n_ex = names.extractors_in(m for a in summary["arms"] for m in a["metrics"])
   per_ex = {}
   for e in range(n_ex):
@@ -324,7 +409,8 @@ def comparisons(summary, exp, k) -> list:
     for c in stats.compare(values, baseline, {h: metrics[m] for h, m in table.items()}):
       per_ex.setdefault((c["arm"], table[c["metric"]]), []).append(c["verdict"])
   for c in main:
-    c["metric"] = names.split_headline(c["metric"])[0]  # named by the metric; the value is its last-k mean
+    # named by the metric; the value is its last-k mean
+    c["metric"] = names.split_headline(c["metric"])[0]
     c["headline"] = f"mean of the last {k} evaluations"
     verdicts = per_ex.get((c["arm"], c["metric"]))
     if verdicts:
@@ -344,13 +430,19 @@ def verdict_text(summary, markdown: bool = True) -> str:
   if not comps:
     return ""
   fmt = lambda v: "∞" if v is None else f"{v:.4g}"
-  lines = ["| arm vs baseline | metric | n seeds | mean diff | 95% interval | p | p (Holm) | verdict |",
-           "|---|---|---|---|---|---|---|---|"]
+  lines = [
+      "| arm vs baseline | metric | n seeds | mean diff | 95% interval | p | p (Holm) | verdict |",
+      "|---|---|---|---|---|---|---|---|",
+  ]
   for c in comps:
     lo = "-∞" if c["ci_low"] is None else f"{c['ci_low']:.4g}"
-    lines.append(f"| {c['arm']} vs {c['baseline']} | {c['metric']} {'↓' if c['lower_is_better'] else '↑'} | {c['n']} | "
-                 f"{c['mean_diff']:+.4g} | [{lo}, {fmt(c['ci_high'])}] | {c['p']:.3g} | {c['p_holm']:.3g} | "
-                 + (c["verdict"].replace("|", "\\|") if markdown else c["verdict"]) + " |")
+    lines.append(
+        f"| {c['arm']} vs {c['baseline']} | {c['metric']} {'↓' if c['lower_is_better'] else '↑'} |"
+        f" {c['n']} | {c['mean_diff']:+.4g} | [{lo}, {fmt(c['ci_high'])}] | {c['p']:.3g} |"
+        f" {c['p_holm']:.3g} | "
+        + (c["verdict"].replace("|", "\\|") if markdown else c["verdict"])
+        + " |"
+    )
   return "\n".join(lines)
 
 
@@ -376,7 +468,8 @@ def arms_on_disk(exp_dir, exp, arm_cfgs=(), refs=None):
   return out
 
 
-def _fmt(m, key=None):
+def _mean_std(m):
+  """A table cell: mean ± std of a summary metric ("-" when there is none)."""
   if not m:
     return "-"
   digits = 4 if abs(m["mean"]) < 10 else 1
@@ -388,7 +481,9 @@ def table_text(summary) -> str:
   family = families.get(summary["family"])
   cols = [tuple(c) for c in summary["columns"]]
   cols = [c for c in cols if any(c[0] in a["metrics"] for a in summary["arms"])] or cols
-  head = ["arm", "seeds"] + [label + {True: " ↓", False: " ↑", None: ""}[better] for _, label, better in cols]
+  head = ["arm", "seeds"] + [
+      label + {True: " ↓", False: " ↑", None: ""}[better] for _, label, better in cols
+  ]
   lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
   best = {}
   comps = summary.get("comparisons") or []
@@ -401,21 +496,27 @@ def table_text(summary) -> str:
     baseline = on_key[0]["baseline"]
     # Bold only what the paired verdicts back: the winner beats the baseline, or the baseline
     # beats every other arm.
-    if (winner != baseline and any(c["arm"] == winner and c["verdict"].startswith("better") for c in on_key)) or (
-        winner == baseline and all(c["verdict"].startswith("worse") for c in on_key)):
+    if (
+        winner != baseline
+        and any(c["arm"] == winner and c["verdict"].startswith("better") for c in on_key)
+    ) or (winner == baseline and all(c["verdict"].startswith("worse") for c in on_key)):
       best[key] = winner
   rank_key = family.rank_by
   arms = list(summary["arms"])
   if rank_key and all(rank_key in a["metrics"] for a in arms):
     arms.sort(key=lambda a: a["metrics"][rank_key]["mean"])  # best first
   for arm in arms:
-    seeds = f"{len(arm['seeds'])}" + (f" ({len(arm['diverged'])} diverged)" if arm["diverged"] else "")
+    seeds = f"{len(arm['seeds'])}" + (
+        f" ({len(arm['diverged'])} diverged)" if arm["diverged"] else ""
+    )
     if arm.get("other_configs"):
       seeds += f" (+{len(arm['other_configs'])} under other settings, apart)"
     cells = [arm["name"], seeds]
     for key, _, _ in cols:
-      cell = _fmt(arm["metrics"].get(key))
-      cells.append(f"**{cell}**" if best.get(key) == arm["name"] and len(summary["arms"]) > 1 else cell)
+      cell = _mean_std(arm["metrics"].get(key))
+      cells.append(
+          f"**{cell}**" if best.get(key) == arm["name"] and len(summary["arms"]) > 1 else cell
+      )
     lines.append("| " + " | ".join(cells) + " |")
   for cells in family.extra_rows(summary, cols):  # real data, floors
     lines.append("| " + " | ".join(cells) + " |")
@@ -436,13 +537,17 @@ def summarize(exp_dir, exp, arm_cfgs, command=None):
   arm of `exp` with runs there, not only `arm_cfgs`. The summary.json schema: docs/summary.md."""
   old = _read_dict(os.path.join(exp_dir, "summary.json"))
   disk = [(o, c) for a, o, c, _ in arms_on_disk(exp_dir, exp)]
-  refs, base = reference_configs(exp, list(arm_cfgs), old.get("protocol") if not arm_cfgs else None, disk)
+  refs, base = reference_configs(
+      exp, list(arm_cfgs), old.get("protocol") if not arm_cfgs else None, disk
+  )
   arm_cfgs = arms_on_disk(exp_dir, exp, arm_cfgs, refs)
   summary, curves = collect(exp_dir, exp, arm_cfgs, refs)
   summary["protocol"] = base
   arm_cfgs = [(a, o, c, arm["seeds"]) for (a, o, c, _), arm in zip(arm_cfgs, summary["arms"])]
   command = command or old.get("command")
-  summary["command"] = command if isinstance(command, str) else f"python -m experiments.run --exp={exp.name}"
+  summary["command"] = (
+      command if isinstance(command, str) else f"python -m experiments.run --exp={exp.name}"
+  )
   summary["floors"] = _floors_from_runs(summary)
   k = arm_cfgs[0][2].eval.last_k
   summary["headline_k"] = k
@@ -453,14 +558,18 @@ def summarize(exp_dir, exp, arm_cfgs, command=None):
 
 
 def draw(exp_dir, exp, summary, curves, arm_cfgs) -> dict:
-  """The sweep's figures: {name: path}; the forest plot of the primary metric's comparisons first."""
+  """The sweep's figures: {name: path}; the forest plot of the primary metric's comparisons
+  first."""
   family = families.get(summary["family"])
   out = {}
   primary = [c for c in summary["comparisons"] if c["metric"] == family.rank_by]
   if primary:
-    out["forest"] = plots.forest(primary, os.path.join(exp_dir, "forest.png"),
-                                 f"{exp.name}: paired differences of {primary[0]['metric']} (mean of the last "
-                                 f"{summary['headline_k']} evaluations) per seed, with the 95% interval")
+    out["forest"] = plots.forest(
+        primary,
+        os.path.join(exp_dir, "forest.png"),
+        f"{exp.name}: paired differences of {primary[0]['metric']} (mean of the last "
+        f"{summary['headline_k']} evaluations) per seed, with the 95% interval",
+    )
   if any(a["seeds"] for a in summary["arms"]):
     out.update(family.sweep_figures(exp_dir, summary, curves, arm_cfgs))
   return out
@@ -468,21 +577,35 @@ def draw(exp_dir, exp, summary, curves, arm_cfgs) -> dict:
 
 # --- report.md, one function per section: (summary, exp, arm_cfgs, figures) -> lines ---------
 
+
 def _header(summary, exp, arm_cfgs, figures):
   del figures
   n_seeds = max([len(seeds) for *_, seeds in arm_cfgs] + [0])
-  return [f"# {exp.name}", "", exp.description, "",
+  return [
+      f"# {exp.name}",
+      "",
+      exp.description,
+      "",
+      (
           f"Reproduce: `{summary['command']}` ({len(arm_cfgs)} arm(s) x {n_seeds} seed(s), "
-          f"{arm_cfgs[0][2].train.steps} steps each). Generated {summary['generated']}.", ""]
+          f"{arm_cfgs[0][2].train.steps} steps each). Generated {summary['generated']}."
+      ),
+      "",
+  ]
 
 
 def _overrides(summary, exp, arm_cfgs, figures):
   del exp, arm_cfgs, figures
   if not any(a["overrides"] for a in summary["arms"]):
     return []
-  return (["| arm | overrides |", "|---|---|"]
-          + [f"| {a['name']} | {', '.join(f'`{k}={v}`' for k, v in a['overrides'].items())} |" for a in summary["arms"]]
-          + [""])
+  return (
+      ["| arm | overrides |", "|---|---|"]
+      + [
+          f"| {a['name']} | {', '.join(f'`{k}={v}`' for k, v in a['overrides'].items())} |"
+          for a in summary["arms"]
+      ]
+      + [""]
+  )
 
 
 def _metrics(summary, exp, arm_cfgs, figures):
@@ -494,13 +617,22 @@ def _verdicts(summary, exp, arm_cfgs, figures):
   del exp, arm_cfgs
   if not summary["comparisons"]:
     return []
-  lines = ["## Verdicts: each arm against the baseline, paired by seed", "",
-           f"Each run's headline value of a metric is the mean of its last {summary['headline_k']} evaluations (late "
-           "GAN metrics oscillate). Seed k of every arm shares its initial parameters, data order and evaluation "
-           "latents, so arms are compared through per-seed differences (arm - baseline): their mean, a 95% interval "
-           "from the exact sign-flip test inverted (distribution-free; unbounded until there are enough seeds), the "
-           "sign-flip p-value and its Holm correction over the arms (each metric its own family). A verdict is about "
-           "this protocol, this dataset and this metric, nothing wider.", "", verdict_text(summary), ""]
+  lines = [
+      "## Verdicts: each arm against the baseline, paired by seed",
+      "",
+      (
+          f"Each run's headline value of a metric is the mean of its last {summary['headline_k']}"
+          " evaluations (late GAN metrics oscillate). Seed k of every arm shares its initial"
+          " parameters, data order and evaluation latents, so arms are compared through per-seed"
+          " differences (arm - baseline): their mean, a 95% interval from the exact sign-flip test"
+          " inverted (distribution-free; unbounded until there are enough seeds), the sign-flip"
+          " p-value and its Holm correction over the arms (each metric its own family). A verdict"
+          " is about this protocol, this dataset and this metric, nothing wider."
+      ),
+      "",
+      verdict_text(summary),
+      "",
+  ]
   if figures.get("forest"):
     lines += [f"![paired differences]({os.path.basename(figures['forest'])})", ""]
   return lines
@@ -508,18 +640,39 @@ def _verdicts(summary, exp, arm_cfgs, figures):
 
 def _per_extractor(summary, exp, arm_cfgs, figures):
   del exp, arm_cfgs, figures
-  per_ex = sorted({m for a in summary["arms"] for m in a["metrics"] if names.split_extractor(m)[0] == "fid"
-                   and names.split_extractor(m)[1] is not None}, key=lambda m: names.split_extractor(m)[1])
+  per_ex = sorted(
+      {
+          m
+          for a in summary["arms"]
+          for m in a["metrics"]
+          if names.split_extractor(m)[0] == "fid" and names.split_extractor(m)[1] is not None
+      },
+      key=lambda m: names.split_extractor(m)[1],
+  )
   if not per_ex:
     return []
-  return (["## FID under each feature extractor", "",
-           "The same samples scored by each extractor of the ensemble (mean ± std over seeds); a ranking that "
-           "changes between columns is one the extractor decides, not the models.", "",
-           "| arm | " + " | ".join(f"FID e{names.split_extractor(m)[1]}" for m in per_ex) + " | mean |",
-           "|---|" + "---|" * (len(per_ex) + 1)]
-          + [f"| {a['name']} | " + " | ".join(_fmt(a["metrics"].get(m)) for m in per_ex)
-             + f" | {_fmt(a['metrics'].get('fid'))} |" for a in summary["arms"]]
-          + [""])
+  return (
+      [
+          "## FID under each feature extractor",
+          "",
+          (
+              "The same samples scored by each extractor of the ensemble (mean ± std over seeds); a"
+              " ranking that changes between columns is one the extractor decides, not the models."
+          ),
+          "",
+          "| arm | "
+          + " | ".join(f"FID e{names.split_extractor(m)[1]}" for m in per_ex)
+          + " | mean |",
+          "|---|" + "---|" * (len(per_ex) + 1),
+      ]
+      + [
+          f"| {a['name']} | "
+          + " | ".join(_mean_std(a["metrics"].get(m)) for m in per_ex)
+          + f" | {_mean_std(a['metrics'].get('fid'))} |"
+          for a in summary["arms"]
+      ]
+      + [""]
+  )
 
 
 def _noise(summary, exp, arm_cfgs, figures):
@@ -527,21 +680,38 @@ def _noise(summary, exp, arm_cfgs, figures):
   noise = summary.get("eval_noise")
   if not noise:
     return []
-  spread = {m: float(np.mean([a["metrics"][m]["std"] for a in summary["arms"] if m in a["metrics"]]))
-            for m in noise["std"] if any(m in a["metrics"] for a in summary["arms"])}
-  return (["## Which noise dominates", "",
-           f"The evaluation's own sampling noise: the final checkpoint of `{noise['run']}` scored with "
-           f"{noise['sampling_seeds']} different sampling seeds (std over them), beside the seed-to-seed std of "
-           "the final values (mean over arms):", "",
-           "| metric | evaluation std (one checkpoint) | seed-to-seed std |", "|---|---|---|"]
-          + [f"| {m} | {noise['std'][m]:.4g} | {spread[m]:.4g} |" for m in spread] + [""])
+  spread = {
+      m: float(np.mean([a["metrics"][m]["std"] for a in summary["arms"] if m in a["metrics"]]))
+      for m in noise["std"]
+      if any(m in a["metrics"] for a in summary["arms"])
+  }
+  return (
+      [
+          "## Which noise dominates",
+          "",
+          (
+              f"The evaluation's own sampling noise: the final checkpoint of `{noise['run']}`"
+              f" scored with {noise['sampling_seeds']} different sampling seeds (std over them),"
+              " beside the seed-to-seed std of the final values (mean over arms):"
+          ),
+          "",
+          "| metric | evaluation std (one checkpoint) | seed-to-seed std |",
+          "|---|---|---|",
+      ]
+      + [f"| {m} | {noise['std'][m]:.4g} | {spread[m]:.4g} |" for m in spread]
+      + [""]
+  )
 
 
 def _notes(summary, exp, arm_cfgs, figures):
   del exp, figures
   family = families.get(summary["family"])
   template = family.notes([c for _, _, c, _ in arm_cfgs], summary)
-  return [notes_lib.render(template, notes_lib.context(family, arm_cfgs[0][2], summary)), ""] if template else []
+  return (
+      [notes_lib.render(template, notes_lib.context(family, arm_cfgs[0][2], summary)), ""]
+      if template
+      else []
+  )
 
 
 def _diverged(summary, exp, arm_cfgs, figures):
@@ -549,8 +719,11 @@ def _diverged(summary, exp, arm_cfgs, figures):
   diverged = [(a["name"], a["diverged"]) for a in summary["arms"] if a["diverged"]]
   if not diverged:
     return []
-  return ["**Diverged runs** (NaN/Inf; excluded from the means, last good checkpoint kept): "
-          + "; ".join(f"{n}: seeds {s}" for n, s in diverged), ""]
+  return [
+      "**Diverged runs** (NaN/Inf; excluded from the means, last good checkpoint kept): "
+      + "; ".join(f"{n}: seeds {s}" for n, s in diverged),
+      "",
+  ]
 
 
 def _recovered(summary, exp, arm_cfgs, figures):
@@ -558,8 +731,13 @@ def _recovered(summary, exp, arm_cfgs, figures):
   recovered = [(a["name"], a["recovered"]) for a in summary["arms"] if a["recovered"]]
   if not recovered:
     return []
-  return ["**Recovered values** (the run's result.json was unreadable): "
-          + "; ".join(f"{n}: " + ", ".join(f"seed {s} from {src}" for s, src in r.items()) for n, r in recovered), ""]
+  return [
+      "**Recovered values** (the run's result.json was unreadable): "
+      + "; ".join(
+          f"{n}: " + ", ".join(f"seed {s} from {src}" for s, src in r.items()) for n, r in recovered
+      ),
+      "",
+  ]
 
 
 def _apart(summary, exp, arm_cfgs, figures):
@@ -567,52 +745,101 @@ def _apart(summary, exp, arm_cfgs, figures):
   apart = [(a["name"], a["other_configs"]) for a in summary["arms"] if a["other_configs"]]
   if not apart:
     return []
-  return (["## Runs under other settings", "",
-           "These runs sit in this experiment's directories but were trained with settings other than the ones "
-           "this report is about, so they are in no table and no verdict:", ""]
-          + [f"- {n}/seed{s}: {'; '.join(d)}" for n, by_seed in apart for s, d in by_seed.items()] + [""])
+  return (
+      [
+          "## Runs under other settings",
+          "",
+          (
+              "These runs sit in this experiment's directories but were trained with settings other"
+              " than the ones this report is about, so they are in no table and no verdict:"
+          ),
+          "",
+      ]
+      + [f"- {n}/seed{s}: {'; '.join(d)}" for n, by_seed in apart for s, d in by_seed.items()]
+      + [""]
+  )
 
 
 def _unfinished(summary, exp, arm_cfgs, figures):
   del exp, arm_cfgs, figures
-  missing = [(a["name"], [s for s, st in a["status"].items() if st not in ("finished", "diverged")])
-             for a in summary["arms"]]
+  missing = [
+      (a["name"], [s for s, st in a["status"].items() if st not in ("finished", "diverged")])
+      for a in summary["arms"]
+  ]
   missing = [(n, s) for n, s in missing if s]
   if not missing:
     return []
-  return ["**Unfinished runs** (rerun with --resume): " + "; ".join(f"{n}: seeds {', '.join(s)}" for n, s in missing), ""]
+  return [
+      "**Unfinished runs** (rerun with --resume): "
+      + "; ".join(f"{n}: seeds {', '.join(s)}" for n, s in missing),
+      "",
+  ]
 
 
 def _problems(summary, exp, arm_cfgs, figures):
   del exp, arm_cfgs, figures
   if not summary["problems"]:
     return []
-  return ["**Problems reading the runs** (nothing was dropped; see each note):", ""] + [
-      f"- {p}" for p in summary["problems"]] + [""]
+  return (
+      ["**Problems reading the runs** (nothing was dropped; see each note):", ""]
+      + [f"- {p}" for p in summary["problems"]]
+      + [""]
+  )
 
 
-FIGURE_TITLES = {"fid": "Evaluation over training", "curves": "Training curves", "final": "Final metrics per arm",
-                 "densities": "Real vs generated (seed protocol figure)", "samples": "Final samples per arm"}
+FIGURE_TITLES = {
+    "fid": "Evaluation over training",
+    "curves": "Training curves",
+    "final": "Final metrics per arm",
+    "densities": "Real vs generated (seed protocol figure)",
+    "samples": "Final samples per arm",
+}
 
 
 def _figures(summary, exp, arm_cfgs, figures):
   del summary, exp, arm_cfgs
-  shown = {k: v for k, v in figures.items() if k != "forest"}  # the forest plot is shown with the verdicts
+  # the forest plot is shown with the verdicts
+  shown = {k: v for k, v in figures.items() if k != "forest"}
   if not shown:
     return []
   lines = ["## Figures", ""]
   for name, path in shown.items():
-    lines += [f"### {FIGURE_TITLES.get(name, name)}", "", f"![{name}]({os.path.basename(path)})", ""]
+    lines += [
+        f"### {FIGURE_TITLES.get(name, name)}",
+        "",
+        f"![{name}]({os.path.basename(path)})",
+        "",
+    ]
   return lines
 
 
 def _footer(summary, exp, arm_cfgs, figures):
   del summary, exp, arm_cfgs, figures
-  return ["Per-run files: `<arm>/seed<k>/{config.json,metrics.jsonl,result.json,checkpoints/,samples/}`.", ""]
+  return [
+      (
+          "Per-run files:"
+          " `<arm>/seed<k>/{config.json,metrics.jsonl,result.json,checkpoints/,samples/}`."
+      ),
+      "",
+  ]
 
 
-SECTIONS = (_header, _overrides, _metrics, _verdicts, _per_extractor, _noise, _notes, _diverged, _recovered,
-            _apart, _unfinished, _problems, _figures, _footer)
+SECTIONS = (
+    _header,
+    _overrides,
+    _metrics,
+    _verdicts,
+    _per_extractor,
+    _noise,
+    _notes,
+    _diverged,
+    _recovered,
+    _apart,
+    _unfinished,
+    _problems,
+    _figures,
+    _footer,
+)
 
 
 def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
@@ -631,13 +858,19 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
 def _rebuild(exp_dir) -> int:
   from experiments import registry  # pylint: disable=g-import-not-at-top
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+
   if not os.path.isdir(exp_dir):
-    raise RunError(f"{exp_dir} does not exist. Give an experiment directory, e.g. runs/gaussian1d_loss "
-                   "(what `python -m experiments.run --exp=NAME --out runs` wrote).")
+    raise RunError(
+        f"{exp_dir} does not exist. Give an experiment directory, e.g. runs/gaussian1d_loss "
+        "(what `python -m experiments.run --exp=NAME --out runs` wrote)."
+    )
   name = os.path.basename(os.path.abspath(exp_dir))
   if name not in registry.names():
     if os.path.exists(os.path.join(exp_dir, "config.json")):
-      hint = f" It is a single run's directory; its experiment directory is {os.path.dirname(os.path.dirname(os.path.abspath(exp_dir)))}."
+      hint = (
+          " It is a single run's directory; its experiment directory is"
+          f" {os.path.dirname(os.path.dirname(os.path.abspath(exp_dir)))}."
+      )
     else:
       hint = " Its name must be the experiment's name (see `python -m experiments.run --list`)."
     raise RunError(f"{exp_dir} is not an experiment directory.{hint}")
@@ -645,23 +878,33 @@ def _rebuild(exp_dir) -> int:
   with rundir.lock(exp_dir):
     arm_cfgs = arms_on_disk(exp_dir, exp)
     if not arm_cfgs:
-      raise RunError(f"{exp_dir} holds no runs of {name} with a readable config.json; nothing to report "
-                     "(the existing files were left as they are).")
-    paths = build(exp_dir, exp, [])  # no command: the settings of the previous report (or of most runs)
+      raise RunError(
+          f"{exp_dir} holds no runs of {name} with a readable config.json; nothing to report "
+          "(the existing files were left as they are)."
+      )
+    # no command: the settings of the previous report (or of most runs)
+    paths = build(exp_dir, exp, [])
   problems = paths["summary_obj"]["problems"]
   for p in problems:
     print(f"WARNING: {p}", file=sys.stderr)
-  print(f"wrote {paths['report']}" + (f" ({len(problems)} problem(s) reading the runs, listed in it)" if problems else ""))
+  print(
+      f"wrote {paths['report']}"
+      + (f" ({len(problems)} problem(s) reading the runs, listed in it)" if problems else "")
+  )
   return 0  # the report is written; what could not be read is listed in it and above
 
 
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
   if len(argv) != 1 or argv[0].startswith("-"):
-    print("usage: python -m experiments.report runs/<exp>\nRebuilds summary.json, report.md and the "
-          "figures of an experiment directory from what is on disk.", file=sys.stderr)
+    print(
+        "usage: python -m experiments.report runs/<exp>\nRebuilds summary.json, report.md and the "
+        "figures of an experiment directory from what is on disk.",
+        file=sys.stderr,
+    )
     return 2
   from experiments import cli  # pylint: disable=g-import-not-at-top
+
   return cli.guarded(lambda: _rebuild(argv[0].rstrip("/") or "/"))
 
 

@@ -24,27 +24,59 @@ from gen_models.errors import RunError  # pylint: disable=unused-import (re-expo
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(prog="python -m experiments.run", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+      prog="python -m experiments.run",
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   p.add_argument("--list", action="store_true", help="list experiments and exit")
   p.add_argument("--exp", help="experiment name (see --list)")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="override a config key, e.g. --set train.steps=500 (repeatable)")
+  p.add_argument(
+      "--set",
+      action="append",
+      default=[],
+      metavar="KEY=VALUE",
+      help="override a config key, e.g. --set train.steps=500 (repeatable)",
+  )
   p.add_argument("--seeds", type=int, help="number of seeds per arm (default: the experiment's)")
   p.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
   p.add_argument("--out", default="runs", help="output root (default: runs)")
-  p.add_argument("--resume", action="store_true",
-                 help="continue unfinished runs from their latest checkpoint, skip finished ones")
-  p.add_argument("--wandb", choices=("online", "offline", "disabled"),
-                 help="wandb mode (default: online if an API key is configured, else offline)")
-  p.add_argument("--summary", action="store_true",
-                 help="print the configs and parameter counts, then exit without training")
+  p.add_argument(
+      "--resume",
+      action="store_true",
+      help="continue unfinished runs from their latest checkpoint, skip finished ones",
+  )
+  p.add_argument(
+      "--wandb",
+      choices=("online", "offline", "disabled"),
+      help="wandb mode (default: online if an API key is configured, else offline)",
+  )
+  p.add_argument(
+      "--summary",
+      action="store_true",
+      help="print the configs and parameter counts, then exit without training",
+  )
   p.add_argument("--quiet", action="store_true", help="only print one line per finished run")
-  p.add_argument("--until-decided", action="store_true",
-                 help="add seeds (--seed-batch at a time, up to --max-seeds) until every arm's comparison "
-                      "with the baseline on the headline metric has a verdict other than 'no difference'")
-  p.add_argument("--max-seeds", type=int, default=20, help="seed budget per arm for --until-decided (default 20)")
-  p.add_argument("--seed-batch", type=int, default=2, help="seeds added per round by --until-decided (default 2)")
+  p.add_argument(
+      "--until-decided",
+      action="store_true",
+      help=(
+          "add seeds (--seed-batch at a time, up to --max-seeds) until every arm's comparison "
+          "with the baseline on the headline metric has a verdict other than 'no difference'"
+      ),
+  )
+  p.add_argument(
+      "--max-seeds",
+      type=int,
+      default=20,
+      help="seed budget per arm for --until-decided (default 20)",
+  )
+  p.add_argument(
+      "--seed-batch",
+      type=int,
+      default=2,
+      help="seeds added per round by --until-decided (default 2)",
+  )
   return p.parse_args(argv)
 
 
@@ -59,13 +91,19 @@ def list_experiments() -> str:
 
 def build_configs(exp, sets: list[str], seeds_flag, arms_flag):
   """[(arm, overrides, cfg, seeds)] for every arm, validated before anything runs."""
-  from gen_models import families  # pylint: disable=g-import-not-at-top (jax: after the allocator re-exec)
+  # pylint: disable-next=g-import-not-at-top
+  from gen_models import families
+
   pairs = [config_lib.parse_assignment(s) for s in sets]
   cli = dict(pairs)
   twice = sorted(k for k in cli if sum(key == k for key, _ in pairs) > 1)
   if twice:
-    given = "; ".join(f"{k}: " + ", ".join(config_lib.short(v) for key, v in pairs if key == k) for k in twice)
-    raise ConfigError(f"{', '.join(twice)} set more than once with --set ({given}). Give each key once.")
+    given = "; ".join(
+        f"{k}: " + ", ".join(config_lib.short(v) for key, v in pairs if key == k) for k in twice
+    )
+    raise ConfigError(
+        f"{', '.join(twice)} set more than once with --set ({given}). Give each key once."
+    )
   base = config_lib.apply_overrides(exp.config, cli)
   if seeds_flag is not None:
     base = config_lib.set_key(base, "seeds", seeds_flag)
@@ -74,18 +112,24 @@ def build_configs(exp, sets: list[str], seeds_flag, arms_flag):
     wanted = [a.strip() for a in arms_flag.split(",") if a.strip()]
     known = [a for a, _ in arm_items]
     if not wanted:
-      raise ConfigError(f"--arms is empty; give a comma-separated subset of {', '.join(known)}, or leave "
-                        "--arms out to run them all.")
+      raise ConfigError(
+          f"--arms is empty; give a comma-separated subset of {', '.join(known)}, or leave "
+          "--arms out to run them all."
+      )
     unknown = [a for a in wanted if a not in known]
     if unknown:
-      raise ConfigError(f"Unknown arm(s) {', '.join(config_lib.short(a, quote=False) for a in unknown)} for {exp.name}; its arms are "
-                        f"{', '.join(known)}.")
+      raise ConfigError(
+          f"Unknown arm(s) {', '.join(config_lib.short(a, quote=False) for a in unknown)} for"
+          f" {exp.name}; its arms are {', '.join(known)}."
+      )
     arm_items = [(a, o) for a, o in arm_items if a in wanted]
   out = []
   for arm, overrides in arm_items:
     clash = sorted(set(cli) & set(overrides))
     if clash:
-      print(f"note: {', '.join(clash)} is set by arm '{arm}' of this sweep; the arm's value is used.")
+      print(
+          f"note: {', '.join(clash)} is set by arm '{arm}' of this sweep; the arm's value is used."
+      )
     cfg = families.validate(config_lib.apply_overrides(base, overrides))
     seeds = [cfg.seed + i for i in range(cfg.seeds)]
     out.append((arm, dict(overrides), cfg, seeds))
@@ -103,8 +147,11 @@ RESUMABLE_CHANGES = ("train.steps",)
 def _config_diff(saved: dict, new: dict) -> list[str]:
   a = config_lib.flatten(config_lib.from_dict(saved))
   b = config_lib.flatten(config_lib.from_dict(new))
-  return [f"{k}: {a[k]!r} (saved) vs {b[k]!r} (now)" for k in a
-          if a[k] != b[k] and k not in RESUMABLE_CHANGES]
+  return [
+      f"{k}: {a[k]!r} (saved) vs {b[k]!r} (now)"
+      for k in a
+      if a[k] != b[k] and k not in RESUMABLE_CHANGES
+  ]
 
 
 def _steps_reached(run_dir, result) -> int:
@@ -129,33 +176,46 @@ def plan_runs(exp, arm_cfgs, out, resume):
         plan.append((arm, run_cfg, seed, run_dir, "new"))
         continue
       if not resume:
-        raise RunError(f"{run_dir} already holds a run. Nothing was changed. To continue it (and "
-                       f"skip finished runs) add --resume; to start afresh pick another --out "
-                       f"directory (e.g. --out runs_{time.strftime('%Y%m%d_%H%M%S')}).")
+        raise RunError(
+            f"{run_dir} already holds a run. Nothing was changed. To continue it (and "
+            "skip finished runs) add --resume; to start afresh pick another --out "
+            f"directory (e.g. --out runs_{time.strftime('%Y%m%d_%H%M%S')})."
+        )
       saved = rundir.read_json(os.path.join(run_dir, "config.json"))
       if not isinstance(saved, dict):
-        raise RunError(f"{run_dir} exists but has no readable config.json (missing, damaged or not a JSON "
-                       "object), so it cannot be resumed safely. Nothing was changed. Move it away or pick "
-                       "another --out directory.")
+        raise RunError(
+            f"{run_dir} exists but has no readable config.json (missing, damaged or not a JSON "
+            "object), so it cannot be resumed safely. Nothing was changed. Move it away or pick "
+            "another --out directory."
+        )
       try:
         diff = _config_diff(saved, config_lib.to_dict(run_cfg))
       except (ConfigError, TypeError, ValueError, AttributeError) as e:
-        raise RunError(f"{run_dir}: its config.json cannot be read as a config ({e}). Nothing was changed. "
-                       "Move it away or pick another --out directory.") from None
+        raise RunError(
+            f"{run_dir}: its config.json cannot be read as a config ({e}). Nothing was changed. "
+            "Move it away or pick another --out directory."
+        ) from None
       if diff:
-        raise RunError(f"--resume: the config of {run_dir} differs from this command's:\n  "
-                       + "\n  ".join(diff) + "\nUse the original settings to resume, or pick "
-                       "another --out directory for the new ones.")
+        raise RunError(
+            f"--resume: the config of {run_dir} differs from this command's:\n  "
+            + "\n  ".join(diff)
+            + "\nUse the original settings to resume, or pick "
+            "another --out directory for the new ones."
+        )
       result = rundir.read_json(os.path.join(run_dir, "result.json"))
       result = result if isinstance(result, dict) else None
       reached = _steps_reached(run_dir, result)
       if reached > run_cfg.train.steps:
-        raise RunError(f"--resume: {run_dir} is trained to step {reached}, beyond this command's "
-                       f"train.steps={run_cfg.train.steps}; a run is never shortened (its checkpoints and metrics "
-                       f"are of the longer run). Nothing was changed. Resume with train.steps >= {reached}, or "
-                       "pick another --out directory for the shorter protocol.")
-      done = result is not None and (result.get("status") == "diverged" or (
-          result.get("status") == "finished" and result.get("step") == run_cfg.train.steps))
+        raise RunError(
+            f"--resume: {run_dir} is trained to step {reached}, beyond this command's"
+            f" train.steps={run_cfg.train.steps}; a run is never shortened (its checkpoints and"
+            " metrics are of the longer run). Nothing was changed. Resume with train.steps >="
+            f" {reached}, or pick another --out directory for the shorter protocol."
+        )
+      done = result is not None and (
+          result.get("status") == "diverged"
+          or (result.get("status") == "finished" and result.get("step") == run_cfg.train.steps)
+      )
       plan.append((arm, run_cfg, seed, run_dir, "skip" if done else "resume"))
   return plan
 
@@ -165,27 +225,33 @@ def preflight(arm_cfgs):
   split for image metrics), before anything is compiled or written. Raises DataError/ConfigError."""
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import families  # pylint: disable=g-import-not-at-top
+
   for arm, _, cfg, _ in arm_cfgs:
     data = data_lib.load(cfg)
     n = len(data["train"]["x"])
     if cfg.train.batch_size > n:
-      raise ConfigError(f"'train.batch_size'={cfg.train.batch_size} (arm {arm}) is larger than the "
-                        f"{cfg.data.name} training set ({n} examples). Lower train.batch_size.")
+      raise ConfigError(
+          f"'train.batch_size'={cfg.train.batch_size} (arm {arm}) is larger than the "
+          f"{cfg.data.name} training set ({n} examples). Lower train.batch_size."
+      )
     if families.of(cfg).needs_test(cfg) and "test" not in data:
       raise data_lib.DataError(f"{cfg.data.name} has no test split, which the evaluation needs.")
     n_test = len(data["test"]["x"]) if "test" in data else 0
     if families.of(cfg).scores_images(cfg) and n_test < config_lib.MIN_EVAL_SAMPLES_IMAGES:
       raise data_lib.DataError(
-          f"the {cfg.data.name} test split{f' in {cfg.data.dir}' if cfg.data.dir else ''} has {n_test} images, but "
-          f"the image metrics compare at least {config_lib.MIN_EVAL_SAMPLES_IMAGES} generated images with as many "
-          "test images (FID's 128-d covariance needs more samples than dimensions). Give a data.dir with a larger "
-          "test split, or eval.num_samples=0 for no sample-based metrics.")
+          f"the {cfg.data.name} test split{f' in {cfg.data.dir}' if cfg.data.dir else ''} has"
+          f" {n_test} images, but the image metrics compare at least"
+          f" {config_lib.MIN_EVAL_SAMPLES_IMAGES} generated images with as many test images (FID's"
+          " 128-d covariance needs more samples than dimensions). Give a data.dir with a larger"
+          " test split, or eval.num_samples=0 for no sample-based metrics."
+      )
 
 
 def print_summary(exp, arm_cfgs):
   import jax  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import families  # pylint: disable=g-import-not-at-top
+
   print(f"{exp.name}: {exp.description}")
   for arm, overrides, cfg, seeds in arm_cfgs:
     print(f"  arm {arm}: overrides {overrides or '{}'}; seeds {seeds}")
@@ -198,6 +264,7 @@ def print_summary(exp, arm_cfgs):
 
 def needs_classifier(cfg) -> bool:
   from gen_models import families  # pylint: disable=g-import-not-at-top
+
   return families.of(cfg).scores_images(cfg)
 
 
@@ -205,15 +272,20 @@ def check_outputs(out, exp, arm_cfgs) -> str:
   """Every path the command will write, checked (and created) before anything is compiled."""
   longest = max(len(os.path.abspath(os.path.join(out, exp.name, arm))) for arm, *_ in arm_cfgs)
   if longest + PATH_ROOM > os.pathconf("/", "PC_PATH_MAX"):
-    raise RunError(f"The output directory (--out) is {len(os.path.abspath(out)):,} characters long; the files a run "
-                   f"writes under it would pass the system's path limit ({os.pathconf('/', 'PC_PATH_MAX')} characters, "
-                   f"{PATH_ROOM} of them needed below the experiment directory). Nothing was trained or written. "
-                   "Pick a shorter --out.")
+    raise RunError(
+        f"The output directory (--out) is {len(os.path.abspath(out)):,} characters long; the files"
+        " a run writes under it would pass the system's path limit"
+        f" ({os.pathconf('/', 'PC_PATH_MAX')} characters, {PATH_ROOM} of them needed below the"
+        " experiment directory). Nothing was trained or written. Pick a shorter --out."
+    )
   exp_dir = rundir.ensure_writable(os.path.join(out, exp.name), "The output directory (--out)")
   if any(needs_classifier(cfg) for _, _, cfg, _ in arm_cfgs):
     from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
-    rundir.ensure_writable(os.path.join(features.cache_root(), "classifier"),
-                           "The classifier cache (GEN_MODELS_CACHE, default ~/.cache/gen_models)")
+
+    rundir.ensure_writable(
+        os.path.join(features.cache_root(), "classifier"),
+        "The classifier cache (GEN_MODELS_CACHE, default ~/.cache/gen_models)",
+    )
   return exp_dir
 
 
@@ -228,7 +300,9 @@ def check_run_dirs(plan) -> None:
     if action != "skip" and os.path.isdir(run_dir):
       rundir.ensure_writable(run_dir, f"The run directory of {arm}/seed{seed}")
       if os.path.isdir(os.path.join(run_dir, "checkpoints")):
-        rundir.ensure_writable(os.path.join(run_dir, "checkpoints"), f"The checkpoints of {arm}/seed{seed}")
+        rundir.ensure_writable(
+            os.path.join(run_dir, "checkpoints"), f"The checkpoints of {arm}/seed{seed}"
+        )
 
 
 def _distributed() -> bool:
@@ -239,25 +313,33 @@ def _check_until_decided(exp, arm_cfgs) -> None:
   """--until-decided compares arms with the baseline: it needs both among the arms it runs."""
   names = [a for a, *_ in arm_cfgs]
   if len(exp.arm_items()) < 2:
-    raise ConfigError(f"--until-decided adds seeds until arms differ from the baseline, but {exp.name} has one arm, "
-                      "so there is nothing to decide. Drop --until-decided (use --seeds N), or pick an experiment "
-                      "with arms (see --list).")
+    raise ConfigError(
+        f"--until-decided adds seeds until arms differ from the baseline, but {exp.name} has one"
+        " arm, so there is nothing to decide. Drop --until-decided (use --seeds N), or pick an"
+        " experiment with arms (see --list)."
+    )
   if exp.baseline_arm() not in names or len(names) < 2:
-    raise ConfigError(f"--until-decided compares each arm with the baseline '{exp.baseline_arm()}' of {exp.name}, "
-                      f"but --arms {','.join(names)} leaves {'it' if exp.baseline_arm() not in names else 'no other arm'} "
-                      "out. Add it to --arms, or drop --arms.")
+    raise ConfigError(
+        f"--until-decided compares each arm with the baseline '{exp.baseline_arm()}' of {exp.name},"
+        f" but --arms {','.join(names)} leaves"
+        f" {'it' if exp.baseline_arm() not in names else 'no other arm'} out. Add it to --arms, or"
+        " drop --arms."
+    )
 
 
 def _run(args, argv) -> int:
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
   runtime.check_environment()
-  runtime.init_distributed()  # before anything touches JAX's backend (the data preflight may compute)
+  # before anything touches JAX's backend (the data preflight may compute)
+  runtime.init_distributed()
   runtime.check_backend()
   exp = registry.get(args.exp)
   arm_cfgs = build_configs(exp, args.set, args.seeds, args.arms)
   if args.until_decided:
     _check_until_decided(exp, arm_cfgs)
   from gen_models import tracking  # pylint: disable=g-import-not-at-top
+
   mode = tracking.resolve_mode(args.wandb)
   preflight(arm_cfgs)
   if args.summary:
@@ -275,6 +357,7 @@ def _run(args, argv) -> int:
     if not runtime.is_main_process():
       mode = "disabled"
     from experiments import runner  # pylint: disable=g-import-not-at-top
+
     command = "python -m experiments.run " + " ".join(a for a in argv if a != "--resume")
     while True:
       code = runner.run_plan(exp, arm_cfgs, plan, args.out, mode, quiet=args.quiet, command=command)
@@ -283,16 +366,27 @@ def _run(args, argv) -> int:
       seeds = len(arm_cfgs[0][3])
       undecided, decided = _undecided(exp_dir)
       if not undecided and decided:
-        print(f"--until-decided: stopped: every comparison on the headline metric has a verdict: "
-              f"{'; '.join(decided)}.", flush=True)
+        print(
+            "--until-decided: stopped: every comparison on the headline metric has a verdict: "
+            f"{'; '.join(decided)}.",
+            flush=True,
+        )
         return 0
       if seeds >= args.max_seeds:
-        print(f"--until-decided: stopped at the seed budget (--max-seeds {args.max_seeds}); still undecided: "
-              + ("; ".join(undecided) or "no comparison could be made") + ".", flush=True)
+        print(
+            f"--until-decided: stopped at the seed budget (--max-seeds {args.max_seeds}); still"
+            " undecided: "
+            + ("; ".join(undecided) or "no comparison could be made")
+            + ".",
+            flush=True,
+        )
         return 0
       more = min(args.seed_batch, args.max_seeds - seeds)
-      print(f"--until-decided: {'; '.join(undecided) or 'no comparison yet'} (the command's {seeds} seeds per arm). "
-            f"Adding {more}.", flush=True)
+      print(
+          f"--until-decided: {'; '.join(undecided) or 'no comparison yet'} (the command's {seeds}"
+          f" seeds per arm). Adding {more}.",
+          flush=True,
+      )
       arm_cfgs = build_configs(exp, args.set, seeds + more, args.arms)
       plan = plan_runs(exp, arm_cfgs, args.out, True)
 
@@ -301,6 +395,7 @@ def _undecided(exp_dir) -> tuple[list[str], list[str]]:
   """('arm vs baseline: verdict (n seeds)' for the headline metric's comparisons without a verdict,
   the same for those with one), each with the number of paired seeds the verdict used."""
   from gen_models import families  # pylint: disable=g-import-not-at-top
+
   summary = rundir.read_json(os.path.join(exp_dir, "summary.json"))
   if not isinstance(summary, dict) or not isinstance(summary.get("comparisons"), list):
     return [], []
@@ -324,13 +419,19 @@ def main(argv=None) -> int:
     print("error: --until-decided needs --max-seeds >= 2 and --seed-batch >= 1.", file=sys.stderr)
     return 2
   from experiments import cli  # pylint: disable=g-import-not-at-top
+
   with signals.handling():
-    return cli.guarded(lambda: _run(args, argv), unexpected_hint=(
-        "Checkpoints written so far are kept (a finished run's training is checkpointed before its "
-        "evaluation): fix the cause and rerun the same command with --resume."))
+    return cli.guarded(
+        lambda: _run(args, argv),
+        unexpected_hint=(
+            "Checkpoints written so far are kept (a finished run's training is checkpointed before"
+            " its evaluation): fix the cause and rerun the same command with --resume."
+        ),
+    )
 
 
 if __name__ == "__main__":
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
   runtime.configure("experiments.run")
   sys.exit(main())

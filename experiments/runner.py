@@ -62,15 +62,33 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
       if describe and not runs:
         print_fn(f"[{label}] {families.describe(jax.eval_shape(task.init, key))}")
       checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
-      tracker = (tracking.Tracker(run_dir, mode, project=WANDB_PROJECT, group=exp.name, job_type=arm,
-                                  name=f"{arm}-seed{cfg.seed}", config=config_lib.flatten(cfg))
-                 if runtime.is_main_process() else tracking.NullTracker())
-      runs.append(loop.Run(task, cfg, _device_data(data["train"]), key, tracker, checkpointer, label))
-      ctx.append({"arm": arm, "data": data, "run_dir": run_dir,
-                  "result": {"experiment": exp.name, "arm": arm, "seed": cfg.seed, "status": "running"}})
+      tracker = (
+          tracking.Tracker(
+              run_dir,
+              mode,
+              project=WANDB_PROJECT,
+              group=exp.name,
+              job_type=arm,
+              name=f"{arm}-seed{cfg.seed}",
+              config=config_lib.flatten(cfg),
+          )
+          if runtime.is_main_process()
+          else tracking.NullTracker()
+      )
+      runs.append(
+          loop.Run(task, cfg, _device_data(data["train"]), key, tracker, checkpointer, label)
+      )
+      ctx.append({
+          "arm": arm,
+          "data": data,
+          "run_dir": run_dir,
+          "result": {"experiment": exp.name, "arm": arm, "seed": cfg.seed, "status": "running"},
+      })
     if len(runs) > 1:
-      print_fn(f"[{exp.name}] training {len(runs)} runs as one vectorised program: "
-               + ", ".join(r.label.split("/", 1)[1] for r in runs))
+      print_fn(
+          f"[{exp.name}] training {len(runs)} runs as one vectorised program: "
+          + ", ".join(r.label.split("/", 1)[1] for r in runs)
+      )
     try:
       states = loop.train_many(runs, resume=items[0][3], print_fn=print_fn)
     except loop.Interrupted as e:
@@ -81,24 +99,40 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
       result = c["result"]
       if run.status == "diverged":
         kept = run.checkpointer.steps()
-        where = (f"The last good checkpoint (step {kept[-1]}) is kept in {c['run_dir']}/checkpoints" if kept
-                 else "It diverged before its first checkpoint, so there is none to go back to")
+        where = (
+            f"The last good checkpoint (step {kept[-1]}) is kept in {c['run_dir']}/checkpoints"
+            if kept
+            else "It diverged before its first checkpoint, so there is none to go back to"
+        )
         print(f"[{run.label}] DIVERGED: {run.error}. {where}; the sweep goes on.", flush=True)
-        result.update(status="diverged", step=run.info["diverged_step"], metrics={}, error=run.error)
+        result.update(
+            status="diverged", step=run.info["diverged_step"], metrics={}, error=run.error
+        )
         continue
       rows = tracking.read_jsonl(run.tracker.path)
       final = report.final_metrics(run.info["final_eval"], rows)
-      figures = (families.of(run.cfg).artifacts(run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label)
-                 if runtime.is_main_process() else [])
+      figures = (
+          families.of(run.cfg).artifacts(
+              run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label
+          )
+          if runtime.is_main_process()
+          else []
+      )
       for path in figures:
         run.tracker.log_image(run.cfg.train.steps, f"figures/{os.path.basename(path)}", path)
       extractors = families.of(run.cfg).extractor_info(run.cfg, c["data"])
       run.tracker.summary({**final, **({"extractors": extractors["ident"]} if extractors else {})})
       if extractors:
         result["extractors"] = extractors
-      result.update(status="finished", step=run.cfg.train.steps, metrics=final,
-                    compile_s=run.info["compile_s"], steps_per_s=run.info["steps_per_s"],
-                    resumed_from=run.info["start_step"], vectorised_with=len(runs))
+      result.update(
+          status="finished",
+          step=run.cfg.train.steps,
+          metrics=final,
+          compile_s=run.info["compile_s"],
+          steps_per_s=run.info["steps_per_s"],
+          resumed_from=run.info["start_step"],
+          vectorised_with=len(runs),
+      )
   finally:
     wall = (time.perf_counter() - t_start) / max(1, len(ctx))
     for run, c in zip(runs, ctx):
@@ -148,7 +182,7 @@ def _groups(plan):
   return groups
 
 
-def _fmt(metrics, keys):
+def _metrics_line(metrics, keys):
   return " ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float)))
 
 
@@ -156,8 +190,11 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
   exp_dir = os.path.join(out, exp.name)
   os.makedirs(exp_dir, exist_ok=True)
   n_new = sum(a != "skip" for *_, a in plan)
-  print(f"{exp.name}: {len(arm_cfgs)} arm(s) x {len(arm_cfgs[0][3])} seed(s) = {len(plan)} runs "
-        f"({len(plan) - n_new} already finished), wandb {mode}, output {exp_dir}", flush=True)
+  print(
+      f"{exp.name}: {len(arm_cfgs)} arm(s) x {len(arm_cfgs[0][3])} seed(s) = {len(plan)} runs "
+      f"({len(plan) - n_new} already finished), wandb {mode}, output {exp_dir}",
+      flush=True,
+  )
   t0 = time.perf_counter()
   key_metrics = report.headline_keys(arm_cfgs[0][2])
   for arm, _, seed, _, action in plan:
@@ -168,16 +205,29 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
     for group in _groups(plan):
       if signals.requested():  # stopped between runs: the finished ones are all on disk
         raise loop.Interrupted(None)
-      for (arm, cfg, _, _), (_, result) in zip(group, run_group(exp, group, mode, quiet=quiet,
-                                                               describe=(done == 0))):
+      for (arm, cfg, _, _), (_, result) in zip(
+          group, run_group(exp, group, mode, quiet=quiet, describe=(done == 0))
+      ):
         done += 1
-        line = (_fmt(result.get("metrics", {}), key_metrics) if result["status"] == "finished"
-                else result["status"])
-        print(f"[{done}/{n_new}] {arm}/seed{cfg.seed}: {line} ({result['wall_s']:.1f}s)", flush=True)
+        line = (
+            _metrics_line(result.get("metrics", {}), key_metrics)
+            if result["status"] == "finished"
+            else result["status"]
+        )
+        print(
+            f"[{done}/{n_new}] {arm}/seed{cfg.seed}: {line} ({result['wall_s']:.1f}s)", flush=True
+        )
   except loop.Interrupted as e:
-    where = f"checkpoint saved at step {e.step}" if e.step is not None else f"{done} of {n_new} runs finished"
-    print(f"Interrupted: {where}. Writing the report of what is finished; continue with the same "
-          "command plus --resume.", flush=True)
+    where = (
+        f"checkpoint saved at step {e.step}"
+        if e.step is not None
+        else f"{done} of {n_new} runs finished"
+    )
+    print(
+        f"Interrupted: {where}. Writing the report of what is finished; continue with the same "
+        "command plus --resume.",
+        flush=True,
+    )
     if runtime.is_main_process():
       paths = report.build(exp_dir, exp, arm_cfgs, command)
       print(f"Report (partial): {paths['report']}", flush=True)
@@ -208,8 +258,13 @@ def evaluation_noise(exp_dir, exp):
   arm = exp.baseline_arm()
   arm_dir = os.path.join(exp_dir, arm)
   seeds = report.seeds_on_disk(arm_dir)
-  finished = [s for s in seeds if (report._read(os.path.join(arm_dir, f"seed{s}", "result.json")) or {}).get(  # pylint: disable=protected-access
-      "status") == "finished"]
+  finished = [
+      s
+      for s in seeds
+      # pylint: disable-next=protected-access
+      if (report._read(os.path.join(arm_dir, f"seed{s}", "result.json")) or {}).get("status")
+      == "finished"
+  ]
   if not finished:
     return
   run_dir = os.path.join(arm_dir, f"seed{finished[0]}")
@@ -229,12 +284,20 @@ def evaluation_noise(exp_dir, exp):
       if isinstance(metrics.get(m), (int, float)):
         values[m].append(float(metrics[m]))
   values = {m: v for m, v in values.items() if len(v) == NOISE_SEEDS}
-  out = {"run": f"{arm}/seed{finished[0]}", "step": step, "sampling_seeds": NOISE_SEEDS, "values": values,
-         "std": {m: float(np.std(v, ddof=1)) for m, v in values.items()}}
+  out = {
+      "run": f"{arm}/seed{finished[0]}",
+      "step": step,
+      "sampling_seeds": NOISE_SEEDS,
+      "values": values,
+      "std": {m: float(np.std(v, ddof=1)) for m, v in values.items()},
+  }
   _write_json(path, out)
-  print(f"evaluation noise: {out['run']} step {step} scored with {NOISE_SEEDS} sampling seeds: "
-        + ", ".join(f"{m} std {v:.3g}" for m, v in out["std"].items()) + f" ({time.perf_counter() - t:.1f}s)",
-        flush=True)
+  print(
+      f"evaluation noise: {out['run']} step {step} scored with {NOISE_SEEDS} sampling seeds: "
+      + ", ".join(f"{m} std {v:.3g}" for m, v in out["std"].items())
+      + f" ({time.perf_counter() - t:.1f}s)",
+      flush=True,
+  )
 
 
 load_run = runs.load_run  # (cfg, state, data, key, step) of a saved run; lives in gen_models.runs

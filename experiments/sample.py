@@ -11,8 +11,11 @@ import sys
 
 
 def parse_args(argv):
-  p = argparse.ArgumentParser(prog="python -m experiments.sample", description=__doc__,
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = argparse.ArgumentParser(
+      prog="python -m experiments.sample",
+      description=__doc__,
+      formatter_class=argparse.RawDescriptionHelpFormatter,
+  )
   p.add_argument("--run", required=True, help="a run directory, runs/<exp>/<arm>/seed<k>")
   p.add_argument("--n", type=int, default=10000)
   p.add_argument("--out", required=True, help="output .npz file")
@@ -33,18 +36,23 @@ def main(argv=None) -> int:
     import numpy as np  # pylint: disable=g-import-not-at-top
     from gen_models import families  # pylint: disable=g-import-not-at-top
     from gen_models import runs  # pylint: disable=g-import-not-at-top
+
     cfg, state, _, _, step = runs.load_run(args.run)
     family = families.of(cfg)
     if family.sample is None:
-      raise RunError(f"{args.run} (model.arch={cfg.model.arch}) cannot be sampled: {family.cannot_sample}.")
+      raise RunError(
+          f"{args.run} (model.arch={cfg.model.arch}) cannot be sampled: {family.cannot_sample}."
+      )
     images = family.sample(cfg, state, jax.random.key(args.seed), args.n)
     np.savez_compressed(args.out, images=images, step=step)
     print(f"wrote {args.out}: images uint8 {images.shape} from step {step} of {args.run}")
     return 0
+
   return cli.guarded(cli.checked_backend(work))
 
 
 if __name__ == "__main__":
   from gen_models import runtime  # pylint: disable=g-import-not-at-top
+
   runtime.configure("experiments.sample")
   sys.exit(main())

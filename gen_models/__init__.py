@@ -1,1 +1,2 @@
-"""gen-models: classic generative models in JAX/Flax, built for fast, deterministic, resumable experiments."""
+"""gen-models: classic generative models in JAX/Flax, built for fast, deterministic, resumable
+experiments."""

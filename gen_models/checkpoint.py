@@ -24,11 +24,30 @@ class CheckpointEnvironmentError(RuntimeError):
 
 # What reading a damaged checkpoint raises (orbax / tensorstore decode and validation failures).
 # Anything else, and any of these whose message names an exhausted resource, is the environment's.
-DAMAGE_ERRORS = (CheckpointError, ValueError, KeyError, TypeError, IndexError, EOFError, UnicodeDecodeError,
-                 FileNotFoundError, NotADirectoryError, IsADirectoryError)
-RESOURCE_WORDS = ("resource_exhausted", "resource exhausted", "out of memory", "cannot allocate memory",
-                  "bad_alloc", "can't start new thread", "too many open files", "no space left", "permission denied",
-                  "read-only file system")
+DAMAGE_ERRORS = (
+    CheckpointError,
+    ValueError,
+    KeyError,
+    TypeError,
+    IndexError,
+    EOFError,
+    UnicodeDecodeError,
+    FileNotFoundError,
+    NotADirectoryError,
+    IsADirectoryError,
+)
+RESOURCE_WORDS = (
+    "resource_exhausted",
+    "resource exhausted",
+    "out of memory",
+    "cannot allocate memory",
+    "bad_alloc",
+    "can't start new thread",
+    "too many open files",
+    "no space left",
+    "permission denied",
+    "read-only file system",
+)
 
 
 def is_damage(e: BaseException) -> bool:
@@ -40,14 +59,17 @@ def is_damage(e: BaseException) -> bool:
     chain.append(e)
     e = e.__cause__ or e.__context__
   text = " ".join(str(x) for x in chain).lower()
-  if any(isinstance(x, (MemoryError, PermissionError)) for x in chain) or any(w in text for w in RESOURCE_WORDS):
+  if any(isinstance(x, (MemoryError, PermissionError)) for x in chain) or any(
+      w in text for w in RESOURCE_WORDS
+  ):
     return False
   return isinstance(chain[0], DAMAGE_ERRORS)
 
 
 def _manager(directory: str, keep: int) -> ocp.CheckpointManager:
-  options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
-                                         enable_async_checkpointing=False)
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, create=True, enable_async_checkpointing=False
+  )
   return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
@@ -92,20 +114,28 @@ class Checkpointer:
         msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
         if not is_damage(e):
           raise CheckpointEnvironmentError(
-              f"the checkpoint at step {step} in {self.directory} could not be read ({type(e).__name__}: {msg}). "
-              "That is not a sign of damage (memory, file handles or permissions ran short), so it was left in "
-              "place, untouched. Fix the cause (e.g. raise `ulimit -v` or free memory) and rerun the same command "
-              "(with --resume to continue training).") from None
+              f"the checkpoint at step {step} in {self.directory} could not be read"
+              f" ({type(e).__name__}: {msg}). That is not a sign of damage (memory, file handles or"
+              " permissions ran short), so it was left in place, untouched. Fix the cause (e.g."
+              " raise `ulimit -v` or free memory) and rerun the same command (with --resume to"
+              " continue training)."
+          ) from None
         aside = self._set_aside(step)
-        print(f"WARNING: checkpoint at step {step} in {self.directory} is unreadable ({msg}); "
-              f"moved it to {aside} and using the previous one.", file=sys.stderr, flush=True)
+        print(
+            f"WARNING: checkpoint at step {step} in {self.directory} is unreadable ({msg}); "
+            f"moved it to {aside} and using the previous one.",
+            file=sys.stderr,
+            flush=True,
+        )
     return None, None
 
   def _set_aside(self, step: int) -> str:
     """Moves an unreadable step out of the manager's directory (never deletes it), so the run
     can write that step again."""
     src = os.path.join(self.directory, str(step))
-    dst_root = os.path.join(os.path.dirname(os.path.abspath(self.directory)), "checkpoints_unreadable")
+    dst_root = os.path.join(
+        os.path.dirname(os.path.abspath(self.directory)), "checkpoints_unreadable"
+    )
     os.makedirs(dst_root, exist_ok=True)
     dst, k = os.path.join(dst_root, str(step)), 1
     while os.path.exists(dst):

@@ -39,10 +39,12 @@ class Data:
   dir: str = ""  # a directory of IDX .gz files, or a TFDS data_dir
   num_real: int = 1000  # gaussian1d: size of the fixed real sample (seed: 1000 draws of N(0,1))
   num_train: int = 0  # image data: use the first N training images (0 = all)
-  sampling: str = "random"  # random: uniform with replacement | sequential: the seed's fixed minibatches
+  # random: uniform with replacement | sequential: the seed's fixed minibatches
+  sampling: str = "random"
   range: str = "tanh"  # tanh: images in [-1, 1] | sigmoid: images in [0, 1]
   noise_std: float = 0.0  # autoencoders: std of Gaussian noise added to the input (denoising)
-  noise: str = "fixed"  # denoising: fixed = the seed's one noisy copy drawn once | fresh = new noise every step
+  # denoising: fixed = the seed's one noisy copy drawn once | fresh = new noise every step
+  noise: str = "fixed"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,16 +54,21 @@ class Model:
   hidden: int = 32
   noise: str = "uniform"  # latent prior: uniform U(-1,1) | normal N(0,1)
   dtype: str = "float32"  # compute dtype: float32 | bfloat16
-  impl: str = "fast"  # fast: exact speed rewrites (sub-pixel convs, ...) | reference: the layers as written
-  spectral_norm: bool = False  # GANs: spectrally normalise every kernel of D (flax.linen.SpectralNorm)
+  # fast: exact speed rewrites (sub-pixel convs, ...) | reference: the layers as written
+  impl: str = "fast"
+  # GANs: spectrally normalise every kernel of D (flax.linen.SpectralNorm)
+  spectral_norm: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
 class Loss:
-  generator: str = "ns"  # the GAN loss (gen_models.gan_losses): ns -log D(G(z)) | minimax log(1 - D(G(z))) | hinge | lsgan | wgan_gp
+  # the GAN loss (gen_models.gan_losses): ns -log D(G(z)) | minimax log(1 - D(G(z))) | hinge | lsgan
+  # | wgan_gp
+  generator: str = "ns"
   real_target: float = 1.0  # D's target for real data
   fake_target: float = 0.0  # D's target for generated data
-  gen_target: Optional[float] = None  # G's target for ns (None: same as real_target, as the seeds do)
+  # G's target for ns (None: same as real_target, as the seeds do)
+  gen_target: Optional[float] = None
   n_critic: int = 0  # D updates per G update (0: the loss's own default, 5 for wgan_gp, else 1)
   gp_weight: float = 10.0  # wgan_gp: lambda of the gradient penalty
   r1_gamma: float = 0.0  # R1 penalty gamma/2 E||grad_x D(x)||^2 on real data (0 = off)
@@ -78,7 +85,8 @@ class Optim:
   b2: float = 0.999
   rho: float = 0.9  # RMSprop decay of the squared-gradient average
   eps: float = 1e-7  # Keras' default, which the seeds use
-  eps_form: str = "keras"  # keras: Keras 2's RMSprop g/(sqrt(v)+eps) and Keras' Adam | optax: optax's (= PyTorch Adam)
+  # keras: Keras 2's RMSprop g/(sqrt(v)+eps) and Keras' Adam | optax: optax's (= PyTorch Adam)
+  eps_form: str = "keras"
   g_decay: float = 0.0  # Keras' legacy time decay: lr / (1 + decay * step)
   d_decay: float = 0.0
 
@@ -87,10 +95,13 @@ class Optim:
 class Train:
   steps: int = 3000
   batch_size: int = 64
-  scan_chunk: int = 0  # steps fused into one lax.scan dispatch (1 = plain jitted step; 0 = auto per model and backend)
+  # steps fused into one lax.scan dispatch (1 = plain jitted step; 0 = auto per model and backend)
+  scan_chunk: int = 0
   log_every: int = 50
   vmap_runs: bool = False  # train a sweep's runs that share shapes as one jax.vmap'ed program
-  g_ema: float = 0.0  # GANs: decay of a (debiased) exponential moving average of G's weights, used for evaluation and samples (0 = off)
+  # GANs: decay of a (debiased) exponential moving average of G's weights, used for evaluation and
+  # samples (0 = off)
+  g_ema: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,7 +145,6 @@ CHOICES = {
     "optim.name": ("adam", "rmsprop"),
     "optim.eps_form": ("keras", "optax"),
 }
-
 
 
 # (low, high, low_inclusive[, high_inclusive]) ranges; high None = unbounded.
@@ -213,7 +223,9 @@ def _parse(key: str, typ, raw: Any) -> Any:
   if origin in (typing.Union, types.UnionType):
     args = [a for a in typing.get_args(typ) if a is not type(None)]
     optional, typ = True, args[0]
-  if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null"))):
+  if optional and (
+      raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null"))
+  ):
     return None
   text = raw.strip() if isinstance(raw, str) else raw
   try:
@@ -259,8 +271,9 @@ def _parse(key: str, typ, raw: Any) -> Any:
   name = {int: "an integer", float: "a finite number", bool: "true or false", str: "a string"}[typ]
   if optional:
     name += " or none"
-  raise ConfigError(f"Bad value for '{key}': {short(raw)} is not {name}. "
-                    f"Example: --set {key}={_example(key)}")
+  raise ConfigError(
+      f"Bad value for '{key}': {short(raw)} is not {name}. Example: --set {key}={_example(key)}"
+  )
 
 
 def _example(key: str) -> str:
@@ -283,7 +296,10 @@ def set_key(cfg: Config, key: str, raw: Any) -> Config:
     close = difflib.get_close_matches(str(key), all_keys, n=3, cutoff=0.6)
     close += [k for k in all_keys if k.split(".")[-1] == str(key).split(".")[-1] and k not in close]
     hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ConfigError(f"Unknown config key {short(str(key))}.{hint} Valid keys: {', '.join(k for k in all_keys if k != 'version')}.")
+    raise ConfigError(
+        f"Unknown config key {short(str(key))}.{hint} Valid keys:"
+        f" {', '.join(k for k in all_keys if k != 'version')}."
+    )
   value = _parse(key, _field_type(cfg, key), raw)
   return _replace(cfg, key.split("."), value)
 
@@ -297,7 +313,9 @@ def apply_overrides(cfg: Config, overrides: dict[str, Any]) -> Config:
 def parse_assignment(text: str) -> tuple[str, str]:
   """'a.b=3' -> ('a.b', '3'); raises ConfigError on anything else."""
   if not isinstance(text, str) or "=" not in text:
-    raise ConfigError(f"Bad --set argument {short(text)}: expected key=value, e.g. --set optim.d_lr=2e-4.")
+    raise ConfigError(
+        f"Bad --set argument {short(text)}: expected key=value, e.g. --set optim.d_lr=2e-4."
+    )
   key, value = text.split("=", 1)
   key = key.strip()
   if not key:
@@ -325,18 +343,26 @@ def validate(cfg: Config) -> Config:
       high_text = "" if high is None else f" and {'<=' if high_inclusive else '<'} {high}"
       raise ConfigError(f"Bad value for '{key}': {value!r}. It must be {low_text}{high_text}.")
   if cfg.data.sampling == "sequential" and cfg.data.name != "gaussian1d":
-    raise ConfigError("'data.sampling=sequential' (the seed's fixed minibatches) only exists for "
-                      "data.name=gaussian1d; use data.sampling=random for image data.")
+    raise ConfigError(
+        "'data.sampling=sequential' (the seed's fixed minibatches) only exists for "
+        "data.name=gaussian1d; use data.sampling=random for image data."
+    )
   if cfg.data.name == "gaussian1d" and cfg.train.batch_size > cfg.data.num_real:
-    raise ConfigError(f"'train.batch_size'={cfg.train.batch_size} is larger than the dataset "
-                      f"(data.num_real={cfg.data.num_real}). Lower train.batch_size.")
+    raise ConfigError(
+        f"'train.batch_size'={cfg.train.batch_size} is larger than the dataset "
+        f"(data.num_real={cfg.data.num_real}). Lower train.batch_size."
+    )
   if cfg.ckpt.every > 0 and cfg.ckpt.every % cfg.train.log_every != 0:
-    raise ConfigError(f"'ckpt.every'={cfg.ckpt.every} must be a multiple of 'train.log_every'="
-                      f"{cfg.train.log_every} (checkpoints are written at log points, so a resumed "
-                      "run logs exactly what an uninterrupted one does).")
+    raise ConfigError(
+        f"'ckpt.every'={cfg.ckpt.every} must be a multiple of 'train.log_every'="
+        f"{cfg.train.log_every} (checkpoints are written at log points, so a resumed "
+        "run logs exactly what an uninterrupted one does)."
+    )
   if cfg.version != CONFIG_VERSION:
-    raise ConfigError(f"This config has version {cfg.version}, but this code reads version "
-                      f"{CONFIG_VERSION}. Start a new run (a new --out directory) instead of --resume.")
+    raise ConfigError(
+        f"This config has version {cfg.version}, but this code reads version "
+        f"{CONFIG_VERSION}. Start a new run (a new --out directory) instead of --resume."
+    )
   return cfg
 
 
@@ -348,8 +374,10 @@ def from_dict(d: dict) -> Config:
   """Inverse of to_dict, for config.json files written by earlier runs."""
   version = d.get("version", 0)
   if version != CONFIG_VERSION:
-    raise ConfigError(f"The saved config has version {version}, but this code reads version "
-                      f"{CONFIG_VERSION}. Start a new run (a new --out directory) instead of --resume.")
+    raise ConfigError(
+        f"The saved config has version {version}, but this code reads version "
+        f"{CONFIG_VERSION}. Start a new run (a new --out directory) instead of --resume."
+    )
   flat = {}
 
   def walk(node, prefix):

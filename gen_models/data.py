@@ -15,6 +15,7 @@ import numpy as np
 @dataclasses.dataclass(frozen=True)
 class BatchSpec:
   """Everything about a batch that fixes shapes (static under jit)."""
+
   batch_size: int
   num_examples: int
   sampling: str = "random"  # random | sequential
@@ -36,8 +37,14 @@ class BatchSpec:
 
 def batch_spec(cfg, num_examples: int, with_latent: bool = True) -> BatchSpec:
   scale = "none" if cfg.data.name == "gaussian1d" else cfg.data.range
-  return BatchSpec(cfg.train.batch_size, num_examples, cfg.data.sampling,
-                   cfg.model.latent_dim if with_latent else 0, cfg.model.noise, scale)
+  return BatchSpec(
+      cfg.train.batch_size,
+      num_examples,
+      cfg.data.sampling,
+      cfg.model.latent_dim if with_latent else 0,
+      cfg.model.noise,
+      scale,
+  )
 
 
 def to_float(x, scale: str):
@@ -75,7 +82,11 @@ def sample_batch(spec: BatchSpec, data: dict, key, step):
   # "i": each row's example index (a fixed per-example draw, e.g. the seed's one noisy copy of
   # the training set, is a function of it).
   index = jnp.arange(size, dtype=jnp.int32) + start if spec.sampling == "sequential" else idx
-  batch = {"x": to_float(take(data["x"]), spec.scale), "w": w, "i": jnp.minimum(index, spec.num_examples - 1)}
+  batch = {
+      "x": to_float(take(data["x"]), spec.scale),
+      "w": w,
+      "i": jnp.minimum(index, spec.num_examples - 1),
+  }
   if "y" in data:
     batch["y"] = take(data["y"])
   if spec.latent_dim:
@@ -96,36 +107,46 @@ class DataError(RuntimeError):
 # ---------------------------------------------------------------------------------------------
 # Image datasets: uint8 (N, 28, 28, 1) + int32 labels, scaled to floats inside the jitted step.
 
-IDX_FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
-             "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
+IDX_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
 DEBIAN_IDX_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
-DOWNLOAD_HOSTS = {"mnist": ("storage.googleapis.com", 443),  # where TFDS fetches them from
-                  "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80)}
+DOWNLOAD_HOSTS = {
+    "mnist": ("storage.googleapis.com", 443),  # where TFDS fetches them from
+    "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
+}
 
 
 def read_idx(path: str) -> np.ndarray:
   """Reads one IDX file (gzipped or not): images (N, rows, cols) or labels (N,), uint8."""
   import gzip  # pylint: disable=g-import-not-at-top
+
   opener = gzip.open if path.endswith(".gz") else open
   try:
     with opener(path, "rb") as f:
       raw = f.read()
   except (OSError, EOFError) as e:
-    raise DataError(f"Cannot read IDX file {path}: {e}. The file is damaged or truncated; "
-                    "download it again.") from None
+    raise DataError(
+        f"Cannot read IDX file {path}: {e}. The file is damaged or truncated; download it again."
+    ) from None
   if len(raw) < 8 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08 or raw[3] not in (1, 3):
-    raise DataError(f"{path} is not an IDX file of unsigned bytes (its magic number is "
-                    f"{raw[:4].hex() or 'missing'}, expected 00000801 for labels or 00000803 for "
-                    "images). Point data.dir at the original *-idx3-ubyte.gz / *-idx1-ubyte.gz files.")
+    raise DataError(
+        f"{path} is not an IDX file of unsigned bytes (its magic number is "
+        f"{raw[:4].hex() or 'missing'}, expected 00000801 for labels or 00000803 for "
+        "images). Point data.dir at the original *-idx3-ubyte.gz / *-idx1-ubyte.gz files."
+    )
   ndim = raw[3]
   header = 4 + 4 * ndim
   if len(raw) < header:
     raise DataError(f"{path} is truncated (its header is incomplete); download it again.")
-  dims = [int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+  dims = [int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
   size = int(np.prod(dims))
   if len(raw) - header != size:
-    raise DataError(f"{path} is truncated or damaged: its header promises {dims} = {size:,} bytes "
-                    f"of data, the file holds {len(raw) - header:,}. Download it again.")
+    raise DataError(
+        f"{path} is truncated or damaged: its header promises {dims} = {size:,} bytes "
+        f"of data, the file holds {len(raw) - header:,}. Download it again."
+    )
   return np.frombuffer(raw, np.uint8, offset=header).reshape(dims)
 
 
@@ -146,8 +167,10 @@ def load_idx_dir(directory: str) -> dict:
   for split, (img_stem, lbl_stem) in IDX_FILES.items():
     images, labels = read_idx(_find(directory, img_stem)), read_idx(_find(directory, lbl_stem))
     if images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-      raise DataError(f"IDX files in {directory} do not match: {split} images {images.shape}, "
-                      f"labels {labels.shape}.")
+      raise DataError(
+          f"IDX files in {directory} do not match: {split} images {images.shape}, "
+          f"labels {labels.shape}."
+      )
     out[split] = {"x": images[..., None], "y": labels.astype(np.int32)}
   return out
 
@@ -165,13 +188,16 @@ def _tfds_arrays(ds) -> dict:
 def load_tfds(name: str, data_dir, download: bool) -> dict:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   # array_record data sources need no TensorFlow; download=True prepares them in that format.
-  return {split: _tfds_arrays(tfds.data_source(name, split=split, data_dir=data_dir, download=download))
-          for split in ("train", "test")}
+  return {
+      split: _tfds_arrays(tfds.data_source(name, split=split, data_dir=data_dir, download=download))
+      for split in ("train", "test")
+  }
 
 
 def tfds_prepared(name: str, data_dir) -> bool:
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from absl import logging as absl_logging  # pylint: disable=g-import-not-at-top
+
   absl_logging.set_verbosity(absl_logging.ERROR)  # TFDS warns about every missing folder
   try:
     return bool(tfds.builder(name, data_dir=data_dir).is_prepared())
@@ -183,6 +209,7 @@ def host_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
   """Seconds, not the minutes TFDS spends retrying an unreachable download host."""
   import socket  # pylint: disable=g-import-not-at-top
   import threading  # pylint: disable=g-import-not-at-top
+
   ok = []
 
   def attempt():
@@ -209,7 +236,9 @@ def synthetic(num_train: int = 2048, num_test: int = 512, seed: int = 0) -> dict
     angle = labels * (2 * np.pi / 10)
     cy = 14 + 8 * np.sin(angle) + rng.normal(0, 1, n)
     cx = 14 + 8 * np.cos(angle) + rng.normal(0, 1, n)
-    blob = np.exp(-((yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2) / 8.0)
+    blob = np.exp(
+        -((yy[None] - cy[:, None, None]) ** 2 + (xx[None] - cx[:, None, None]) ** 2) / 8.0
+    )
     bar = (np.abs(xx[None] - (3 + 2.2 * labels[:, None, None])) < 1.0) & (yy[None] > 20)
     img = np.clip(blob + 0.8 * bar + rng.normal(0, 0.05, (n, 28, 28)), 0, 1)
     return {"x": (img * 255).astype(np.uint8)[..., None], "y": labels}
@@ -218,14 +247,23 @@ def synthetic(num_train: int = 2048, num_test: int = 512, seed: int = 0) -> dict
 
 
 def how_to_get(name: str) -> str:
-  debian = (" (Debian: `apt-get install dataset-fashion-mnist` puts them in "
-            "/usr/share/datasets/fashion-mnist, which is found without data.dir)") if name in DEBIAN_IDX_DIRS else ""
-  return (f"Three ways to get {name}: (1) a prepared TFDS data_dir: on a machine with internet run "
-          f"`tfds build {name} --file_format=array_record`, copy its data_dir here and pass "
-          f"--set data.dir=DIR (or leave it in ~/tensorflow_datasets); (2) a TFDS download: run where "
-          f"{DOWNLOAD_HOSTS[name][0]} is reachable and the first run downloads it; (3) the four standard "
-          f"IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, t10k-images-idx3-ubyte.gz, "
-          f"t10k-labels-idx1-ubyte.gz) in a directory passed as --set data.dir=DIR{debian}.")
+  debian = (
+      (
+          " (Debian: `apt-get install dataset-fashion-mnist` puts them in "
+          "/usr/share/datasets/fashion-mnist, which is found without data.dir)"
+      )
+      if name in DEBIAN_IDX_DIRS
+      else ""
+  )
+  return (
+      f"Three ways to get {name}: (1) a prepared TFDS data_dir: on a machine with internet run"
+      f" `tfds build {name} --file_format=array_record`, copy its data_dir here and pass --set"
+      " data.dir=DIR (or leave it in ~/tensorflow_datasets); (2) a TFDS download: run where"
+      f" {DOWNLOAD_HOSTS[name][0]} is reachable and the first run downloads it; (3) the four"
+      " standard IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,"
+      " t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in a directory passed as --set"
+      f" data.dir=DIR{debian}."
+  )
 
 
 def _missing_idx(directory: str) -> list[str]:
@@ -239,9 +277,11 @@ def load_images(name: str, data_dir: str = "", log=print) -> dict:
   dataset than the one asked for."""
   if data_dir:
     if not os.path.isdir(data_dir):
-      raise DataError(f"data.dir={data_dir} does not exist or is not a directory. Point data.dir at "
-                      f"a directory holding {name} (or drop data.dir to use the default places). "
-                      + how_to_get(name))
+      raise DataError(
+          f"data.dir={data_dir} does not exist or is not a directory. Point data.dir at "
+          f"a directory holding {name} (or drop data.dir to use the default places). "
+          + how_to_get(name)
+      )
     if has_idx(data_dir):
       log(f"data: {name} from IDX files in {data_dir}")
       return load_idx_dir(data_dir)
@@ -250,10 +290,15 @@ def load_images(name: str, data_dir: str = "", log=print) -> dict:
       return load_tfds(name, data_dir, download=False)
     missing = _missing_idx(data_dir)
     found = len(missing) < 4
-    what = (f"it holds only some of the four IDX files (missing: {', '.join(missing)})" if found
-            else f"it holds neither the four IDX files nor a prepared TFDS copy of {name}")
-    raise DataError(f"data.dir={data_dir}: {what}. Nothing else is read when data.dir is set. "
-                    + how_to_get(name))
+    what = (
+        f"it holds only some of the four IDX files (missing: {', '.join(missing)})"
+        if found
+        else f"it holds neither the four IDX files nor a prepared TFDS copy of {name}"
+    )
+    raise DataError(
+        f"data.dir={data_dir}: {what}. Nothing else is read when data.dir is set. "
+        + how_to_get(name)
+    )
   tried = []
   if tfds_prepared(name, None):
     log(f"data: {name} from the prepared TFDS default data_dir")
@@ -293,6 +338,6 @@ def load(cfg, log=print) -> dict:
     else:
       out = load_images(name, cfg.data.dir, log)
       if cfg.data.num_train:
-        out["train"] = {k: v[:cfg.data.num_train] for k, v in out["train"].items()}
+        out["train"] = {k: v[: cfg.data.num_train] for k, v in out["train"].items()}
     _CACHE[key] = out
   return _CACHE[key]

@@ -36,13 +36,16 @@ class Interrupted(RuntimeError):
   """SIGTERM/SIGINT: a checkpoint was saved at `step`; rerun with --resume to continue."""
 
   def __init__(self, step):  # None: stopped between runs, nothing in flight
-    super().__init__("interrupted" + (f"; checkpoint saved at step {step}" if step is not None else ""))
+    super().__init__(
+        "interrupted" + (f"; checkpoint saved at step {step}" if step is not None else "")
+    )
     self.step = step
 
 
 @dataclasses.dataclass
 class Task:
   """What the loop needs from a model family (built by gen_models.families)."""
+
   init: Callable[[Any], Any]  # key -> state
   step: Callable  # module-level pure (state, batch, rng, hp) -> (state, metrics)
   spec: data_lib.BatchSpec
@@ -56,7 +59,8 @@ def _body(step_fn, spec, batch_sharding, data, key, hp, state, step):
   rng = jax.random.fold_in(key, step)
   batch = data_lib.sample_batch(spec, data, jax.random.fold_in(rng, 0), step)
   if batch_sharding is not None:  # data parallel: the batch is split over devices, the rest is
-    batch = jax.lax.with_sharding_constraint(batch, batch_sharding)  # replicated; XLA adds the all-reduces
+    # replicated; XLA adds the all-reduces
+    batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
   return step_fn(state, batch, jax.random.fold_in(rng, 1), hp)
 
 
@@ -69,8 +73,9 @@ def _chunk(state, data, key, start, hp, step_fn, spec, length, batch_sharding=No
   return jax.lax.scan(body, state, start + jnp.arange(length, dtype=jnp.int32))
 
 
-@functools.partial(jax.jit, static_argnames=("step_fn", "spec", "length", "batch_sharding"),
-                   donate_argnums=(0,))
+@functools.partial(
+    jax.jit, static_argnames=("step_fn", "spec", "length", "batch_sharding"), donate_argnums=(0,)
+)
 def run_chunk(state, data, key, start, hp, *, step_fn, spec, length, batch_sharding=None):
   """`length` consecutive steps from `start`; metrics come back stacked, shape (length,).
   With `batch_sharding` (a NamedSharding over a "data" mesh axis) each batch is split across
@@ -90,13 +95,16 @@ def data_parallel_mesh(batch_size: int):
   return jax.sharding.Mesh(np.array(jax.devices()), ("data",))
 
 
-@functools.partial(jax.jit, static_argnames=("step_fn", "spec", "length", "shared_data"),
-                   donate_argnums=(0,))
+@functools.partial(
+    jax.jit, static_argnames=("step_fn", "spec", "length", "shared_data"), donate_argnums=(0,)
+)
 def run_chunk_many(state, data, key, start, hp, *, step_fn, spec, length, shared_data):
   """run_chunk for R runs at once (jax.vmap): state, key and hp carry a leading run axis, and
   so does data unless `shared_data`. Metrics come back with shape (R, length)."""
   fn = functools.partial(_chunk, step_fn=step_fn, spec=spec, length=length)
-  return jax.vmap(fn, in_axes=(0, None if shared_data else 0, 0, None, 0))(state, data, key, start, hp)
+  return jax.vmap(fn, in_axes=(0, None if shared_data else 0, 0, None, 0))(
+      state, data, key, start, hp
+  )
 
 
 # train.scan_chunk=0 (auto): steps per dispatch by backend. On XLA CPU (measured with
@@ -112,6 +120,7 @@ ACCELERATOR_CHUNK = 50
 def auto_chunk(arch: str, backend: str) -> int:
   if backend == "cpu":
     from gen_models import models  # pylint: disable=g-import-not-at-top
+
     return models.arch(arch).cpu_chunk
   return ACCELERATOR_CHUNK
 
@@ -160,13 +169,17 @@ def _eta(seconds: float) -> str:
   if not seconds == seconds:  # nan
     return "?"
   seconds = int(round(seconds))
-  return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m" if seconds >= 3600 else (
-      f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
+  return (
+      f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+      if seconds >= 3600
+      else (f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s")
+  )
 
 
 @dataclasses.dataclass
 class Run:
   """One training run for `train_many`; `status` / `info` are filled in by the loop."""
+
   task: Task
   cfg: Any
   data: dict  # device arrays sampled by the step
@@ -182,10 +195,12 @@ class Run:
 def to_host(tree):
   """Host (numpy) copy of a pytree. Arrays replicated over a multi-host mesh are read from this
   process's own copy (jax.device_get refuses arrays that span other hosts' devices)."""
+
   def leaf(x):
     if isinstance(x, jax.Array) and not x.is_fully_addressable:
       return np.asarray(x.addressable_data(0))
     return np.asarray(x) if isinstance(x, jax.Array) else x
+
   return jax.tree.map(leaf, tree)
 
 
@@ -200,6 +215,7 @@ def replicate(tree, sharding):
     if jax.dtypes.issubdtype(x.dtype, jax.dtypes.prng_key):
       return jax.random.wrap_key_data(leaf(jax.random.key_data(x)), impl=jax.random.key_impl(x))
     return jax.make_array_from_process_local_data(sharding, np.asarray(x))
+
   return jax.tree.map(leaf, tree)
 
 
@@ -213,11 +229,26 @@ def _slice(tree, r):
 
 def _check_compatible(runs, length):
   first, cfg = runs[0], runs[0].cfg
-  want = (first.task.step, first.task.spec, length, cfg.train.steps, cfg.train.log_every, cfg.eval.every, cfg.ckpt.every)
+  want = (
+      first.task.step,
+      first.task.spec,
+      length,
+      cfg.train.steps,
+      cfg.train.log_every,
+      cfg.eval.every,
+      cfg.ckpt.every,
+  )
   for run in runs[1:]:
     c = run.cfg
-    if (run.task.step, run.task.spec, chunk_length(c), c.train.steps, c.train.log_every, c.eval.every,
-        c.ckpt.every) != want:
+    if (
+        run.task.step,
+        run.task.spec,
+        chunk_length(c),
+        c.train.steps,
+        c.train.log_every,
+        c.eval.every,
+        c.ckpt.every,
+    ) != want:
       raise ValueError("runs trained together must share shapes, steps and intervals")
 
 
@@ -234,8 +265,13 @@ def init_or_restore(runs, resume: bool, print_fn=print):
         state, start = restored, int(meta["step"])
         print_fn(f"[{run.label}] resumed from the checkpoint at step {start}")
     run.tracker.rewind(start)
-    run.info = {"start_step": start, "steps": run.cfg.train.steps, "compile_s": None, "train_s": 0.0,
-                "final_eval": {}}
+    run.info = {
+        "start_step": start,
+        "steps": run.cfg.train.steps,
+        "compile_s": None,
+        "train_s": 0.0,
+        "final_eval": {},
+    }
     states.append(state)
     starts.append(start)
   if len(set(starts)) != 1:
@@ -247,6 +283,7 @@ def init_or_restore(runs, resume: bool, print_fn=print):
 class Group:
   """The device-side state of runs training together (stacked along a leading run axis when there
   are several), and the step they have reached."""
+
   runs: list
   state: Any
   data: Any
@@ -283,18 +320,29 @@ def place(runs, states, start, length, print_fn=print) -> Group:
   hps = [jax.tree.map(jnp.asarray, run.task.hparams) for run in runs]
   shared = all(run.data is first.data for run in runs)
   if len(runs) > 1:
-    return Group(runs, _stack(states), first.data if shared else _stack([run.data for run in runs]),
-                 _stack(keys), _stack(hps), start, length, shared)
+    return Group(
+        runs,
+        _stack(states),
+        first.data if shared else _stack([run.data for run in runs]),
+        _stack(keys),
+        _stack(hps),
+        start,
+        length,
+        shared,
+    )
   group = Group(runs, states[0], first.data, keys[0], hps[0], start, length)
   mesh = data_parallel_mesh(first.task.spec.padded_size)
   if mesh is not None:
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
-    group.state, group.data, group.keys, group.hp = replicate((group.state, group.data, group.keys, group.hp),
-                                                             replicated)
+    group.state, group.data, group.keys, group.hp = replicate(
+        (group.state, group.data, group.keys, group.hp), replicated
+    )
     group.mesh = mesh
     group.batch_sharding = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("data"))
-    print_fn(f"[{first.label}] data parallel over {jax.device_count()} devices "
-             f"({first.task.spec.padded_size // jax.device_count()} examples each per step)")
+    print_fn(
+        f"[{first.label}] data parallel over {jax.device_count()} devices "
+        f"({first.task.spec.padded_size // jax.device_count()} examples each per step)"
+    )
   return group
 
 
@@ -302,13 +350,29 @@ def advance(group: Group):
   """One dispatch: group.length steps for every run. Returns the metrics, still on the device."""
   task = group.runs[0].task
   if group.many:
-    group.state, metrics = run_chunk_many(group.state, group.data, group.keys, jnp.int32(group.step), group.hp,
-                                          step_fn=task.step, spec=task.spec, length=group.length,
-                                          shared_data=group.shared_data)
+    group.state, metrics = run_chunk_many(
+        group.state,
+        group.data,
+        group.keys,
+        jnp.int32(group.step),
+        group.hp,
+        step_fn=task.step,
+        spec=task.spec,
+        length=group.length,
+        shared_data=group.shared_data,
+    )
   else:
-    group.state, metrics = run_chunk(group.state, group.data, group.keys, jnp.int32(group.step), group.hp,
-                                     step_fn=task.step, spec=task.spec, length=group.length,
-                                     batch_sharding=group.batch_sharding)
+    group.state, metrics = run_chunk(
+        group.state,
+        group.data,
+        group.keys,
+        jnp.int32(group.step),
+        group.hp,
+        step_fn=task.step,
+        spec=task.spec,
+        length=group.length,
+        batch_sharding=group.batch_sharding,
+    )
   group.step += group.length
   return metrics
 
@@ -345,7 +409,9 @@ def save(group: Group):
     if run.checkpointer is None:
       continue
     saved = to_host(group.state_of(r))
-    if not all(np.all(np.isfinite(x)) for x in jax.tree.leaves(saved) if np.asarray(x).dtype.kind == "f"):
+    if not all(
+        np.all(np.isfinite(x)) for x in jax.tree.leaves(saved) if np.asarray(x).dtype.kind == "f"
+    ):
       _diverge(run, group.step, {"parameters": float("nan")})
       continue
     run.checkpointer.save(group.step, saved, {"step": group.step, "time": time.time()})
@@ -364,9 +430,15 @@ def evaluate(group: Group, print_fn=print):
     metrics["eval_s"] = time.perf_counter() - t
     shown = {k: v for k, v in metrics.items() if k in _EVAL_SHOWN}
     if shown and not group.many:
-      print_fn(f"[{run.label}] eval at step {group.step}: " + " ".join(
-          f"{k} {v:.4g}" + (f" (floor {metrics[names.floor(k)]:.3g})" if names.floor(k) in metrics else "")
-          for k, v in shown.items()) + f" {label} ({metrics['eval_s']:.1f}s)".replace("  ", " "))
+      print_fn(
+          f"[{run.label}] eval at step {group.step}: "
+          + " ".join(
+              f"{k} {v:.4g}"
+              + (f" (floor {metrics[names.floor(k)]:.3g})" if names.floor(k) in metrics else "")
+              for k, v in shown.items()
+          )
+          + f" {label} ({metrics['eval_s']:.1f}s)".replace("  ", " ")
+      )
     run.tracker.log(group.step, {names.evaluation(k): v for k, v in metrics.items()})
     for name, path in images.items():
       run.tracker.log_image(group.step, names.evaluation(name), path)
@@ -409,8 +481,10 @@ class Clock:
     eta = (total - group.step) / rate if rate > 0 else float("nan")
     examples = sum(run.task.examples_per_step for run in group.runs)
     label = group.runs[0].label if not group.many else f"{len(group.runs)} runs"
-    print_fn(f"[{label}] step {group.step}/{total} ({100 * group.step / total:.0f}%) {_format(shown)} | "
-             f"{rate:,.1f} steps/s, {rate * examples:,.0f} {group.runs[0].task.unit}/s | ETA {_eta(eta)}")
+    print_fn(
+        f"[{label}] step {group.step}/{total} ({100 * group.step / total:.0f}%) {_format(shown)} | "
+        f"{rate:,.1f} steps/s, {rate * examples:,.0f} {group.runs[0].task.unit}/s | ETA {_eta(eta)}"
+    )
     self.last_print = now
 
 
@@ -429,9 +503,12 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
   _check_compatible(runs, length)
   states, start = init_or_restore(runs, resume, print_fn)
   chosen = "auto: " if cfg.train.scan_chunk == 0 else ""
-  print_fn(f"[{runs[0].label if len(runs) == 1 else f'{len(runs)} runs'}] {length} step(s) per dispatch "
-           f"(train.scan_chunk={chosen}{scan_chunk(cfg)} on {jax.default_backend()}"
-           + (", shrunk to fit the log/eval/checkpoint intervals" if length != scan_chunk(cfg) else "") + ")")
+  print_fn(
+      f"[{runs[0].label if len(runs) == 1 else f'{len(runs)} runs'}] {length} step(s) per dispatch "
+      f"(train.scan_chunk={chosen}{scan_chunk(cfg)} on {jax.default_backend()}"
+      + (", shrunk to fit the log/eval/checkpoint intervals" if length != scan_chunk(cfg) else "")
+      + ")"
+  )
   group = place(runs, states, start, length, print_fn)
   del states
   # Evaluate at the start step when one is due there: step 0, or a resumed run's checkpoint step

@@ -1,6 +1,8 @@
-"""Pure loss functions. Every GAN loss takes D's *logits*, so no sigmoid is ever saturated in float32.
+"""Pure loss functions. Every GAN loss takes D's *logits*, so no sigmoid is ever saturated in
+float32.
 
-Targets implement label smoothing: none (real 1 / fake 0), one-sided (0.9 / 0), two-sided (0.9 / 0.1).
+Targets implement label smoothing: none (real 1 / fake 0), one-sided (0.9 / 0), two-sided (0.9 /
+0.1).
 `weights` (optional, shape (B,)) give a weighted mean, used where a batch is padded to a fixed
 shape (the 1-D seed protocol's 333/333/334 minibatches).
 """

@@ -80,4 +80,4 @@ def is_train_row(row: dict) -> bool:
 
 def unprefixed(row: dict, prefix: str) -> dict:
   """{m: value} of the row's columns under prefix (train/ or eval/)."""
-  return {k[len(prefix):]: v for k, v in row.items() if k.startswith(prefix)}
+  return {k[len(prefix) :]: v for k, v in row.items() if k.startswith(prefix)}

@@ -26,13 +26,17 @@ def density_1d(real, fake, path, title="Distribution of real and fake data", ax=
   if own:
     fig, ax = plt.subplots(figsize=(7, 4.2))
   real, fake = np.ravel(real), np.ravel(fake)
-  lo, hi = min(real.min(), np.quantile(fake, 0.001), -4), max(real.max(), np.quantile(fake, 0.999), 4)
+  lo, hi = min(real.min(), np.quantile(fake, 0.001), -4), max(
+      real.max(), np.quantile(fake, 0.999), 4
+  )
   xs = np.linspace(lo, hi, 400)
   bins = np.linspace(lo, hi, 60)
   ax.hist(real, bins=bins, density=True, alpha=0.25, color="tab:blue")
   ax.hist(fake, bins=bins, density=True, alpha=0.25, color="tab:red")
-  for values, color, label in ((real, "tab:blue", f"Real ({real.size:,})"),
-                               (fake, "tab:red", f"Fake ({fake.size:,})")):
+  for values, color, label in (
+      (real, "tab:blue", f"Real ({real.size:,})"),
+      (fake, "tab:red", f"Fake ({fake.size:,})"),
+  ):
     density = kde_1d(values, xs, 0.3)
     if density is not None:  # None: all values equal (a collapsed G), the histogram shows it
       ax.plot(xs, density, color=color, lw=2, label=label)
@@ -89,8 +93,11 @@ def training_curves(rows, path, panels, title=""):
         plotted = True
     ax.set_title(panel_title)
     ax.set_xlabel("step")
-    if not plotted:  # e.g. image metrics switched off (eval.num_samples=0), or a run too short to log
-      ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="gray")
+    # e.g. image metrics switched off (eval.num_samples=0), or a run too short to log
+    if not plotted:
+      ax.text(
+          0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes, color="gray"
+      )
       continue
     if log_y:
       ax.set_yscale("log")
@@ -138,7 +145,9 @@ def sweep_curves(arm_runs: dict, panels, path, title="", floors=None):
 
 def final_bars(arms: list, metric_keys: list, path, title="", floors=None):
   """Final metrics per arm: bar = mean over seeds, dots = seeds, whisker = std."""
-  fig, axes = plt.subplots(1, len(metric_keys), figsize=(3.6 * len(metric_keys), 3.6), squeeze=False)
+  fig, axes = plt.subplots(
+      1, len(metric_keys), figsize=(3.6 * len(metric_keys), 3.6), squeeze=False
+  )
   for ax, key in zip(axes[0], metric_keys):
     names, means, stds = [], [], []
     for i, arm in enumerate(arms):
@@ -149,8 +158,14 @@ def final_bars(arms: list, metric_keys: list, path, title="", floors=None):
       means.append(m["mean"])
       stds.append(m["std"])
       ax.scatter([len(names) - 1] * len(m["per_seed"]), m["per_seed"], color="k", s=10, zorder=3)
-    ax.bar(range(len(names)), means, yerr=stds, capsize=4,
-           color=[COLORS[i % len(COLORS)] for i in range(len(names))], alpha=0.8)
+    ax.bar(
+        range(len(names)),
+        means,
+        yerr=stds,
+        capsize=4,
+        color=[COLORS[i % len(COLORS)] for i in range(len(names))],
+        alpha=0.8,
+    )
     if floors and key in floors:
       ax.axhline(floors[key], color="k", ls="--", lw=1, label="sampling floor")
       ax.legend(fontsize=8)
@@ -175,6 +190,7 @@ def density_grid(panels, path, title=""):
 
 # --- image grids (PIL: fast, no figure overhead) ------------------------------------------------
 
+
 def to_uint8(images, value_range: str):
   """(N, H, W, 1) floats in [-1, 1] (tanh) or [0, 1] (sigmoid) -> (N, H, W) uint8."""
   x = np.asarray(images, np.float32)[..., 0]
@@ -190,12 +206,15 @@ def grid_array(images_u8, cols=8, pad=2, scale=2):
   out = np.full((rows * (h + pad) + pad, cols * (w + pad) + pad), 64, np.uint8)
   for i in range(n):
     r, c = divmod(i, cols)
-    out[pad + r * (h + pad): pad + r * (h + pad) + h, pad + c * (w + pad): pad + c * (w + pad) + w] = images_u8[i]
+    out[
+        pad + r * (h + pad) : pad + r * (h + pad) + h, pad + c * (w + pad) : pad + c * (w + pad) + w
+    ] = images_u8[i]
   return np.kron(out, np.ones((scale, scale), np.uint8)) if scale > 1 else out
 
 
 def save_grid(images_u8, path, cols=8, scale=2):
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   Image.fromarray(grid_array(images_u8, cols, scale=scale)).save(path)
   return path
@@ -204,6 +223,7 @@ def save_grid(images_u8, path, cols=8, scale=2):
 def save_gif(frames_u8, path, ms_per_frame=400):
   """frames: list of 2-D uint8 mosaics (e.g. grid_array outputs) -> animated GIF."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   frames = [Image.fromarray(f) for f in frames_u8]
   frames[0].save(path, save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
   return path
@@ -255,9 +275,12 @@ def class_histogram(hist, real_hist, path, title=""):
 
 
 def image_rows(rows_u8, labels, path, title=""):
-  """Rows of images (each (n, 28, 28) uint8) with a label per row: the seeds' 2- and 3-row figures."""
+  """Rows of images (each (n, 28, 28) uint8) with a label per row: the seeds' 2- and 3-row
+  figures."""
   n = rows_u8[0].shape[0]
-  fig, axes = plt.subplots(len(rows_u8), n, figsize=(1.1 * n, 1.2 * len(rows_u8) + 0.3), squeeze=False)
+  fig, axes = plt.subplots(
+      len(rows_u8), n, figsize=(1.1 * n, 1.2 * len(rows_u8) + 0.3), squeeze=False
+  )
   for r, (row, label) in enumerate(zip(rows_u8, labels)):
     for c in range(n):
       ax = axes[r, c]
@@ -299,17 +322,31 @@ def forest(comparisons: list, path, title=""):
     ax.plot([lo, hi], [y, y], color=color, lw=3, alpha=0.7, solid_capstyle="butt")
     for end, unbounded in ((lo, c["ci_low"] is None), (hi, c["ci_high"] is None)):
       if unbounded:
-        ax.annotate("", xy=(end, y), xytext=(end - 0.08 * span * np.sign(end - c["mean_diff"] or 1), y),
-                    arrowprops=dict(arrowstyle="->", color=color))
-    ax.scatter(c["diffs"], np.full(len(c["diffs"]), y) + np.linspace(-0.12, 0.12, len(c["diffs"])),
-               s=14, color="k", zorder=3)
+        ax.annotate(
+            "",
+            xy=(end, y),
+            xytext=(end - 0.08 * span * np.sign(end - c["mean_diff"] or 1), y),
+            arrowprops=dict(arrowstyle="->", color=color),
+        )
+    ax.scatter(
+        c["diffs"],
+        np.full(len(c["diffs"]), y) + np.linspace(-0.12, 0.12, len(c["diffs"])),
+        s=14,
+        color="k",
+        zorder=3,
+    )
     ax.scatter([c["mean_diff"]], [y], marker="D", s=50, color=color, zorder=4)
   ax.axvline(0, color="k", lw=1, ls="--")
   ax.set_xlim(lo_lim, hi_lim)
   ax.set_ylim(-0.6, len(comparisons) - 0.4)
   ax.set_yticks(range(len(comparisons)))
-  ax.set_yticklabels([f"{c['arm']} − {c['baseline']}\n{c['verdict'].split(' (')[0]} (n={c['n']})"
-                      for c in reversed(comparisons)], fontsize=8)
+  ax.set_yticklabels(
+      [
+          f"{c['arm']} − {c['baseline']}\n{c['verdict'].split(' (')[0]} (n={c['n']})"
+          for c in reversed(comparisons)
+      ],
+      fontsize=8,
+  )
   metric = comparisons[0]["metric"]
   better = "left" if comparisons[0]["lower_is_better"] else "right"
   ax.set_xlabel(f"paired difference in {metric} ({better} of 0 = the arm is better)")

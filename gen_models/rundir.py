@@ -30,16 +30,20 @@ def read_json(path, default=None):
     return default
 
 
-def write_atomic(path, text: str) -> None:
-  """Writes path via a temporary file and a rename: a reader (or a kill) never sees half a file."""
-  tmp = f"{path}.tmp-{os.getpid()}"
+def write_atomic(path, data) -> None:
+  """Writes `data` (str or bytes) to path via a temporary file in the same directory and a rename:
+  a reader (or a kill) never sees half a file, and a failed write (a full disk) leaves none behind.
+  """
+  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
   try:
-    with open(tmp, "w") as f:
-      f.write(text)
+    with os.fdopen(fd, "wb") as f:
+      f.write(data.encode() if isinstance(data, str) else data)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
   finally:
     if os.path.exists(tmp):
-      os.remove(tmp)  # a failed write (a full disk) leaves no partial temporary file behind
+      os.remove(tmp)
 
 
 def ensure_writable(path: str, what: str) -> str:
@@ -50,17 +54,24 @@ def ensure_writable(path: str, what: str) -> str:
       pass
   except OSError as e:
     reason = e.strerror or type(e).__name__
-    if isinstance(e, (NotADirectoryError, FileExistsError)) or e.errno in (errno.ENOTDIR, errno.EEXIST):
+    if isinstance(e, (NotADirectoryError, FileExistsError)) or e.errno in (
+        errno.ENOTDIR,
+        errno.EEXIST,
+    ):
       reason = "a part of it is a file, not a directory"
-    raise RunError(f"{what} {path} cannot be used: {reason}. Nothing was trained or written. Pick a "
-                   "directory you can write to.") from None
+    raise RunError(
+        f"{what} {path} cannot be used: {reason}. Nothing was trained or written. Pick a "
+        "directory you can write to."
+    ) from None
   return path
 
 
 def _busy(exp_dir, holder):
-  return (f"{exp_dir} is being written by {holder}. One process writes an experiment directory at a "
-          "time: wait for it to finish (then add --resume to continue its runs), or pick another "
-          "--out directory.")
+  return (
+      f"{exp_dir} is being written by {holder}. One process writes an experiment directory at a "
+      "time: wait for it to finish (then add --resume to continue its runs), or pick another "
+      "--out directory."
+  )
 
 
 @contextlib.contextmanager

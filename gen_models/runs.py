@@ -17,8 +17,10 @@ def load_run(run_dir: str):
   """(cfg, state, data, key, step) of a saved run, from its config.json and latest checkpoint."""
   path = os.path.join(run_dir, "config.json")
   if not os.path.exists(path):
-    raise RunError(f"{run_dir} is not a run directory (no config.json). Give a path like "
-                   "runs/<exp>/<arm>/seed<k>.")
+    raise RunError(
+        f"{run_dir} is not a run directory (no config.json). Give a path like "
+        "runs/<exp>/<arm>/seed<k>."
+    )
   try:
     with open(path) as f:
       saved = json.load(f)
@@ -26,8 +28,11 @@ def load_run(run_dir: str):
       raise ValueError(f"it holds a JSON {type(saved).__name__}, not an object")
     cfg = families.validate(config_lib.from_dict(saved))
   except (OSError, ValueError, TypeError, AttributeError) as e:  # ConfigError is a ValueError
-    raise RunError(f"{path} cannot be read as a run's config ({type(e).__name__}: {str(e)[:200]}). It was left as it "
-                   "is. If it was damaged, restore it (it is the config the run was trained with) or retrain.") from None
+    raise RunError(
+        f"{path} cannot be read as a run's config ({type(e).__name__}: {str(e)[:200]}). It was left"
+        " as it is. If it was damaged, restore it (it is the config the run was trained with) or"
+        " retrain."
+    ) from None
   data = data_lib.load(cfg, log=lambda s: None)
   key = jax.random.key(cfg.seed)
   task = families.make_task(cfg, data, key)

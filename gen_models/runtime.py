@@ -17,11 +17,16 @@ is imported (GEN_MODELS_TUNING=0 turns them off; measured by `python -m experime
 import os
 import sys
 
-TCMALLOC_PATHS = ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
-                  "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
-                  "/usr/lib64/libtcmalloc_minimal.so.4", "/usr/lib/libtcmalloc_minimal.so.4")
-CPU_FLAGS = {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
-             "xla_cpu_experimental_xnn_fusion_type": ""}
+TCMALLOC_PATHS = (
+    "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
+    "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
+    "/usr/lib64/libtcmalloc_minimal.so.4",
+    "/usr/lib/libtcmalloc_minimal.so.4",
+)
+CPU_FLAGS = {
+    "xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT",
+    "xla_cpu_experimental_xnn_fusion_type": "",
+}
 FLAGS_TESTED_ON = ("0.10.",)  # jaxlib versions that know these flags (XLA aborts on unknown flags)
 
 
@@ -46,6 +51,7 @@ def tcmalloc_path():
 def mimalloc_path():
   """libmimalloc from the cmeel-mimalloc wheel in this environment (no root needed)."""
   import sysconfig  # pylint: disable=g-import-not-at-top
+
   for root in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
     for name in ("libmimalloc.so.3", "libmimalloc.so.2", "libmimalloc.so"):
       path = os.path.join(root, "cmeel.prefix", "lib", name)
@@ -62,7 +68,9 @@ def allocator_env(name: str, env=None) -> dict:
     lib = tcmalloc_path() if name == "tcmalloc" else mimalloc_path()
     return {"LD_PRELOAD": ":".join(filter(None, [lib, preload]))} if lib else {}
   if name == "glibc-tunables":
-    return {"GLIBC_TUNABLES": ":".join(filter(None, [env.get("GLIBC_TUNABLES", ""), GLIBC_TUNABLES]))}
+    return {
+        "GLIBC_TUNABLES": ":".join(filter(None, [env.get("GLIBC_TUNABLES", ""), GLIBC_TUNABLES]))
+    }
   return {}
 
 
@@ -71,8 +79,11 @@ def choose_allocator(requested: str = None) -> str:
   first available of ALLOCATOR_ORDER."""
   requested = requested or os.environ.get("GEN_MODELS_ALLOCATOR", "auto")
   if requested not in ALLOCATORS:
-    print(f"WARNING: GEN_MODELS_ALLOCATOR={requested!r} is not one of {', '.join(ALLOCATORS)}; using auto.",
-          file=sys.stderr)
+    print(
+        f"WARNING: GEN_MODELS_ALLOCATOR={requested!r} is not one of {', '.join(ALLOCATORS)}; using"
+        " auto.",
+        file=sys.stderr,
+    )
     requested = "auto"
   if requested == "none":
     return "none"
@@ -105,6 +116,7 @@ def xla_flags(current: str, jaxlib_version: str) -> str:
 def _jaxlib_version() -> str:
   try:
     from importlib import metadata  # pylint: disable=g-import-not-at-top
+
     return metadata.version("jaxlib")
   except Exception:  # pylint: disable=broad-except
     return ""
@@ -131,6 +143,7 @@ def configure(module: str = None) -> None:
 
 def _env_problem(text: str):
   from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+
   return RunError(text + " Nothing was written.")
 
 
@@ -139,27 +152,39 @@ def check_environment(env=None) -> None:
   env = os.environ if env is None else env
   dist = env.get("GEN_MODELS_DISTRIBUTED", "")
   if dist not in ("", "0", "1"):
-    raise _env_problem(f"GEN_MODELS_DISTRIBUTED={dist[:60]!r} is not 0 or 1. Set it to 1 for a multi-host job "
-                       "(every process calls jax.distributed.initialize()), or unset it.")
+    raise _env_problem(
+        f"GEN_MODELS_DISTRIBUTED={dist[:60]!r} is not 0 or 1. Set it to 1 for a multi-host job "
+        "(every process calls jax.distributed.initialize()), or unset it."
+    )
   coord = env.get("GEN_MODELS_COORDINATOR", "")
   if dist == "1" and coord:
     host, _, port = coord.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
-      raise _env_problem(f"GEN_MODELS_COORDINATOR={coord[:80]!r} is not host:port (e.g. node1:12345).")
+      raise _env_problem(
+          f"GEN_MODELS_COORDINATOR={coord[:80]!r} is not host:port (e.g. node1:12345)."
+      )
     n, i = env.get("GEN_MODELS_NUM_PROCESSES", ""), env.get("GEN_MODELS_PROCESS_ID", "")
     if not n.isdigit() or int(n) < 1:
-      raise _env_problem(f"GEN_MODELS_NUM_PROCESSES={n[:40]!r}: with GEN_MODELS_COORDINATOR set it must be the "
-                         "number of processes in the job (an integer >= 1).")
+      raise _env_problem(
+          f"GEN_MODELS_NUM_PROCESSES={n[:40]!r}: with GEN_MODELS_COORDINATOR set it must be the "
+          "number of processes in the job (an integer >= 1)."
+      )
     if not i.isdigit() or int(i) >= int(n):
-      raise _env_problem(f"GEN_MODELS_PROCESS_ID={i[:40]!r}: with GEN_MODELS_COORDINATOR set it must be this "
-                         f"process's index, an integer from 0 to {int(n) - 1}.")
+      raise _env_problem(
+          f"GEN_MODELS_PROCESS_ID={i[:40]!r}: with GEN_MODELS_COORDINATOR set it must be this "
+          f"process's index, an integer from 0 to {int(n) - 1}."
+      )
   if "GEN_MODELS_CACHE" in env and not env["GEN_MODELS_CACHE"].strip():
-    raise _env_problem("GEN_MODELS_CACHE is set but empty. Unset it (the default is ~/.cache/gen_models) or "
-                       "give a directory.")
+    raise _env_problem(
+        "GEN_MODELS_CACHE is set but empty. Unset it (the default is ~/.cache/gen_models) or "
+        "give a directory."
+    )
   tuning = env.get("GEN_MODELS_TUNING", "1")
   if tuning not in ("0", "1"):
-    raise _env_problem(f"GEN_MODELS_TUNING={tuning[:40]!r} is not 0 or 1 (0 turns off the allocator and XLA "
-                       "flags this project sets for speed).")
+    raise _env_problem(
+        f"GEN_MODELS_TUNING={tuning[:40]!r} is not 0 or 1 (0 turns off the allocator and XLA "
+        "flags this project sets for speed)."
+    )
 
 
 def _user_xla_flags(flags: str) -> str:
@@ -172,23 +197,37 @@ def check_backend() -> str:
   this machine lacks, or XLA_FLAGS that XLA refuses (it aborts the process on an unknown flag),
   raise RunError instead of a traceback or an abort mid-run."""
   import subprocess  # pylint: disable=g-import-not-at-top
+
   flags = _user_xla_flags(os.environ.get("XLA_FLAGS", ""))
   if flags:  # XLA would abort this process: try them in a child first
-    probe = subprocess.run([sys.executable, "-c", "import jax; jax.devices()"], capture_output=True, text=True,
-                           env=dict(os.environ, GEN_MODELS_REEXEC="1"), timeout=300)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import jax; jax.devices()"],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, GEN_MODELS_REEXEC="1"),
+        timeout=300,
+    )
     if probe.returncode != 0:
-      said = [l for l in probe.stderr.splitlines() if "flag" in l.lower() or "error" in l.lower()][-2:]
-      raise _env_problem(f"XLA rejects XLA_FLAGS={flags[:200]!r}: " + (" ".join(said)[:400] or f"exit {probe.returncode}")
-                         + ". Fix or unset XLA_FLAGS (see `python -c 'import jax'` with it for XLA's own words).")
+      said = [l for l in probe.stderr.splitlines() if "flag" in l.lower() or "error" in l.lower()][
+          -2:
+      ]
+      raise _env_problem(
+          f"XLA rejects XLA_FLAGS={flags[:200]!r}: "
+          + (" ".join(said)[:400] or f"exit {probe.returncode}")
+          + ". Fix or unset XLA_FLAGS (see `python -c 'import jax'` with it for XLA's own words)."
+      )
   import jax  # pylint: disable=g-import-not-at-top
+
   try:
     jax.devices()
   except Exception as e:  # pylint: disable=broad-except
     platforms = os.environ.get("JAX_PLATFORMS", "")
     msg = (str(e).splitlines() or [f"{type(e).__name__}: no backend could be started"])[0][:300]
-    raise _env_problem(f"JAX cannot start its backend ({msg}). JAX_PLATFORMS={platforms!r} asks for a backend this "
-                       "machine or this install lacks: unset JAX_PLATFORMS (or set it to cpu), or install the "
-                       "accelerator build with `JAX_EXTRA=cuda ./launch.sh setup` (or JAX_EXTRA=tpu).") from None
+    raise _env_problem(
+        f"JAX cannot start its backend ({msg}). JAX_PLATFORMS={platforms!r} asks for a backend this"
+        " machine or this install lacks: unset JAX_PLATFORMS (or set it to cpu), or install the"
+        " accelerator build with `JAX_EXTRA=cuda ./launch.sh setup` (or JAX_EXTRA=tpu)."
+    ) from None
   return jax.default_backend()
 
 
@@ -200,14 +239,18 @@ def init_distributed() -> None:
   if os.environ.get("GEN_MODELS_DISTRIBUTED", "0") in ("0", ""):
     return
   import jax  # pylint: disable=g-import-not-at-top
+
   if os.environ.get("JAX_PLATFORMS", "") == "cpu" or not any(
-      os.path.exists(p) for p in ("/dev/nvidia0", "/dev/accel0")):
+      os.path.exists(p) for p in ("/dev/nvidia0", "/dev/accel0")
+  ):
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   kwargs = {}
   if os.environ.get("GEN_MODELS_COORDINATOR"):
-    kwargs = dict(coordinator_address=os.environ["GEN_MODELS_COORDINATOR"],
-                  num_processes=int(os.environ["GEN_MODELS_NUM_PROCESSES"]),
-                  process_id=int(os.environ["GEN_MODELS_PROCESS_ID"]))
+    kwargs = dict(
+        coordinator_address=os.environ["GEN_MODELS_COORDINATOR"],
+        num_processes=int(os.environ["GEN_MODELS_NUM_PROCESSES"]),
+        process_id=int(os.environ["GEN_MODELS_PROCESS_ID"]),
+    )
   jax.distributed.initialize(**kwargs)
 
 
@@ -215,4 +258,5 @@ def is_main_process() -> bool:
   """Only process 0 of a multi-host job writes logs, figures and reports (all processes take part
   in training and in checkpoint writes)."""
   import jax  # pylint: disable=g-import-not-at-top
+
   return jax.process_index() == 0

@@ -24,8 +24,10 @@ def _handle(signum, frame):
     sys.stderr.flush()
     os._exit(ABORT_EXIT_CODE)  # pylint: disable=protected-access
   _STATE["signum"] = signum
-  sys.stderr.write(f"\n{signal.Signals(signum).name}: stopping at the next log point to save a checkpoint, "
-                   "then writing the report (send it again to abort without saving)...\n")
+  sys.stderr.write(
+      f"\n{signal.Signals(signum).name}: stopping at the next log point to save a checkpoint, "
+      "then writing the report (send it again to abort without saving)...\n"
+  )
   sys.stderr.flush()
 
 

@@ -31,7 +31,9 @@ def scale_by_keras_adam(b1: float, b2: float, eps: float) -> optax.GradientTrans
 
   def init(params):
     zeros = jax.tree.map(jnp.zeros_like, params)
-    return KerasAdamState(count=jnp.zeros([], jnp.int32), mu=zeros, nu=jax.tree.map(jnp.zeros_like, params))
+    return KerasAdamState(
+        count=jnp.zeros([], jnp.int32), mu=zeros, nu=jax.tree.map(jnp.zeros_like, params)
+    )
 
   def update(updates, state, params=None):
     del params
@@ -39,7 +41,7 @@ def scale_by_keras_adam(b1: float, b2: float, eps: float) -> optax.GradientTrans
     nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, updates)
     count = state.count + 1
     t = count.astype(jnp.float32)
-    alpha = jnp.sqrt(1 - b2 ** t) / (1 - b1 ** t)
+    alpha = jnp.sqrt(1 - b2**t) / (1 - b1**t)
     out = jax.tree.map(lambda m, v: alpha * m / (jnp.sqrt(v) + eps), mu, nu)
     return out, KerasAdamState(count=count, mu=mu, nu=nu)
 
@@ -47,8 +49,9 @@ def scale_by_keras_adam(b1: float, b2: float, eps: float) -> optax.GradientTrans
 
 
 @functools.lru_cache(maxsize=None)
-def make_tx(name: str, b1: float, b2: float, rho: float, eps: float,
-            eps_form: str = "keras") -> optax.GradientTransformation:
+def make_tx(
+    name: str, b1: float, b2: float, rho: float, eps: float, eps_form: str = "keras"
+) -> optax.GradientTransformation:
   """An optimizer whose learning rate and Keras-style time decay are *state*, not constants.
 
   eps_form="keras" (the Keras seeds): RMSprop as Keras 2 (the seeds' `RMSprop(lr=, decay=)` API),
@@ -77,8 +80,9 @@ TRACED_KEYS = ("optim.g_lr", "optim.d_lr", "optim.g_decay", "optim.d_decay")
 
 def _create(module, variables, tx, lr, decay):
   params = variables["params"]
-  state = TrainState.create(apply_fn=module.apply, params=params, tx=tx,
-                            batch_stats=variables.get("batch_stats", {}))
+  state = TrainState.create(
+      apply_fn=module.apply, params=params, tx=tx, batch_stats=variables.get("batch_stats", {})
+  )
   hyper = dict(state.opt_state.hyperparams)
   hyper["learning_rate"] = jnp.asarray(lr, jnp.float32)
   hyper["decay"] = jnp.asarray(decay, jnp.float32)
@@ -97,10 +101,14 @@ def create_gan_state(cfg, key, data_shape, d_twice_differentiated: bool = False)
   x = jnp.zeros((2,) + tuple(data_shape), jnp.float32)
   g_vars = g_mod.init({"params": key_g}, z, train=False)
   d_vars = d_mod.init({"params": key_d}, x, train=False)
-  state = {"g": _create(g_mod, g_vars, tx, o.g_lr, o.g_decay),
-           "d": _create(d_mod, d_vars, tx, o.d_lr, o.d_decay)}
+  state = {
+      "g": _create(g_mod, g_vars, tx, o.g_lr, o.g_decay),
+      "d": _create(d_mod, d_vars, tx, o.d_lr, o.d_decay),
+  }
   if cfg.train.g_ema > 0:
-    state["g_ema"] = jax.tree.map(jnp.copy, {"params": state["g"].params, "batch_stats": state["g"].batch_stats})
+    state["g_ema"] = jax.tree.map(
+        jnp.copy, {"params": state["g"].params, "batch_stats": state["g"].batch_stats}
+    )
   return state
 
 
@@ -110,7 +118,9 @@ def create_ae_state(cfg, key, data_shape) -> dict:
   o = cfg.optim
   tx = make_tx(o.name, o.b1, o.b2, o.rho, o.eps, o.eps_form)
   key_p, key_n = jax.random.split(key)
-  variables = module.init({"params": key_p, "noise": key_n}, jnp.zeros((2,) + tuple(data_shape)), train=False)
+  variables = module.init(
+      {"params": key_p, "noise": key_n}, jnp.zeros((2,) + tuple(data_shape)), train=False
+  )
   return {"ae": _create(module, variables, tx, o.g_lr, o.g_decay)}
 
 

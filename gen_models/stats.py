@@ -34,8 +34,15 @@ def sign_flip_p(diffs) -> float:
   d = np.asarray(diffs, np.float64)
   if len(d) < 2 or not np.any(d):  # one seed cannot show anything
     return 1.0
-  res = sp_stats.permutation_test((d,), _mean, permutation_type="samples", alternative="two-sided",
-                                  vectorized=True, n_resamples=20_000, random_state=0)
+  res = sp_stats.permutation_test(
+      (d,),
+      _mean,
+      permutation_type="samples",
+      alternative="two-sided",
+      vectorized=True,
+      n_resamples=20_000,
+      random_state=0,
+  )
   return float(min(1.0, res.pvalue))
 
 
@@ -44,7 +51,7 @@ def sign_flip_interval(diffs, alpha: float = ALPHA, tol: float = 1e-6):
   alpha (the test inverted). (-inf, inf) when n is too small for any rejection."""
   d = np.asarray(diffs, np.float64)
   n = len(d)
-  if n < 2 or 2.0 / 2 ** n > alpha:
+  if n < 2 or 2.0 / 2**n > alpha:
     return -math.inf, math.inf
   center = float(np.mean(d))
   spread = float(np.max(np.abs(d - center))) + 1e-12
@@ -75,7 +82,7 @@ def holm(p_values) -> list:
   return adjusted.tolist()
 
 
-def _fmt(x: float) -> str:
+def _num(x: float) -> str:
   return f"{x:.3g}" if math.isfinite(x) else "∞"
 
 
@@ -83,13 +90,22 @@ def min_seeds(m: int, alpha: float = ALPHA) -> int:
   """Fewest seeds for which an exact sign-flip test can reach Holm-corrected p < alpha with m
   comparisons in the family (the smallest two-sided p-value is 2 / 2^n)."""
   n = 1
-  while 2.0 / 2 ** n * m >= alpha:
+  while 2.0 / 2**n * m >= alpha:
     n += 1
   return n
 
 
-def verdict(mean_diff: float, ci_low: float, ci_high: float, p_holm: float, lower_is_better: bool,
-            n: int, m: int = 1, alpha: float = ALPHA, diffs=None) -> str:
+def verdict(
+    mean_diff: float,
+    ci_low: float,
+    ci_high: float,
+    p_holm: float,
+    lower_is_better: bool,
+    n: int,
+    m: int = 1,
+    alpha: float = ALPHA,
+    diffs=None,
+) -> str:
   if diffs is not None and not np.any(np.asarray(diffs)):
     return "no difference detected (identical in every seed)"
   if p_holm < alpha and (ci_low > 0 or ci_high < 0):
@@ -98,7 +114,7 @@ def verdict(mean_diff: float, ci_low: float, ci_high: float, p_holm: float, lowe
   x = max(abs(ci_low), abs(ci_high))
   need = min_seeds(m, alpha)
   more = f"; at least {need} seeds are needed for any verdict" if n < need else ""
-  return f"no difference detected (|diff| < {_fmt(x)} at 95%{more})"
+  return f"no difference detected (|diff| < {_num(x)} at 95%{more})"
 
 
 def compare(arm_values: dict, baseline: str, metrics: dict, alpha: float = ALPHA) -> list:
@@ -118,15 +134,34 @@ def compare(arm_values: dict, baseline: str, metrics: dict, alpha: float = ALPHA
         continue
       d = np.array([a[s] - b[s] for s in seeds], np.float64)
       lo, hi = sign_flip_interval(d, alpha)
-      out.append({"arm": arm, "baseline": baseline, "metric": metric, "lower_is_better": lower,
-                  "n": len(seeds), "seeds": seeds, "diffs": d.tolist(), "mean_diff": float(np.mean(d)),
-                  "ci_low": lo, "ci_high": hi, "p": sign_flip_p(d)})
+      out.append({
+          "arm": arm,
+          "baseline": baseline,
+          "metric": metric,
+          "lower_is_better": lower,
+          "n": len(seeds),
+          "seeds": seeds,
+          "diffs": d.tolist(),
+          "mean_diff": float(np.mean(d)),
+          "ci_low": lo,
+          "ci_high": hi,
+          "p": sign_flip_p(d),
+      })
   for metric in metrics:
     family = [c for c in out if c["metric"] == metric]
     for c, adj in zip(family, holm([c["p"] for c in family])):
       c["p_holm"] = adj
-      c["verdict"] = verdict(c["mean_diff"], c["ci_low"], c["ci_high"], adj, c["lower_is_better"], c["n"],
-                             len(family), alpha, c["diffs"])
+      c["verdict"] = verdict(
+          c["mean_diff"],
+          c["ci_low"],
+          c["ci_high"],
+          adj,
+          c["lower_is_better"],
+          c["n"],
+          len(family),
+          alpha,
+          c["diffs"],
+      )
   return out
 
 

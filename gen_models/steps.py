@@ -17,8 +17,13 @@ from gen_models import losses
 def _d_apply(d, params, inputs, key):
   """D's logits in training mode, and its updated spectral-norm vectors (None without them)."""
   if d.batch_stats:  # static: only spectrally normalised Ds carry statistics
-    logits, updates = d.apply_fn({"params": params, "batch_stats": d.batch_stats}, inputs, train=True,
-                                 rngs={"dropout": key}, mutable=["batch_stats"])
+    logits, updates = d.apply_fn(
+        {"params": params, "batch_stats": d.batch_stats},
+        inputs,
+        train=True,
+        rngs={"dropout": key},
+        mutable=["batch_stats"],
+    )
     return logits, updates["batch_stats"]
   return d.apply_fn({"params": params}, inputs, train=True, rngs={"dropout": key}), None
 
@@ -35,8 +40,14 @@ def _d_update(loss, r1, d, x, fake, w, key, hp):
     extra = {}
     d_fn = lambda inputs, k: _d_apply(d, params, inputs, k)[0]
     if loss.penalty is not None:
-      value, extra = loss.penalty(lambda inputs: d_fn(inputs, key_pen), x, jax.lax.stop_gradient(fake),
-                                  jax.random.fold_in(key, 3), hp, w)
+      value, extra = loss.penalty(
+          lambda inputs: d_fn(inputs, key_pen),
+          x,
+          jax.lax.stop_gradient(fake),
+          jax.random.fold_in(key, 3),
+          hp,
+          w,
+      )
       total = total + value
     if r1:
       grads = jax.grad(lambda inputs: jnp.sum(d_fn(inputs, key_r1)))(x)
@@ -45,7 +56,9 @@ def _d_update(loss, r1, d, x, fake, w, key, hp):
       extra = {**extra, "r1": r1_value}
     return total, (logits_real, logits_fake, stats, extra)
 
-  (d_loss, (logits_real, logits_fake, stats, extra)), grads = jax.value_and_grad(d_loss_fn, has_aux=True)(d.params)
+  (d_loss, (logits_real, logits_fake, stats, extra)), grads = jax.value_and_grad(
+      d_loss_fn, has_aux=True
+  )(d.params)
   d = d.apply_gradients(grads=grads)
   if stats is not None:
     d = d.replace(batch_stats=stats)
@@ -55,17 +68,26 @@ def _d_update(loss, r1, d, x, fake, w, key, hp):
 def _ema_update(ema, g, z, key, decay):
   """G's averaged weights and their own BatchNorm statistics after G's update t.
 
-  Weights: optax.ema's debiased average, step size (1 - d) / (1 - d^t), so G's initial weights get no
-  share (a plain EMA from them keeps d^t of them: 5% at t = 3000, d = 0.999). Statistics: G's running
-  statistics belong to G's weights (the averaged weights' activations have other means and scales), so
-  the averaged G keeps its own, updated by a train-mode forward of this step's latents; G's training is
+  Weights: optax.ema's debiased average, step size (1 - d) / (1 - d^t), so G's initial weights get
+  no
+  share (a plain EMA from them keeps d^t of them: 5% at t = 3000, d = 0.999). Statistics: G's
+  running
+  statistics belong to G's weights (the averaged weights' activations have other means and scales),
+  so
+  the averaged G keeps its own, updated by a train-mode forward of this step's latents; G's training
+  is
   unchanged."""
   rate = (1.0 - decay) / (1.0 - decay ** g.step.astype(jnp.float32))
   params = optax.incremental_update(g.params, ema["params"], rate)
   stats = ema["batch_stats"]
   if stats:  # static: only Gs with BatchNorm
-    stats = g.apply_fn({"params": params, "batch_stats": stats}, z, train=True, mutable=["batch_stats"],
-                       rngs={"dropout": key})[1]["batch_stats"]
+    stats = g.apply_fn(
+        {"params": params, "batch_stats": stats},
+        z,
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": key},
+    )[1]["batch_stats"]
   return {"params": params, "batch_stats": stats}
 
 
@@ -91,21 +113,32 @@ def _gan_step(loss, n_critic, r1, ema, state, batch, rng, hp):
     split = lambda a: a.reshape((n_critic, -1) + a.shape[1:])
     xs, zs, ws = split(x), split(z), split(w)
     for k in range(n_critic - 1):  # earlier critic updates: their own fakes, no G update
-      fake_k = g.apply_fn({"params": g.params, "batch_stats": g.batch_stats}, zs[k], train=True,
-                          mutable=["batch_stats"], rngs={"dropout": jax.random.fold_in(rng_g, k + 1)})[0]
+      fake_k = g.apply_fn(
+          {"params": g.params, "batch_stats": g.batch_stats},
+          zs[k],
+          train=True,
+          mutable=["batch_stats"],
+          rngs={"dropout": jax.random.fold_in(rng_g, k + 1)},
+      )[0]
       d, *_ = _d_update(loss, r1, d, xs[k], fake_k, ws[k], jax.random.fold_in(rng_d, k + 1), hp)
     x, z, w = xs[-1], zs[-1], ws[-1]
 
   def g_forward(params):
-    fake, updates = g.apply_fn({"params": params, "batch_stats": g.batch_stats}, z, train=True,
-                               mutable=["batch_stats"], rngs={"dropout": rng_g})
+    fake, updates = g.apply_fn(
+        {"params": params, "batch_stats": g.batch_stats},
+        z,
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": rng_g},
+    )
     return fake, updates
 
   fake, g_vjp, g_updates = jax.vjp(g_forward, g.params, has_aux=True)
   d, d_loss, logits_real, logits_fake, extra = _d_update(loss, r1, d, x, fake, w, rng_d, hp)
 
   def g_loss_fn(fake_images):
-    logits, _ = _d_apply(d, d.params, fake_images, rng_dg)  # D's statistics are D's update's to change
+    # D's statistics are D's update's to change
+    logits, _ = _d_apply(d, d.params, fake_images, rng_dg)
     return loss.g_loss(logits, hp, w)
 
   g_loss, dfake = jax.value_and_grad(g_loss_fn)(fake)
@@ -114,7 +147,12 @@ def _gan_step(loss, n_critic, r1, ema, state, batch, rng, hp):
   new = {"g": g, "d": d}
   if ema:
     new["g_ema"] = _ema_update(state["g_ema"], g, z, jax.random.fold_in(rng, 4), hp["g_ema"])
-  metrics = {"d_loss": d_loss, "g_loss": g_loss, **loss.metrics(logits_real, logits_fake, w), **extra}
+  metrics = {
+      "d_loss": d_loss,
+      "g_loss": g_loss,
+      **loss.metrics(logits_real, logits_fake, w),
+      **extra,
+  }
   return new, metrics
 
 
@@ -125,7 +163,8 @@ def gan_step_for(loss: gan_losses.GanLoss, n_critic: int = 1, r1: bool = False, 
   return functools.partial(_gan_step, loss, n_critic, r1, ema)
 
 
-gan_step = gan_step_for(gan_losses.get("ns"))  # the seeds' step: BCE, ns or minimax by hp["minimax"]
+# the seeds' step: BCE, ns or minimax by hp["minimax"]
+gan_step = gan_step_for(gan_losses.get("ns"))
 
 
 def _recon_losses(logits, x, w, bce_flag):
@@ -184,8 +223,11 @@ def vae_step(state, batch, rng, hp):
     out = vae.apply_fn({"params": params}, x, train=True, rngs={"noise": rng})
     n_pix = x[0].size
     mean_loss, metrics = _recon_losses(out["logits"], x, w, hp["bce"])
-    nll = jnp.where(hp["bce"] > 0.5, losses.bce_logits_per_example(out["logits"], x) * n_pix,
-                    0.5 * losses.mse(jax.nn.sigmoid(out["logits"]), x) * n_pix)
+    nll = jnp.where(
+        hp["bce"] > 0.5,
+        losses.bce_logits_per_example(out["logits"], x) * n_pix,
+        0.5 * losses.mse(jax.nn.sigmoid(out["logits"]), x) * n_pix,
+    )
     kl = losses.gaussian_kl(out["mean"], out["logvar"])
     wmean = lambda v: jnp.sum(v * w) / jnp.sum(w)
     loss = wmean(nll + hp["beta"] * kl)

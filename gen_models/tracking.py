@@ -13,6 +13,7 @@ import sys
 import uuid
 
 from gen_models import metric_names as names
+
 WANDB_MODES = ("online", "offline", "disabled")
 
 
@@ -37,9 +38,11 @@ def resolve_mode(requested: str | None) -> str:
   if mode not in WANDB_MODES:
     raise TrackingError(f"Unknown wandb mode {mode!r}: use --wandb online|offline|disabled.")
   if mode == "online" and not _has_api_key():
-    raise TrackingError("--wandb online needs a W&B API key, and none is configured. Run "
-                        "`wandb login` (or set WANDB_API_KEY), or use --wandb offline and "
-                        "upload later with `wandb sync <run>/wandb/offline-run-*`.")
+    raise TrackingError(
+        "--wandb online needs a W&B API key, and none is configured. Run "
+        "`wandb login` (or set WANDB_API_KEY), or use --wandb offline and "
+        "upload later with `wandb sync <run>/wandb/offline-run-*`."
+    )
   return mode
 
 
@@ -74,8 +77,17 @@ def read_jsonl(path: str, damaged: list = None) -> list[dict]:
 class Tracker:
   """One run's logger: metrics.jsonl (always) and a wandb run (unless disabled)."""
 
-  def __init__(self, run_dir: str, mode: str, *, project: str, group: str, job_type: str,
-               name: str, config: dict):
+  def __init__(
+      self,
+      run_dir: str,
+      mode: str,
+      *,
+      project: str,
+      group: str,
+      job_type: str,
+      name: str,
+      config: dict,
+  ):
     self.path = os.path.join(run_dir, "metrics.jsonl")
     self._file = open(self.path, "a")
     self._wandb = None
@@ -93,8 +105,13 @@ class Tracker:
     if damaged:  # kept beside the log, never silently dropped
       with open(self.path + ".damaged", "a") as f:
         f.writelines(f"{i}\t{text}\n" for i, text in damaged)
-      print(f"WARNING: {self.path}: {len(damaged)} damaged line(s) (line {', '.join(str(i) for i, _ in damaged[:5])}) "
-            f"skipped and kept in {self.path}.damaged; the good rows are kept.", file=sys.stderr, flush=True)
+      print(
+          f"WARNING: {self.path}: {len(damaged)} damaged line(s) (line"
+          f" {', '.join(str(i) for i, _ in damaged[:5])}) skipped and kept in {self.path}.damaged;"
+          " the good rows are kept.",
+          file=sys.stderr,
+          flush=True,
+      )
     tmp = self.path + ".tmp"
     with open(tmp, "w") as f:
       f.writelines(json.dumps(r) + "\n" for r in kept)
@@ -116,8 +133,12 @@ class Tracker:
       fn(self._wandb)
     except Exception as e:  # pylint: disable=broad-except
       msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-      print(f"WARNING: wandb failed ({msg}); this run goes on logging to {self.path} only (nothing is lost: "
-            "the metrics are all there).", file=sys.stderr, flush=True)
+      print(
+          f"WARNING: wandb failed ({msg}); this run goes on logging to {self.path} only (nothing is"
+          " lost: the metrics are all there).",
+          file=sys.stderr,
+          flush=True,
+      )
       run, self._wandb = self._wandb, None
       try:
         run.finish(exit_code=1)
@@ -127,7 +148,9 @@ class Tracker:
   def log_image(self, step: int, key: str, path: str) -> None:
     def log(run):
       import wandb  # pylint: disable=g-import-not-at-top
+
       run.log({key: wandb.Image(path)}, step=int(step))
+
     self._to_wandb(log)
 
   def summary(self, values: dict) -> None:
@@ -141,6 +164,7 @@ class Tracker:
 
 class NullTracker:
   """The tracker of processes other than 0 in a multi-host job: logs nothing."""
+
   path = os.devnull
 
   def rewind(self, step):
@@ -161,6 +185,7 @@ class NullTracker:
 
 def _wandb_host():
   from urllib.parse import urlparse  # pylint: disable=g-import-not-at-top
+
   url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
   return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
 
@@ -188,29 +213,53 @@ def _wandb_init(run_dir, mode, project, group, job_type, name, config):
       with open(id_path, "w") as f:
         f.write(run_id)
   except OSError as e:
-    print(f"WARNING: cannot write {id_path} ({e.strerror or e}); logging this run to metrics.jsonl only "
-          "(wandb disabled for it).", file=sys.stderr, flush=True)
+    print(
+        f"WARNING: cannot write {id_path} ({e.strerror or e}); logging this run to metrics.jsonl"
+        " only (wandb disabled for it).",
+        file=sys.stderr,
+        flush=True,
+    )
     return None
   modes = ["online", "offline"] if mode == "online" else [mode]
   if mode == "online":
     from gen_models.data import host_reachable  # pylint: disable=g-import-not-at-top
+
     host, port = _wandb_host()
     if not host_reachable(host, port):
-      print(f"WARNING: the W&B server {host}:{port} is unreachable; logging this run offline "
-            f"(upload later with `wandb sync {run_dir}/wandb/offline-run-*`).", file=sys.stderr, flush=True)
+      print(
+          f"WARNING: the W&B server {host}:{port} is unreachable; logging this run offline "
+          f"(upload later with `wandb sync {run_dir}/wandb/offline-run-*`).",
+          file=sys.stderr,
+          flush=True,
+      )
       modes = ["offline"]
   for i, m in enumerate(modes):
     try:
       _prepare_env(run_dir, m)
       import wandb  # pylint: disable=g-import-not-at-top
+
       settings = wandb.Settings(silent=True, console="off", init_timeout=60)
-      return wandb.init(project=project, group=group, job_type=job_type, name=name, config=config,
-                        dir=run_dir, mode=m, id=run_id if i == 0 else f"{run_id}-{m}", resume="allow",
-                        settings=settings, reinit="create_new")
+      return wandb.init(
+          project=project,
+          group=group,
+          job_type=job_type,
+          name=name,
+          config=config,
+          dir=run_dir,
+          mode=m,
+          id=run_id if i == 0 else f"{run_id}-{m}",
+          resume="allow",
+          settings=settings,
+          reinit="create_new",
+      )
     except Exception as e:  # pylint: disable=broad-except
       msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
       nxt = "offline" if i + 1 < len(modes) else "metrics.jsonl only (wandb disabled for this run)"
-      print(f"WARNING: wandb {m} init failed ({msg}); logging this run to {nxt}.", file=sys.stderr, flush=True)
+      print(
+          f"WARNING: wandb {m} init failed ({msg}); logging this run to {nxt}.",
+          file=sys.stderr,
+          flush=True,
+      )
   return None
 
 
@@ -220,20 +269,43 @@ def log_comparisons(exp_dir, mode, *, project, group, summary) -> None:
   comps = summary.get("comparisons") or []
   if mode == "disabled" or not comps:
     return
-  run = _wandb_init(exp_dir, mode, project, group, "comparisons", f"{group}-verdicts",
-                    {"experiment": group, "headline_k": summary.get("headline_k")})
+  run = _wandb_init(
+      exp_dir,
+      mode,
+      project,
+      group,
+      "comparisons",
+      f"{group}-verdicts",
+      {"experiment": group, "headline_k": summary.get("headline_k")},
+  )
   if run is None:
     return
   try:
     import wandb  # pylint: disable=g-import-not-at-top
-    cols = ["arm", "baseline", "metric", "n", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "verdict"]
+
+    cols = [
+        "arm",
+        "baseline",
+        "metric",
+        "n",
+        "mean_diff",
+        "ci_low",
+        "ci_high",
+        "p",
+        "p_holm",
+        "verdict",
+    ]
     table = wandb.Table(columns=cols, data=[[c.get(k) for k in cols] for c in comps])
     run.log({"comparisons": table})
     run.summary.update({f"verdict/{c['arm']}/{c['metric']}": c["verdict"] for c in comps})
   except Exception as e:  # pylint: disable=broad-except
-    print(f"WARNING: could not log the comparison table to wandb ({e}).", file=sys.stderr, flush=True)
+    print(
+        f"WARNING: could not log the comparison table to wandb ({e}).", file=sys.stderr, flush=True
+    )
   finally:
     try:
       run.finish()
     except Exception as e:  # pylint: disable=broad-except
-      print(f"WARNING: wandb could not finish the comparisons run ({e}).", file=sys.stderr, flush=True)
+      print(
+          f"WARNING: wandb could not finish the comparisons run ({e}).", file=sys.stderr, flush=True
+      )

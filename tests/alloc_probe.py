@@ -10,7 +10,13 @@ if __name__ == "__main__":
   runtime.configure("tests.alloc_probe")
   with open("/proc/self/maps") as f:
     maps = f.read()
-  print(json.dumps({"active": runtime.active_allocator(), "reexec": os.environ.get("GEN_MODELS_REEXEC", ""),
-                    "tcmalloc_loaded": "libtcmalloc" in maps, "mimalloc_loaded": "libmimalloc" in maps,
-                    "tunables": os.environ.get("GLIBC_TUNABLES", ""),
-                    "xla_flags": os.environ.get("XLA_FLAGS", "")}))
+  print(
+      json.dumps({
+          "active": runtime.active_allocator(),
+          "reexec": os.environ.get("GEN_MODELS_REEXEC", ""),
+          "tcmalloc_loaded": "libtcmalloc" in maps,
+          "mimalloc_loaded": "libmimalloc" in maps,
+          "tunables": os.environ.get("GLIBC_TUNABLES", ""),
+          "xla_flags": os.environ.get("XLA_FLAGS", ""),
+      })
+  )

@@ -1,7 +1,10 @@
-"""Shared test helpers: train a config into a directory and fingerprint parameters."""
+"""Shared test helpers: train a config into a directory, run a command as a user would, write
+small IDX datasets, and fingerprint parameters."""
 
+import gzip
 import hashlib
 import os
+import sys
 
 import jax
 import numpy as np
@@ -10,12 +13,74 @@ from experiments import registry
 from experiments import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
+# A small GAN that compiles in seconds, with enough steps (one per dispatch) to be interrupted.
+GAN = [
+    "--exp=gaussian1d",
+    "--set",
+    "train.steps=8000",
+    "--set",
+    "train.scan_chunk=1",
+    "--set",
+    "train.log_every=10",
+    "--set",
+    "eval.every=0",
+    "--set",
+    "eval.num_samples=2000",
+    "--set",
+    "ckpt.every=500",
+    "--set",
+    "ckpt.keep=20",
+]
+
+
+def env() -> dict:
+  """The environment of a command run in a subprocess: CPU, wandb off, unbuffered output."""
+  return dict(os.environ, WANDB_MODE="disabled", JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+
+
+def run_cmd(args, out, *extra) -> list:
+  """The argv of `python -m experiments.run ARGS` with one seed into `out`, wandb disabled."""
+  return [
+      sys.executable,
+      "-m",
+      "experiments.run",
+      *args,
+      "--seeds",
+      "1",
+      "--out",
+      str(out),
+      "--wandb",
+      "disabled",
+      *extra,
+  ]
+
+
+def write_idx(path, array, magic_type=0x08, truncate=0):
+  """An IDX .gz file (the MNIST format) holding `array`, optionally cut short."""
+  header = bytes([0, 0, magic_type, array.ndim]) + b"".join(
+      int(d).to_bytes(4, "big") for d in array.shape
+  )
+  raw = header + array.astype(np.uint8).tobytes()
+  with gzip.open(path, "wb") as f:
+    f.write(raw[: len(raw) - truncate])
+
+
+def write_idx_dataset(directory, n_train=12, n_test=5, seed=0):
+  """A directory of the four IDX files of an MNIST-like dataset with random images."""
+  rng = np.random.default_rng(seed)
+  os.makedirs(directory, exist_ok=True)
+  for split, n in (("train", n_train), ("t10k", n_test)):
+    write_idx(
+        os.path.join(directory, f"{split}-images-idx3-ubyte.gz"), rng.integers(0, 256, (n, 28, 28))
+    )
+    write_idx(os.path.join(directory, f"{split}-labels-idx1-ubyte.gz"), rng.integers(0, 10, n))
 
 
 def train(cfg, run_dir, resume=False, exp_name="gaussian1d", arm="base"):
   """Trains cfg with the real runner (wandb disabled). Returns (state, result)."""
-  return runner.run_one(registry.get(exp_name), arm, cfg, str(run_dir), "disabled",
-                        resume=resume, quiet=True)
+  return runner.run_one(
+      registry.get(exp_name), arm, cfg, str(run_dir), "disabled", resume=resume, quiet=True
+  )
 
 
 def fingerprint(tree) -> str:

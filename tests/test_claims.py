@@ -15,25 +15,46 @@ from gen_models.families import image_gan
 from gen_models import tracking
 from tests.conftest import tiny_1d, tiny_image
 
-TINY = ["--exp=gaussian1d", "--seeds", "1", "--set", "train.steps=30", "--set", "train.log_every=10",
-        "--set", "eval.every=0", "--set", "ckpt.every=30", "--set", "eval.num_samples=2000", "--wandb", "disabled",
-        "--quiet"]
+TINY = [
+    "--exp=gaussian1d",
+    "--seeds",
+    "1",
+    "--set",
+    "train.steps=30",
+    "--set",
+    "train.log_every=10",
+    "--set",
+    "eval.every=0",
+    "--set",
+    "ckpt.every=30",
+    "--set",
+    "eval.num_samples=2000",
+    "--wandb",
+    "disabled",
+    "--quiet",
+]
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_config_and_lists_the_differences(tmp_path, capsys):
   assert run.main(TINY + ["--out", str(tmp_path)]) == 0
   capsys.readouterr()
   changed = ["--set", "optim.d_lr=0.002", "--set", "model.hidden=16"]
   assert run.main(TINY + changed + ["--out", str(tmp_path), "--resume"]) == 2
   err = capsys.readouterr().err
-  assert "optim.d_lr: 0.001 (saved) vs 0.002 (now)" in err and "model.hidden: 32 (saved) vs 16 (now)" in err
+  assert (
+      "optim.d_lr: 0.001 (saved) vs 0.002 (now)" in err
+      and "model.hidden: 32 (saved) vs 16 (now)" in err
+  )
   # train.steps may change (train longer): that resumes.
   longer = [("train.steps=60" if a == "train.steps=30" else a) for a in TINY]
   assert run.main(longer + ["--out", str(tmp_path), "--resume"]) == 0
 
 
 def test_an_arm_wins_over_a_clashing_set_and_the_clash_is_reported(capsys):
-  arms = run.build_configs(registry.get("gaussian1d_loss"), ["loss.generator=ns", "optim.d_lr=0.002"], None, None)
+  arms = run.build_configs(
+      registry.get("gaussian1d_loss"), ["loss.generator=ns", "optim.d_lr=0.002"], None, None
+  )
   assert {arm: cfg.loss.generator for arm, _, cfg, _ in arms} == {"ns": "ns", "minimax": "minimax"}
   assert all(cfg.optim.d_lr == 0.002 for _, _, cfg, _ in arms)  # a key no arm sets applies to all
   out = capsys.readouterr().out
@@ -52,6 +73,7 @@ def test_keras_time_decay_scales_the_learning_rate():
   # Keras 2: lr_t = lr / (1 + decay * t), t = updates made so far (0 for the first). With RMSprop
   # the first step from v = 0 moves each weight by lr_t * g / (sqrt((1 - rho) g^2) + eps).
   from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
+
   lr, decay, rho, eps = 0.1, 0.5, 0.9, 1e-7
   tx = state_lib.make_tx("rmsprop", 0.9, 0.999, rho, eps)
   params = {"w": jnp.zeros(3)}
@@ -66,6 +88,7 @@ def test_keras_time_decay_scales_the_learning_rate():
     np.testing.assert_allclose(np.asarray(updates["w"]), want, rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_fixed_noise_grids_use_the_same_latents_at_every_evaluation(tmp_path, monkeypatch):
   seen = []
   real_apply = gan_family.apply_g
@@ -78,6 +101,7 @@ def test_fixed_noise_grids_use_the_same_latents_at_every_evaluation(tmp_path, mo
   monkeypatch.setattr(gan_family, "apply_g", spy)
   cfg = tiny_image(**{"train.steps": 6, "eval.every": 2, "ckpt.every": 2, "eval.num_samples": 0})
   from tests import helpers  # pylint: disable=g-import-not-at-top
+
   helpers.train(cfg, tmp_path / "run", exp_name="dcgan")
   assert len(seen) >= 4  # steps 0, 2, 4, 6 (+ the final grid)
   for z in seen[1:]:
@@ -92,14 +116,32 @@ def test_a_state_with_non_finite_parameters_is_never_checkpointed(tmp_path):
   def step(state, batch, rng, hp):
     del batch, rng, hp
     count = state["count"] + 1
-    return {"w": jnp.where(count >= 5, jnp.nan, state["w"] + 1.0), "count": count}, {"loss": jnp.float32(1.0)}
+    return {"w": jnp.where(count >= 5, jnp.nan, state["w"] + 1.0), "count": count}, {
+        "loss": jnp.float32(1.0)
+    }
 
   spec = data_lib.BatchSpec(batch_size=2, num_examples=4)
-  task = loop.Task(init=lambda key: {"w": jnp.zeros(2), "count": jnp.int32(0)}, step=step, spec=spec, hparams={})
-  cfg = tiny_1d(**{"train.steps": 8, "train.scan_chunk": 1, "train.log_every": 1, "eval.every": 0, "ckpt.every": 1,
-                   "ckpt.keep": 20})
+  task = loop.Task(
+      init=lambda key: {"w": jnp.zeros(2), "count": jnp.int32(0)}, step=step, spec=spec, hparams={}
+  )
+  cfg = tiny_1d(**{
+      "train.steps": 8,
+      "train.scan_chunk": 1,
+      "train.log_every": 1,
+      "eval.every": 0,
+      "ckpt.every": 1,
+      "ckpt.keep": 20,
+  })
   checkpointer = ckpt_lib.Checkpointer(str(tmp_path / "ckpt"), keep=20)
-  r = loop.Run(task, cfg, {"x": jnp.zeros((4, 1))}, jax.random.key(0), tracking.NullTracker(), checkpointer, "nan")
+  r = loop.Run(
+      task,
+      cfg,
+      {"x": jnp.zeros((4, 1))},
+      jax.random.key(0),
+      tracking.NullTracker(),
+      checkpointer,
+      "nan",
+  )
   try:
     (state,) = loop.train_many([r], print_fn=lambda s: None)
     assert state is None and r.status == "diverged" and "parameters" in r.error
@@ -112,6 +154,7 @@ def test_a_state_with_non_finite_parameters_is_never_checkpointed(tmp_path):
 
 def test_rmsprop_optax_form_is_keras_3s_eps_inside_the_root():
   from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
+
   tx = state_lib.make_tx("rmsprop", 0.9, 0.999, 0.9, 1e-7, eps_form="optax")
   params = {"w": jnp.zeros(2)}
   opt = tx.init(params)
@@ -123,9 +166,11 @@ def test_rmsprop_optax_form_is_keras_3s_eps_inside_the_root():
 
 
 def test_adam_matches_the_keras_formula():
-  # Keras 2 and 3: m, v without bias correction; p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps).
+  # Keras 2 and 3: m, v without bias correction; p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m /
+  # (sqrt(v) + eps).
   # A 1e-3 gradient is where optax's form (eps on the bias-corrected root) is 0.3% off at step 1.
   from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
+
   lr, b1, b2, eps = 1e-3, 0.5, 0.999, 1e-7
   tx = state_lib.make_tx("adam", b1, b2, 0.9, eps)
   params = {"w": jnp.zeros(3)}
@@ -136,13 +181,14 @@ def test_adam_matches_the_keras_formula():
     g = np.array([0.3, -2.0, 1e-3]) * (1 + 0.1 * t)
     updates, opt = tx.update({"w": jnp.asarray(g, jnp.float32)}, opt, params)
     m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-    want = -lr * np.sqrt(1 - b2 ** t) / (1 - b1 ** t) * m / (np.sqrt(v) + eps)
+    want = -lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (np.sqrt(v) + eps)
     np.testing.assert_allclose(np.asarray(updates["w"]), want, rtol=1e-4)
 
 
 def test_adam_optax_form_is_pytorchs():
   # PyTorch (the MLP GAN seed): p -= lr * m_hat / (sqrt(v_hat) + eps), bias-corrected moments.
   from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
+
   lr, b1, b2, eps = 2e-4, 0.5, 0.999, 1e-8
   tx = state_lib.make_tx("adam", b1, b2, 0.9, eps, eps_form="optax")
   params = {"w": jnp.zeros(2)}
@@ -153,5 +199,5 @@ def test_adam_optax_form_is_pytorchs():
     g = np.array([1e-6, 0.5]) * t
     updates, opt = tx.update({"w": jnp.asarray(g, jnp.float32)}, opt, params)
     m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
-    want = -lr * (m / (1 - b1 ** t)) / (np.sqrt(v / (1 - b2 ** t)) + eps)
+    want = -lr * (m / (1 - b1**t)) / (np.sqrt(v / (1 - b2**t)) + eps)
     np.testing.assert_allclose(np.asarray(updates["w"]), want, rtol=1e-4)

@@ -12,9 +12,25 @@ from experiments import run
 from gen_models.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY = ["--set", "train.steps=60", "--set", "train.scan_chunk=10", "--set", "train.log_every=10",
-        "--set", "eval.every=30", "--set", "eval.num_samples=2000", "--set", "eval.kl_samples=500",
-        "--set", "ckpt.every=30", "--wandb", "disabled", "--quiet"]
+TINY = [
+    "--set",
+    "train.steps=60",
+    "--set",
+    "train.scan_chunk=10",
+    "--set",
+    "train.log_every=10",
+    "--set",
+    "eval.every=30",
+    "--set",
+    "eval.num_samples=2000",
+    "--set",
+    "eval.kl_samples=500",
+    "--set",
+    "ckpt.every=30",
+    "--wandb",
+    "disabled",
+    "--quiet",
+]
 
 
 def test_list_names_every_required_experiment(capsys):
@@ -25,15 +41,21 @@ def test_list_names_every_required_experiment(capsys):
   assert set(registry.names()) <= set(line.split()[0] for line in out.splitlines())
 
 
-@pytest.mark.parametrize("argv,fragment", [
-    (["--exp=gaussian1dd"], "Unknown experiment 'gaussian1dd'. Did you mean gaussian1d"),
-    (["--exp=gaussian1d", "--set", "train.stepz=5"], "Unknown config key 'train.stepz'"),
-    (["--exp=gaussian1d", "--set", "train.steps=five"], "'train.steps': 'five' is not an integer"),
-    (["--exp=gaussian1d", "--set", "optim.d_lr=-1"], "'optim.d_lr'"),
-    (["--exp=gaussian1d", "--set", "loss.generator=wgan"], "Allowed: ns, minimax"),
-    (["--exp=gaussian1d", "--set", "steps"], "expected key=value"),
-    (["--exp=gaussian1d_loss", "--arms", "ns,hinge"], "Unknown arm(s) hinge"),
-])
+@pytest.mark.parametrize(
+    "argv,fragment",
+    [
+        (["--exp=gaussian1dd"], "Unknown experiment 'gaussian1dd'. Did you mean gaussian1d"),
+        (["--exp=gaussian1d", "--set", "train.stepz=5"], "Unknown config key 'train.stepz'"),
+        (
+            ["--exp=gaussian1d", "--set", "train.steps=five"],
+            "'train.steps': 'five' is not an integer",
+        ),
+        (["--exp=gaussian1d", "--set", "optim.d_lr=-1"], "'optim.d_lr'"),
+        (["--exp=gaussian1d", "--set", "loss.generator=wgan"], "Allowed: ns, minimax"),
+        (["--exp=gaussian1d", "--set", "steps"], "expected key=value"),
+        (["--exp=gaussian1d_loss", "--arms", "ns,hinge"], "Unknown arm(s) hinge"),
+    ],
+)
 def test_bad_input_exits_nonzero_with_a_message(argv, fragment, capsys, tmp_path):
   assert run.main(argv + ["--out", str(tmp_path), "--wandb", "disabled"]) == 2
   err = capsys.readouterr().err
@@ -41,13 +63,20 @@ def test_bad_input_exits_nonzero_with_a_message(argv, fragment, capsys, tmp_path
   assert not os.listdir(tmp_path)  # nothing was created
 
 
+@pytest.mark.slow
 def test_bad_input_exit_code_from_a_real_process(tmp_path):
-  out = subprocess.run([sys.executable, "-m", "experiments.run", "--exp=nope", "--out", str(tmp_path)],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+  out = subprocess.run(
+      [sys.executable, "-m", "experiments.run", "--exp=nope", "--out", str(tmp_path)],
+      capture_output=True,
+      text=True,
+      cwd=ROOT,
+      timeout=120,
+  )
   assert out.returncode == 2 and "Unknown experiment 'nope'" in out.stderr
   assert "Traceback" not in out.stderr
 
 
+@pytest.mark.slow
 def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
   argv = ["--exp=gaussian1d_label_smoothing", "--seeds", "2", "--out", str(tmp_path)] + TINY
   assert run.main(argv) == 0
@@ -72,7 +101,13 @@ def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
   for png in ("curves.png", "final.png", "densities.png"):
     assert (exp_dir / png).stat().st_size > 10_000
   run_dir = exp_dir / "none" / "seed1"
-  for name in ("config.json", "metrics.jsonl", "result.json", "samples/density.png", "samples/curves.png"):
+  for name in (
+      "config.json",
+      "metrics.jsonl",
+      "result.json",
+      "samples/density.png",
+      "samples/curves.png",
+  ):
     assert (run_dir / name).exists(), name
   assert sorted(os.listdir(run_dir / "checkpoints")) == ["30", "60"]
 
@@ -81,7 +116,9 @@ def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
   capsys.readouterr()
   assert run.main(argv) == 2
   assert "already holds a run" in capsys.readouterr().err
-  assert before == {p: p.stat().st_mtime_ns for p in exp_dir.rglob("*") if p.is_file() and p in before}
+  assert before == {
+      p: p.stat().st_mtime_ns for p in exp_dir.rglob("*") if p.is_file() and p in before
+  }
   # --resume skips the finished runs.
   assert run.main(argv + ["--resume"]) == 0
   assert capsys.readouterr().out.count("finished earlier, skipped") == 6
@@ -90,6 +127,7 @@ def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
 def test_a_broken_experiment_file_is_an_error_not_a_shorter_list(monkeypatch):
   import sys as sys_  # pylint: disable=g-import-not-at-top
   import experiments  # pylint: disable=g-import-not-at-top
+
   monkeypatch.setitem(sys_.modules, "experiments.images", None)  # as if images.py failed to import
   monkeypatch.delattr(experiments, "images", raising=False)
   with pytest.raises(ImportError, match="experiments.images"):
@@ -98,16 +136,29 @@ def test_a_broken_experiment_file_is_an_error_not_a_shorter_list(monkeypatch):
 
 
 def test_an_experiment_compares_with_the_baseline_it_names():
-  assert registry.get("dcgan_latent").baseline_arm() == "z100"  # the seed's latent size, not the first arm
+  # the seed's latent size, not the first arm
+  assert registry.get("dcgan_latent").baseline_arm() == "z100"
   with pytest.raises(ConfigError, match="baseline 'z7' is not one of its arms"):
-    registry.Experiment("x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {})), baseline="z7")
+    registry.Experiment(
+        "x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {})), baseline="z7"
+    )
   from experiments import report  # pylint: disable=g-import-not-at-top
-  exp = registry.Experiment("x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {}), ("c", {})),
-                            baseline="c")
+
+  exp = registry.Experiment(
+      "x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {}), ("c", {})), baseline="c"
+  )
   w1 = {"a": [0.10, 0.20, 0.30], "b": [0.5, 0.5, 0.7], "c": [0.0, 0.1, 0.1]}
-  summary = {"family": "gan1d", "arms": [
-      {"name": n, "seeds": [0, 1, 2], "metrics": {"w1_last3": {"per_seed": v}, "ks_last3": {"per_seed": v}}}
-      for n, v in w1.items()]}
+  summary = {
+      "family": "gan1d",
+      "arms": [
+          {
+              "name": n,
+              "seeds": [0, 1, 2],
+              "metrics": {"w1_last3": {"per_seed": v}, "ks_last3": {"per_seed": v}},
+          }
+          for n, v in w1.items()
+      ],
+  }
   comps = [c for c in report.comparisons(summary, exp, 3) if c["metric"] == "w1"]
   assert [(c["arm"], c["baseline"]) for c in comps] == [("a", "c"), ("b", "c")]
   assert comps[0]["mean_diff"] == pytest.approx((0.1 + 0.1 + 0.2) / 3)  # a - c, seed by seed

@@ -6,9 +6,17 @@ from gen_models.config import Config, ConfigError
 
 
 def test_parse_by_field_type():
-  cfg = config_lib.apply_overrides(Config(), {
-      "train.steps": "1e3", "optim.d_lr": "2e-4", "data.name": "mnist", "model.arch": "dcgan",
-      "loss.gen_target": "none", "seed": "7"})
+  cfg = config_lib.apply_overrides(
+      Config(),
+      {
+          "train.steps": "1e3",
+          "optim.d_lr": "2e-4",
+          "data.name": "mnist",
+          "model.arch": "dcgan",
+          "loss.gen_target": "none",
+          "seed": "7",
+      },
+  )
   assert cfg.train.steps == 1000 and isinstance(cfg.train.steps, int)
   assert cfg.optim.d_lr == 2e-4
   assert cfg.loss.gen_target is None
@@ -16,27 +24,33 @@ def test_parse_by_field_type():
   assert config_lib.set_key(cfg, "loss.gen_target", "0.8").loss.gen_target == 0.8
 
 
-@pytest.mark.parametrize("key,value,fragment", [
-    ("train.steps", "abc", "not an integer"),
-    ("train.steps", "2.5", "not an integer"),
-    ("optim.d_lr", "fast", "not a finite number"),
-    ("optim.d_lr", "nan", "not a finite number"),
-    ("train.stpes", "3", "Unknown config key 'train.stpes'. Did you mean train.steps"),
-    ("nonsense", "3", "Unknown config key"),
-])
+@pytest.mark.parametrize(
+    "key,value,fragment",
+    [
+        ("train.steps", "abc", "not an integer"),
+        ("train.steps", "2.5", "not an integer"),
+        ("optim.d_lr", "fast", "not a finite number"),
+        ("optim.d_lr", "nan", "not a finite number"),
+        ("train.stpes", "3", "Unknown config key 'train.stpes'. Did you mean train.steps"),
+        ("nonsense", "3", "Unknown config key"),
+    ],
+)
 def test_bad_overrides_name_the_key(key, value, fragment):
   with pytest.raises(ConfigError, match=None) as e:
     config_lib.set_key(Config(), key, value)
   assert fragment in str(e.value)
 
 
-@pytest.mark.parametrize("key,value,fragment", [
-    ("optim.d_lr", -1e-3, "'optim.d_lr'"),
-    ("loss.real_target", 1.5, "<= 1.0"),
-    ("model.latent_dim", 0, ">= 1"),
-    ("loss.generator", "wgan", "Allowed: ns, minimax"),
-    ("train.batch_size", 5000, "larger than the dataset"),
-])
+@pytest.mark.parametrize(
+    "key,value,fragment",
+    [
+        ("optim.d_lr", -1e-3, "'optim.d_lr'"),
+        ("loss.real_target", 1.5, "<= 1.0"),
+        ("model.latent_dim", 0, ">= 1"),
+        ("loss.generator", "wgan", "Allowed: ns, minimax"),
+        ("train.batch_size", 5000, "larger than the dataset"),
+    ],
+)
 def test_validation_names_key_and_allowed_values(key, value, fragment):
   with pytest.raises(ConfigError) as e:
     families.validate(config_lib.set_key(Config(), key, value))

@@ -10,21 +10,10 @@ import pytest
 
 from gen_models import config as config_lib
 from gen_models import data as data_lib
+from tests import helpers
 
-
-def _write_idx(path, array, magic_type=0x08, truncate=0):
-  header = bytes([0, 0, magic_type, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
-  raw = header + array.astype(np.uint8).tobytes()
-  with gzip.open(path, "wb") as f:
-    f.write(raw[: len(raw) - truncate])
-
-
-def _write_dataset(directory, n_train=12, n_test=5, seed=0):
-  rng = np.random.default_rng(seed)
-  os.makedirs(directory, exist_ok=True)
-  for split, n in (("train", n_train), ("t10k", n_test)):
-    _write_idx(os.path.join(directory, f"{split}-images-idx3-ubyte.gz"), rng.integers(0, 256, (n, 28, 28)))
-    _write_idx(os.path.join(directory, f"{split}-labels-idx1-ubyte.gz"), rng.integers(0, 10, n))
+_write_idx = helpers.write_idx
+_write_dataset = helpers.write_idx_dataset
 
 
 def test_idx_round_trip(tmp_path):
@@ -54,6 +43,7 @@ def test_truncated_and_wrong_magic_files_give_clear_errors(tmp_path):
 
 def test_tfds_path_with_mock_data():
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   with tfds.testing.mock_data(num_examples=8):
     d = data_lib.load_tfds("mnist", None, download=False)
   assert d["train"]["x"].shape == (8, 28, 28, 1) and d["train"]["x"].dtype == np.uint8
@@ -73,7 +63,8 @@ def test_missing_data_lists_three_ways_and_never_substitutes(tmp_path, monkeypat
   monkeypatch.setattr(data_lib, "host_reachable", lambda *a, **k: False)
   _write_dataset(str(tmp_path / "fashion"))
   monkeypatch.setitem(data_lib.DEBIAN_IDX_DIRS, "fashion_mnist", str(tmp_path / "fashion"))
-  with pytest.raises(data_lib.DataError) as e:  # mnist asked: Fashion-MNIST's files are no substitute
+  # mnist asked: Fashion-MNIST's files are no substitute
+  with pytest.raises(data_lib.DataError) as e:
     data_lib.load_images("mnist", "")
   msg = str(e.value)
   assert "Dataset mnist not found" in msg and "(1)" in msg and "(2)" in msg and "(3)" in msg
@@ -87,7 +78,9 @@ def test_a_named_data_dir_is_the_only_place_read(tmp_path, monkeypatch, layout):
   # back to them (it silently trained on Debian's Fashion-MNIST before).
   _write_dataset(str(tmp_path / "debian"))
   monkeypatch.setitem(data_lib.DEBIAN_IDX_DIRS, "fashion_mnist", str(tmp_path / "debian"))
-  monkeypatch.setattr(data_lib, "host_reachable", lambda *a, **k: pytest.fail("nothing else is tried"))
+  monkeypatch.setattr(
+      data_lib, "host_reachable", lambda *a, **k: pytest.fail("nothing else is tried")
+  )
   named = tmp_path / "named"
   if layout == "three_of_four":
     _write_dataset(str(named))
@@ -103,13 +96,35 @@ def test_a_named_data_dir_is_the_only_place_read(tmp_path, monkeypatch, layout):
     assert "missing: t10k-labels-idx1-ubyte" in msg
 
 
+@pytest.mark.slow
 def test_a_missing_data_dir_exits_2_before_compiling(tmp_path):
   import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
+
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  p = subprocess.run([sys.executable, "-m", "experiments.run", "--exp=ae_dense", "--set", "data.name=fashion_mnist",
-                      "--set", f"data.dir={tmp_path / 'nonexistent'}", "--set", "train.steps=10", "--seeds", "1",
-                      "--wandb", "disabled", "--out", str(tmp_path / "out")],
-                     cwd=root, capture_output=True, text=True, timeout=300)
+  p = subprocess.run(
+      [
+          sys.executable,
+          "-m",
+          "experiments.run",
+          "--exp=ae_dense",
+          "--set",
+          "data.name=fashion_mnist",
+          "--set",
+          f"data.dir={tmp_path / 'nonexistent'}",
+          "--set",
+          "train.steps=10",
+          "--seeds",
+          "1",
+          "--wandb",
+          "disabled",
+          "--out",
+          str(tmp_path / "out"),
+      ],
+      cwd=root,
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
   assert p.returncode == 2, p.stderr[-2000:]
   assert "does not exist" in p.stderr and "Traceback" not in p.stderr
   assert not (tmp_path / "out").exists()
@@ -125,11 +140,20 @@ def test_batches_are_scaled_inside_jit():
   d = data_lib.synthetic(64, 8)
   assert d["train"]["x"].dtype == np.uint8 and d["train"]["x"].shape == (64, 28, 28, 1)
   for rng_name, lo, hi in (("tanh", -1.0, 1.0), ("sigmoid", 0.0, 1.0)):
-    cfg = config_lib.apply_overrides(config_lib.Config(), {
-        "data.name": "synthetic", "data.range": rng_name, "model.arch": "mlp_gan",
-        "train.batch_size": 16, "model.latent_dim": 4})
+    cfg = config_lib.apply_overrides(
+        config_lib.Config(),
+        {
+            "data.name": "synthetic",
+            "data.range": rng_name,
+            "model.arch": "mlp_gan",
+            "train.batch_size": 16,
+            "model.latent_dim": 4,
+        },
+    )
     spec = data_lib.batch_spec(cfg, 64)
-    b = jax.jit(data_lib.sample_batch, static_argnums=0)(spec, jax.device_put(d["train"]), jax.random.key(0), 3)
+    b = jax.jit(data_lib.sample_batch, static_argnums=0)(
+        spec, jax.device_put(d["train"]), jax.random.key(0), 3
+    )
     x = np.asarray(b["x"])
     assert x.dtype == np.float32 and x.shape == (16, 28, 28, 1)
     assert x.min() >= lo and x.max() <= hi and x.max() - x.min() > 0.5 * (hi - lo)

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 import numpy as np
 
 from tests import helpers
@@ -13,11 +15,24 @@ from tests import helpers
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_four_devices_compute_the_one_device_step(tmp_path):
-  env = dict(os.environ, WANDB_MODE="disabled", JAX_PLATFORMS="cpu",
-             XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4").strip())
-  out = subprocess.run([sys.executable, "-m", "tests.dp_check", str(tmp_path)], capture_output=True,
-                       text=True, env=env, cwd=ROOT, timeout=600)
+  env = dict(
+      os.environ,
+      WANDB_MODE="disabled",
+      JAX_PLATFORMS="cpu",
+      XLA_FLAGS=(
+          os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=4"
+      ).strip(),
+  )
+  out = subprocess.run(
+      [sys.executable, "-m", "tests.dp_check", str(tmp_path)],
+      capture_output=True,
+      text=True,
+      env=env,
+      cwd=ROOT,
+      timeout=600,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   res = json.loads((tmp_path / "dp.json").read_text())
   assert res["all_reduce"]  # gradients are reduced across devices
@@ -30,4 +45,6 @@ def test_four_devices_compute_the_one_device_step(tmp_path):
   # 4 training steps (BatchNorm, dropout, Adam) on 4 devices end where one device ends. The
   # absolute floor is for the biases right before BatchNorm: their gradient is zero in theory,
   # rounding noise in practice, and Adam turns noise into steps of up to the learning rate.
-  helpers.leaves_close(arrays(res["run_params"]["four"]), arrays(res["run_params"]["one"]), rtol=1e-4, floor=1e-4)
+  helpers.leaves_close(
+      arrays(res["run_params"]["four"]), arrays(res["run_params"]["one"]), rtol=1e-4, floor=1e-4
+  )

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from gen_models import config as config_lib
 from gen_models import loop
 from tests import helpers
@@ -14,6 +16,7 @@ from tests.conftest import tiny_1d
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+@pytest.mark.slow
 def test_same_seed_same_parameters_in_one_process(tmp_path):
   cfg = tiny_1d()
   a, _ = helpers.train(cfg, tmp_path / "a")
@@ -23,21 +26,26 @@ def test_same_seed_same_parameters_in_one_process(tmp_path):
   assert helpers.fingerprint(c) != helpers.fingerprint(a)
 
 
+@pytest.mark.slow
 def test_same_seed_same_parameters_across_processes(tmp_path):
   cfg = tiny_1d()
   here, _ = helpers.train(cfg, tmp_path / "here")
-  script = ("import sys; sys.path.insert(0, %r)\n"
-            "from tests.conftest import tiny_1d\nfrom tests import helpers\n"
-            "s, _ = helpers.train(tiny_1d(), %r)\nprint('FP', helpers.fingerprint(s))\n"
-            % (ROOT, str(tmp_path / "there")))
+  script = (
+      "import sys; sys.path.insert(0, %r)\n"
+      "from tests.conftest import tiny_1d\nfrom tests import helpers\n"
+      "s, _ = helpers.train(tiny_1d(), %r)\nprint('FP', helpers.fingerprint(s))\n"
+      % (ROOT, str(tmp_path / "there"))
+  )
   env = dict(os.environ, WANDB_MODE="disabled", JAX_PLATFORMS="cpu")
-  out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env,
-                       cwd=ROOT, timeout=300)
+  out = subprocess.run(
+      [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   fp = [l for l in out.stdout.splitlines() if l.startswith("FP ")][0].split()[1]
   assert fp == helpers.fingerprint(here)
 
 
+@pytest.mark.slow
 def test_scan_chunks_equal_single_steps(tmp_path):
   fused, _ = helpers.train(tiny_1d(**{"train.scan_chunk": 10}), tmp_path / "fused")
   single, _ = helpers.train(tiny_1d(**{"train.scan_chunk": 1}), tmp_path / "single")
@@ -50,6 +58,7 @@ def _rows(run_dir):
   return [{k: v for k, v in r.items() if k != "eval/eval_s"} for r in rows]
 
 
+@pytest.mark.slow
 def test_resume_from_checkpoint_is_bit_identical(tmp_path):
   full, _ = helpers.train(tiny_1d(), tmp_path / "full")
   # Stop at step 30 (a checkpoint), then continue the same directory to step 60.
@@ -60,6 +69,7 @@ def test_resume_from_checkpoint_is_bit_identical(tmp_path):
   assert _rows(tmp_path / "full") == _rows(tmp_path / "split")  # each step logged once
 
 
+@pytest.mark.slow
 def test_step_is_traced_once_per_sweep(tmp_path):
   loop.run_chunk.clear_cache()
   before = loop.TRACE_COUNT["chunk"]
@@ -67,15 +77,33 @@ def test_step_is_traced_once_per_sweep(tmp_path):
   assert loop.TRACE_COUNT["chunk"] - before == 1  # 12 chunks, one trace
   # Another arm with other traced hyperparameters (targets, loss, learning rates, seed):
   # the same compiled program, no new trace.
-  helpers.train(tiny_1d(**{"train.scan_chunk": 5, "loss.real_target": 1.0, "loss.fake_target": 0.0,
-                           "loss.generator": "minimax", "optim.d_lr": 3e-3, "seed": 4}), tmp_path / "b")
+  helpers.train(
+      tiny_1d(**{
+          "train.scan_chunk": 5,
+          "loss.real_target": 1.0,
+          "loss.fake_target": 0.0,
+          "loss.generator": "minimax",
+          "optim.d_lr": 3e-3,
+          "seed": 4,
+      }),
+      tmp_path / "b",
+  )
   assert loop.TRACE_COUNT["chunk"] - before == 1
 
 
 def test_auto_scan_chunk_depends_on_the_backend():
   from experiments import registry  # pylint: disable=g-import-not-at-top
   from gen_models import loop  # pylint: disable=g-import-not-at-top
-  want_cpu = {"gaussian1d": 30, "ae_dense": 50, "dcgan": 1, "dcgan_atienza": 1, "mlp_gan": 1, "ae_conv": 1, "vae": 1}
+
+  want_cpu = {
+      "gaussian1d": 30,
+      "ae_dense": 50,
+      "dcgan": 1,
+      "dcgan_atienza": 1,
+      "mlp_gan": 1,
+      "ae_conv": 1,
+      "vae": 1,
+  }
   for exp, n in want_cpu.items():
     cfg = registry.get(exp).config
     assert cfg.train.scan_chunk == 0  # the experiments leave it to the backend

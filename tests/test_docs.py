@@ -15,7 +15,8 @@ from experiments import run
 from tests import helpers
 
 PAGES = [os.path.join(helpers.ROOT, "README.md")] + sorted(
-    glob.glob(os.path.join(helpers.ROOT, "docs", "**", "*.md"), recursive=True))
+    glob.glob(os.path.join(helpers.ROOT, "docs", "**", "*.md"), recursive=True)
+)
 # Synopsis notation (optional flags, placeholders) is a description, not a command.
 SYNOPSIS = re.compile(r"\[|\.\.\.|\$|\bNAME\b|\bEXP\b|\bFLAGS\b|\bDIR\b| N\b| K\b|\bD\b|\\\|")
 PLACEHOLDERS = {"runs/<exp>/<arm>/seed<k>": "runs/dcgan/base/seed0", "runs/<exp>": "runs/dcgan"}
@@ -36,14 +37,20 @@ def commands():
   found = []
   for page in PAGES:
     for code in _code(open(page).read()):
-      for m in re.finditer(r"(?:python -m experiments\.([\w.]+)|\./launch\.sh ([\w$]+))((?: [^;&|#]*)?)", code):
+      for m in re.finditer(
+          r"(?:python -m experiments\.([\w.]+)|\./launch\.sh ([\w$]+))((?: [^;&|#]*)?)", code
+      ):
         tool, exp, rest = m.group(1), m.group(2), m.group(3).strip()
         if exp in ("setup", "test") or SYNOPSIS.search(m.group(0)):
           continue
         for k, v in PLACEHOLDERS.items():
           rest = rest.replace(k, v)
         argv = shlex.split(rest)
-        found.append((os.path.relpath(page, helpers.ROOT), tool or "run", ([f"--exp={exp}"] if exp else []) + argv))
+        found.append((
+            os.path.relpath(page, helpers.ROOT),
+            tool or "run",
+            ([f"--exp={exp}"] if exp else []) + argv,
+        ))
   return found
 
 
@@ -53,7 +60,10 @@ def test_the_readme_is_short_and_links_to_docs_that_exist():
   for page in PAGES:
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", open(page).read()):
       if not target.startswith("http"):
-        assert os.path.exists(os.path.normpath(os.path.join(os.path.dirname(page), target))), (page, target)
+        assert os.path.exists(os.path.normpath(os.path.join(os.path.dirname(page), target))), (
+            page,
+            target,
+        )
 
 
 def test_the_docs_show_commands_of_every_tool():
@@ -62,16 +72,20 @@ def test_the_docs_show_commands_of_every_tool():
   assert len(commands()) > 25
 
 
-@pytest.mark.parametrize("page,tool,argv", commands(), ids=lambda v: v if isinstance(v, str) else None)
+@pytest.mark.parametrize(
+    "page,tool,argv", commands(), ids=lambda v: v if isinstance(v, str) else None
+)
 def test_every_documented_command_parses(page, tool, argv):
   if tool == "run":
     args = run.parse_args(argv)
     if args.list:
       return
     exp = registry.get(args.exp)
-    run.build_configs(exp, args.set, args.seeds, args.arms)  # experiment, arms, keys, values, ranges
+    # experiment, arms, keys, values, ranges
+    run.build_configs(exp, args.set, args.seeds, args.arms)
     if args.until_decided:
-      run._check_until_decided(exp, run.build_configs(exp, args.set, args.seeds, args.arms))  # pylint: disable=protected-access
+      # pylint: disable-next=protected-access
+      run._check_until_decided(exp, run.build_configs(exp, args.set, args.seeds, args.arms))
   elif tool == "report":
     assert len(argv) == 1 and not argv[0].startswith("-"), (page, argv)
   else:

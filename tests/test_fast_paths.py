@@ -16,7 +16,10 @@ from gen_models.models import dcgan
 
 def _close(a, b, tol=2e-5):
   a, b = np.asarray(a), np.asarray(b)
-  assert np.max(np.abs(a - b)) <= tol * (np.max(np.abs(b)) + 1e-12), (np.max(np.abs(a - b)), np.max(np.abs(b)))
+  assert np.max(np.abs(a - b)) <= tol * (np.max(np.abs(b)) + 1e-12), (
+      np.max(np.abs(a - b)),
+      np.max(np.abs(b)),
+  )
 
 
 def _check_layer(fast, literal, x, variables):
@@ -28,6 +31,7 @@ def _check_layer(fast, literal, x, variables):
     _close(a, b)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cin,features,size", [(128, 64, 7), (64, 1, 14), (3, 5, 4)])
 def test_subpixel_upsample_conv_equals_upsample_then_conv(cin, features, size):
   x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
@@ -37,62 +41,93 @@ def test_subpixel_upsample_conv_equals_upsample_then_conv(cin, features, size):
   _check_layer(layer.apply, literal, x, v)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("cin,features,size", [(128, 64, 7), (64, 1, 14), (3, 5, 4)])
 def test_phase_transposed_conv_equals_strided_conv_transpose(cin, features, size):
   x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
   layer = dcgan.UpConv(features, mode="transpose")
   v = layer.init(jax.random.key(0), x)
-  literal = lambda v, x: nn.ConvTranspose(features, (5, 5), strides=(2, 2), padding="SAME").apply(v, x)
+  literal = lambda v, x: nn.ConvTranspose(features, (5, 5), strides=(2, 2), padding="SAME").apply(
+      v, x
+  )
   _check_layer(layer.apply, literal, x, v)
 
 
-@pytest.mark.parametrize("cin,features,size,stride", [(128, 256, 4, 1), (64, 128, 7, 2), (16, 8, 5, 2)])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "cin,features,size,stride", [(128, 256, 4, 1), (64, 128, 7, 2), (16, 8, 5, 2)]
+)
 def test_im2col_conv_equals_xla_conv_on_small_maps(cin, features, size, stride):
   x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
   layer = dcgan.Conv(features, stride)
   v = layer.init(jax.random.key(0), x)
-  literal = lambda v, x: nn.Conv(features, (5, 5), strides=(stride, stride), padding="SAME").apply(v, x)
+  literal = lambda v, x: nn.Conv(features, (5, 5), strides=(stride, stride), padding="SAME").apply(
+      v, x
+  )
   _check_layer(layer.apply, literal, x, v)
 
 
+@pytest.mark.slow
 def test_im2col_conv_equals_xla_same_conv_for_every_size_stride_and_kernel():
   """Odd and even sizes, strides 1-3, kernels 2-5, non-square maps: every case where 'SAME'
   pads asymmetrically (the extra pixel goes last) is covered."""
   conv = jax.jit(dcgan.im2col_conv, static_argnums=2)
   for k in (2, 3, 5):
     for stride in (1, 2, 3):
-      for h, w in [(1, 1), (2, 3), (5, 5), (8, 8), (9, 4)]:  # total padding 0, odd, even; non-square
+      # total padding 0, odd, even; non-square
+      for h, w in [(1, 1), (2, 3), (5, 5), (8, 8), (9, 4)]:
         x = jax.random.normal(jax.random.key(h * 100 + w), (2, h, w, 3))
         kernel = jax.random.normal(jax.random.key(k * 10 + stride), (k, k, 3, 4))
-        want = jax.lax.conv_general_dilated(x, kernel, (stride, stride), "SAME",
-                                            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        want = jax.lax.conv_general_dilated(
+            x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
         got = conv(x, kernel, stride)
         assert got.shape == want.shape, (k, stride, h, w)
         _close(got, want)
 
 
 def _cfg(arch, latent, rng, impl, dtype="float32"):
-  return families.validate(config_lib.apply_overrides(config_lib.Config(), {
-      "data.name": "synthetic", "data.range": rng, "model.arch": arch, "model.latent_dim": latent,
-      "model.impl": impl, "model.dtype": dtype, "train.batch_size": 4}))
+  return families.validate(
+      config_lib.apply_overrides(
+          config_lib.Config(),
+          {
+              "data.name": "synthetic",
+              "data.range": rng,
+              "model.arch": arch,
+              "model.latent_dim": latent,
+              "model.impl": impl,
+              "model.dtype": dtype,
+              "train.batch_size": 4,
+          },
+      )
+  )
 
 
-ARCHS = [("dcgan", 100, "tanh"), ("dcgan_transpose", 32, "sigmoid"), ("dcgan_atienza", 100, "sigmoid")]
+ARCHS = [
+    ("dcgan", 100, "tanh"),
+    ("dcgan_transpose", 32, "sigmoid"),
+    ("dcgan_atienza", 100, "sigmoid"),
+]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,latent,rng", ARCHS)
 def test_fast_and_reference_models_agree_in_values_and_gradients(arch, latent, rng, monkeypatch):
   # The fast dropout draws its mask from another random stream (tested on its own below); use
   # flax's dropout in both models here so the two graphs must agree elementwise.
   reference_dropout = dcgan.Dropout
-  monkeypatch.setattr(dcgan, "Dropout", lambda rate, impl="fast": reference_dropout(rate, "reference"))
+  monkeypatch.setattr(
+      dcgan, "Dropout", lambda rate, impl="fast": reference_dropout(rate, "reference")
+  )
   fast, ref = _cfg(arch, latent, rng, "fast"), _cfg(arch, latent, rng, "reference")
   st = state_lib.create_gan_state(fast, jax.random.key(0), (28, 28, 1))
   st_ref = state_lib.create_gan_state(ref, jax.random.key(0), (28, 28, 1))
   for a, b in zip(jax.tree.leaves(st), jax.tree.leaves(st_ref)):  # identical parameter trees
     np.testing.assert_array_equal(a, b)
   z = jax.random.uniform(jax.random.key(1), (4, latent), minval=-1, maxval=1)
-  x = jax.random.uniform(jax.random.key(2), (4, 28, 28, 1), minval=-1 if rng == "tanh" else 0, maxval=1)
+  x = jax.random.uniform(
+      jax.random.key(2), (4, 28, 28, 1), minval=-1 if rng == "tanh" else 0, maxval=1
+  )
   g_params, d_params, stats = st["g"].params, st["d"].params, st["g"].batch_stats
   rngs = {"dropout": jax.random.key(4)}
 
@@ -100,27 +135,36 @@ def test_fast_and_reference_models_agree_in_values_and_gradients(arch, latent, r
     g, d = models.gan_modules(cfg.model, (28, 28, 1))
 
     def gen(gp):
-      return g.apply({"params": gp, "batch_stats": stats}, z, train=True, rngs=rngs, mutable=["batch_stats"])[0]
+      return g.apply(
+          {"params": gp, "batch_stats": stats}, z, train=True, rngs=rngs, mutable=["batch_stats"]
+      )[0]
 
     def d_loss(dp):
       logits = d.apply({"params": dp}, jnp.concatenate([x, gen(g_params)]), train=True, rngs=rngs)
       return jnp.mean(jax.nn.softplus(-logits[:4])) + jnp.mean(jax.nn.softplus(logits[4:]))
 
     def g_loss(gp):
-      return jnp.mean(jax.nn.softplus(-d.apply({"params": d_params}, gen(gp), train=True, rngs=rngs)))
+      return jnp.mean(
+          jax.nn.softplus(-d.apply({"params": d_params}, gen(gp), train=True, rngs=rngs))
+      )
 
     return gen(g_params), jax.value_and_grad(d_loss)(d_params), jax.value_and_grad(g_loss)(g_params)
 
   out_f, out_r = jax.jit(lambda: losses_for(fast))(), jax.jit(lambda: losses_for(ref))()
-  for part_f, part_r in zip(jax.tree.leaves(out_f, is_leaf=lambda t: isinstance(t, dict)),
-                            jax.tree.leaves(out_r, is_leaf=lambda t: isinstance(t, dict))):
+  for part_f, part_r in zip(
+      jax.tree.leaves(out_f, is_leaf=lambda t: isinstance(t, dict)),
+      jax.tree.leaves(out_r, is_leaf=lambda t: isinstance(t, dict)),
+  ):
     # Per leaf, relative to that leaf; plus a floor of 1e-6 of the group's largest value for the
     # gradients that are exactly zero in theory (a bias right before BatchNorm) and only
     # rounding noise in practice.
     scale = max(float(np.max(np.abs(leaf))) for leaf in jax.tree.leaves(part_r))
     for a, b in zip(jax.tree.leaves(part_f), jax.tree.leaves(part_r)):
       a, b = np.asarray(a), np.asarray(b)
-      assert np.max(np.abs(a - b)) <= 1e-4 * np.max(np.abs(b)) + 1e-6 * scale, (np.max(np.abs(a - b)), np.max(np.abs(b)))
+      assert np.max(np.abs(a - b)) <= 1e-4 * np.max(np.abs(b)) + 1e-6 * scale, (
+          np.max(np.abs(a - b)),
+          np.max(np.abs(b)),
+      )
 
 
 @pytest.mark.parametrize("rate", [0.2, 0.4])
@@ -149,6 +193,7 @@ def test_hash_bits_are_uniform():
   assert np.sum((low - bits.size / 16) ** 2 / (bits.size / 16)) < 50
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_stays_close_to_float32():
   f32, bf16 = _cfg("dcgan", 100, "tanh", "fast"), _cfg("dcgan", 100, "tanh", "fast", "bfloat16")
   st = state_lib.create_gan_state(f32, jax.random.key(0), (28, 28, 1))
@@ -163,6 +208,7 @@ def test_bfloat16_compute_stays_close_to_float32():
   np.testing.assert_allclose(out["bf16"][1], out["f32"][1], atol=5e-2)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch", ["dcgan", "dcgan_transpose", "dcgan_atienza"])
 def test_a_d_differentiated_twice_takes_patch_convs_with_the_same_second_derivatives(arch):
   """R1 / WGAN-GP arms get impl="patches" Ds; D, its input gradient and that gradient's squared norm
@@ -177,7 +223,8 @@ def test_a_d_differentiated_twice_takes_patch_convs_with_the_same_second_derivat
   assert d_of().impl == "fast" and d_of(**{"loss.generator": "hinge"}).impl == "fast"
   assert d_of(**{"loss.r1_gamma": 10.0}).impl == "patches"
   assert d_of(**{"loss.generator": "wgan_gp"}).impl == "patches"
-  assert d_of(**{"loss.r1_gamma": 10.0, "model.impl": "reference"}).impl == "reference"  # as the user asked
+  # as the user asked
+  assert d_of(**{"loss.r1_gamma": 10.0, "model.impl": "reference"}).impl == "reference"
   patches, ref = d_of(**{"loss.r1_gamma": 10.0}), d_of(**{"model.impl": "reference"})
   x = jax.random.uniform(jax.random.key(2), (4, 28, 28, 1), minval=-1, maxval=1)
   params = ref.init(jax.random.key(0), x, train=False)["params"]
@@ -188,8 +235,10 @@ def test_a_d_differentiated_twice_takes_patch_convs_with_the_same_second_derivat
     return logits, grad_x
 
   r1 = lambda d: jax.grad(lambda p: jnp.sum(jnp.square(r1_parts(d, p)[1])))(params)
-  for a, b in zip(jax.tree.leaves((r1_parts(patches, params), r1(patches))),
-                  jax.tree.leaves((r1_parts(ref, params), r1(ref)))):
+  for a, b in zip(
+      jax.tree.leaves((r1_parts(patches, params), r1(patches))),
+      jax.tree.leaves((r1_parts(ref, params), r1(ref))),
+  ):
     _close(a, b, tol=1e-4)
   # ... and without a convolution left for XLA to differentiate twice (the ~10x slower path)
   assert "convolution" not in jax.jit(r1, static_argnums=0).lower(patches).as_text()

@@ -16,26 +16,49 @@ from tests.conftest import tiny_1d, tiny_image
 RNG = np.random.default_rng(0)
 LR, LF = RNG.normal(size=12).astype(np.float32), RNG.normal(size=12).astype(np.float32)
 W = np.r_[np.ones(10), 0.0, 0.0].astype(np.float32)  # two padding rows weigh nothing
-HP = {"real_target": np.float32(0.9), "fake_target": np.float32(0.1), "gen_target": np.float32(1.0),
-      "minimax": np.float32(0), "gp_weight": np.float32(10.0)}
+HP = {
+    "real_target": np.float32(0.9),
+    "fake_target": np.float32(0.1),
+    "gen_target": np.float32(1.0),
+    "minimax": np.float32(0),
+    "gp_weight": np.float32(10.0),
+}
 
 
 def _np_mean(v):
   return float(np.sum(v * W) / np.sum(W))
 
 
-@pytest.mark.parametrize("name,d_want,g_want", [
-    # Lim & Ye 2017: D max(0, 1 - D(x)) + max(0, 1 + D(G(z))), G -D(G(z))
-    ("hinge", _np_mean(np.maximum(0, 1 - LR)) + _np_mean(np.maximum(0, 1 + LF)), -_np_mean(LF)),
-    # Mao et al. 2017, a-b-c = fake 0.1, real 0.9, G 1.0
-    ("lsgan", 0.5 * _np_mean((LR - 0.9) ** 2) + 0.5 * _np_mean((LF - 0.1) ** 2), 0.5 * _np_mean((LF - 1.0) ** 2)),
-    # Arjovsky et al. 2017: the critic minimises E D(G(z)) - E D(x); G minimises -E D(G(z))
-    ("wgan_gp", _np_mean(LF) - _np_mean(LR), -_np_mean(LF)),
-    # Goodfellow et al. 2014 with targets: D's BCE averaged over real and fake, G's -log D(G(z)) at target 1
-    ("ns", 0.5 * (_np_mean(-(0.9 * np.log(1 / (1 + np.exp(-LR))) + 0.1 * np.log(1 - 1 / (1 + np.exp(-LR)))))
-                  + _np_mean(-(0.1 * np.log(1 / (1 + np.exp(-LF))) + 0.9 * np.log(1 - 1 / (1 + np.exp(-LF)))))),
-     _np_mean(-np.log(1 / (1 + np.exp(-LF))))),
-])
+@pytest.mark.parametrize(
+    "name,d_want,g_want",
+    [
+        # Lim & Ye 2017: D max(0, 1 - D(x)) + max(0, 1 + D(G(z))), G -D(G(z))
+        ("hinge", _np_mean(np.maximum(0, 1 - LR)) + _np_mean(np.maximum(0, 1 + LF)), -_np_mean(LF)),
+        # Mao et al. 2017, a-b-c = fake 0.1, real 0.9, G 1.0
+        (
+            "lsgan",
+            0.5 * _np_mean((LR - 0.9) ** 2) + 0.5 * _np_mean((LF - 0.1) ** 2),
+            0.5 * _np_mean((LF - 1.0) ** 2),
+        ),
+        # Arjovsky et al. 2017: the critic minimises E D(G(z)) - E D(x); G minimises -E D(G(z))
+        ("wgan_gp", _np_mean(LF) - _np_mean(LR), -_np_mean(LF)),
+        # Goodfellow et al. 2014 with targets: D's BCE averaged over real and fake, G's -log D(G(z))
+        # at target 1
+        (
+            "ns",
+            0.5
+            * (
+                _np_mean(
+                    -(0.9 * np.log(1 / (1 + np.exp(-LR))) + 0.1 * np.log(1 - 1 / (1 + np.exp(-LR))))
+                )
+                + _np_mean(
+                    -(0.1 * np.log(1 / (1 + np.exp(-LF))) + 0.9 * np.log(1 - 1 / (1 + np.exp(-LF))))
+                )
+            ),
+            _np_mean(-np.log(1 / (1 + np.exp(-LF)))),
+        ),
+    ],
+)
 def test_each_loss_matches_its_textbook_formula(name, d_want, g_want):
   loss = gan_losses.get(name)
   assert float(loss.d_loss(LR, LF, HP, W)) == pytest.approx(d_want, rel=1e-5)
@@ -47,7 +70,8 @@ def test_the_gradient_penalty_matches_a_linear_and_a_quadratic_critic():
   real = jnp.asarray(RNG.normal(size=(12, 3, 3, 1)), jnp.float32)
   fake = jnp.asarray(RNG.normal(size=(12, 3, 3, 1)), jnp.float32)
   a = RNG.normal(size=(9,)).astype(np.float32)
-  # D(x) = a.x: the gradient is a everywhere, the penalty lambda (|a| - 1)^2 whatever the interpolation.
+  # D(x) = a.x: the gradient is a everywhere, the penalty lambda (|a| - 1)^2 whatever the
+  # interpolation.
   value, m = loss.penalty(lambda x: x.reshape(12, -1) @ a, real, fake, jax.random.key(0), HP, W)
   assert float(m["gp"]) == pytest.approx((np.linalg.norm(a) - 1) ** 2, rel=1e-5)
   assert float(value) == pytest.approx(10 * (np.linalg.norm(a) - 1) ** 2, rel=1e-5)
@@ -57,8 +81,14 @@ def test_the_gradient_penalty_matches_a_linear_and_a_quadratic_critic():
   n = 20_000
   real0 = jnp.zeros((n, 2), jnp.float32)
   fake2 = jnp.tile(jnp.asarray([[1.2, 1.6]], jnp.float32), (n, 1))  # |fake| = 2
-  _, m = loss.penalty(lambda x: 0.5 * jnp.sum(jnp.square(x), axis=1), real0, fake2, jax.random.key(1), HP,
-                      jnp.ones(n, jnp.float32))
+  _, m = loss.penalty(
+      lambda x: 0.5 * jnp.sum(jnp.square(x), axis=1),
+      real0,
+      fake2,
+      jax.random.key(1),
+      HP,
+      jnp.ones(n, jnp.float32),
+  )
   assert float(m["gp"]) == pytest.approx(1 / 3, abs=0.015)
 
 
@@ -70,13 +100,15 @@ def test_r1_penalty_is_the_squared_input_gradient_of_d_on_real_data():
   task = families.make_task(cfg, data, jax.random.key(0))
   state = task.init(jax.random.key(1))
   batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(2), 0)
-  _, metrics = jax.jit(task.step)(state, batch, jax.random.key(3), jax.tree.map(jnp.asarray, task.hparams))
+  _, metrics = jax.jit(task.step)(
+      state, batch, jax.random.key(3), jax.tree.map(jnp.asarray, task.hparams)
+  )
   p = jax.tree.map(lambda v: np.asarray(v, np.float64), state["d"].params)
   (w1, b1), (w2, b2) = [(p[k]["kernel"], p[k]["bias"]) for k in sorted(p)]
   d = lambda x: np.maximum(x @ w1 + b1, 0) @ w2 + b2
   x, h = np.asarray(batch["x"], np.float64), 1e-6
   grads = (d(x + h) - d(x - h)) / (2 * h)
-  assert float(metrics["r1"]) == pytest.approx(np.mean(grads ** 2), rel=1e-4)
+  assert float(metrics["r1"]) == pytest.approx(np.mean(grads**2), rel=1e-4)
   plain = families.make_task(tiny_1d(), data, jax.random.key(0))
   assert plain.step is not task.step and "r1_gamma" not in plain.hparams  # off: no penalty computed
 
@@ -92,59 +124,81 @@ def _image_step(**overrides):
   cfg, train, task = _image_task(**overrides)
   state = task.init(jax.random.key(1))
   batch = data_lib.sample_batch(task.spec, train, jax.random.key(2), 0)
-  new, metrics = jax.jit(task.step)(state, batch, jax.random.key(3), jax.tree.map(jnp.asarray, task.hparams))
+  new, metrics = jax.jit(task.step)(
+      state, batch, jax.random.key(3), jax.tree.map(jnp.asarray, task.hparams)
+  )
   return cfg, task, state, batch, new, metrics
 
 
 def _image_steps(n, **overrides):
   """Yields (cfg, t, batch, state after step t) for t = 1..n of a tiny image GAN's jitted step."""
   cfg, train, task = _image_task(**overrides)
-  state, step, hp = task.init(jax.random.key(1)), jax.jit(task.step), jax.tree.map(jnp.asarray, task.hparams)
+  state, step, hp = (
+      task.init(jax.random.key(1)),
+      jax.jit(task.step),
+      jax.tree.map(jnp.asarray, task.hparams),
+  )
   for t in range(1, n + 1):
     batch = data_lib.sample_batch(task.spec, train, jax.random.key(10 + t), t)
     state, _ = step(state, batch, jax.random.key(20 + t), hp)
     yield cfg, t, batch, state
 
 
+@pytest.mark.slow
 def test_wgan_gp_takes_n_critic_d_steps_per_g_step_on_their_own_minibatches():
   from gen_models.families import gan  # pylint: disable=g-import-not-at-top
+
   assert gan.n_critic(tiny_image(**{"loss.generator": "wgan_gp"})) == 5  # the loss's default
-  cfg, task, _, batch, new, metrics = _image_step(**{"loss.generator": "wgan_gp", "loss.n_critic": 3})
+  cfg, task, _, batch, new, metrics = _image_step(
+      **{"loss.generator": "wgan_gp", "loss.n_critic": 3}
+  )
   assert batch["x"].shape[0] == 3 * cfg.train.batch_size  # one minibatch per critic update
   assert int(new["d"].step) == 3 and int(new["g"].step) == 1
   assert {"critic_real", "critic_fake", "w_estimate", "gp"} <= set(metrics)
   assert not {"d_real", "d_fake", "d_acc_real", "d_acc_fake"} & set(metrics)  # not probabilities
 
 
+@pytest.mark.slow
 def test_g_ema_follows_the_textbook_recursion_and_is_what_evaluation_uses():
   # The textbook debiased EMA (Adam's bias correction, optax.ema(debias=True)): a plain average from
   # zeros, divided by 1 - d^t; G's initial weights (where g_ema starts) must get no share.
-  raw, mean = None, np.zeros(7 * 7 * 128)  # mean: the averaged G's first BatchNorm (Keras momentum 0.99)
+  # mean: the averaged G's first BatchNorm (Keras momentum 0.99)
+  raw, mean = None, np.zeros(7 * 7 * 128)
   for cfg, t, batch, state in _image_steps(3, **{"train.g_ema": 0.9}):
     params = jax.tree.map(lambda p: np.asarray(p, np.float64), state["g"].params)
-    raw = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, raw or jax.tree.map(np.zeros_like, params), params)
+    raw = jax.tree.map(
+        lambda e, p: 0.9 * e + 0.1 * p, raw or jax.tree.map(np.zeros_like, params), params
+    )
     for got, want in zip(jax.tree.leaves(state["g_ema"]["params"]), jax.tree.leaves(raw)):
-      np.testing.assert_allclose(got, want / (1 - 0.9 ** t), rtol=1e-5, atol=1e-6)
+      np.testing.assert_allclose(got, want / (1 - 0.9**t), rtol=1e-5, atol=1e-6)
     # Its statistics are those of the *averaged* weights: Dense -> LeakyReLU(0.2) on this step's
     # latents, in numpy, not G's own running mean (which follows G's weights).
     dense = state["g_ema"]["params"]["Dense_0"]
-    h = np.asarray(batch["z"], np.float64) @ np.asarray(dense["kernel"], np.float64) + np.asarray(dense["bias"])
+    h = np.asarray(batch["z"], np.float64) @ np.asarray(dense["kernel"], np.float64) + np.asarray(
+        dense["bias"]
+    )
     mean = 0.99 * mean + 0.01 * np.where(h > 0, h, 0.2 * h).mean(axis=0)
-    np.testing.assert_allclose(state["g_ema"]["batch_stats"]["BatchNorm_0"]["mean"], mean, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(
+        state["g_ema"]["batch_stats"]["BatchNorm_0"]["mean"], mean, rtol=1e-4, atol=1e-6
+    )
   assert np.abs(state["g"].batch_stats["BatchNorm_0"]["mean"] - mean).max() > 1e-4  # G's own differ
   g = families.of(cfg).generator_of(state)
   assert g.params is state["g_ema"]["params"] and g.batch_stats is state["g_ema"]["batch_stats"]
 
 
+@pytest.mark.slow
 def test_g_ema_leaves_g_and_d_training_bit_identical():
   """The EMA arm trains exactly the baseline's G and D: only what is evaluated differs."""
+
   def run(ema):
     *_, state = list(_image_steps(3, **{"train.g_ema": ema}))[-1]
     return {k: state[k] for k in ("g", "d")}
+
   for a, b in zip(jax.tree.leaves(run(0.0)), jax.tree.leaves(run(0.999))):
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_spectral_norm_estimates_the_largest_singular_value_of_each_d_kernel():
   cfg, task, state, batch, new, _ = _image_step(**{"model.spectral_norm": True})
   assert state["d"].batch_stats  # the power-iteration vectors
@@ -153,16 +207,28 @@ def test_spectral_norm_estimates_the_largest_singular_value_of_each_d_kernel():
   @jax.jit
   def iterate(stats):  # more power iterations on fixed parameters
     def body(stats, _):
-      _, upd = d.apply_fn({"params": d.params, "batch_stats": stats}, batch["x"][:4], train=True,
-                          rngs={"dropout": jax.random.key(0)}, mutable=["batch_stats"])
+      _, upd = d.apply_fn(
+          {"params": d.params, "batch_stats": stats},
+          batch["x"][:4],
+          train=True,
+          rngs={"dropout": jax.random.key(0)},
+          mutable=["batch_stats"],
+      )
       return upd["batch_stats"], None
+
     return jax.lax.scan(body, stats, None, length=300)[0]
 
   d = d.replace(batch_stats=iterate(d.batch_stats))
-  sigmas = {"/".join(str(getattr(k, "key", k)) for k in path): v
-            for path, v in jax.tree_util.tree_leaves_with_path(d.batch_stats) if "sigma" in str(path[-1])}
-  kernels = {"/".join(str(getattr(k, "key", k)) for k in path): v
-             for path, v in jax.tree_util.tree_leaves_with_path(d.params) if "kernel" in str(path[-1])}
+  sigmas = {
+      "/".join(str(getattr(k, "key", k)) for k in path): v
+      for path, v in jax.tree_util.tree_leaves_with_path(d.batch_stats)
+      if "sigma" in str(path[-1])
+  }
+  kernels = {
+      "/".join(str(getattr(k, "key", k)) for k in path): v
+      for path, v in jax.tree_util.tree_leaves_with_path(d.params)
+      if "kernel" in str(path[-1])
+  }
   assert len(sigmas) == len(kernels) == 3  # two convs and the dense layer
   for (ks, sigma), (kk, kernel) in zip(sorted(sigmas.items()), sorted(kernels.items())):
     k = np.asarray(kernel, np.float64)
@@ -178,18 +244,44 @@ def test_options_that_do_not_apply_are_refused():
     tiny_1d(**{"model.spectral_norm": True})
   with pytest.raises(ConfigError, match="needs data.sampling=random"):
     tiny_1d(**{"loss.generator": "wgan_gp", "loss.real_target": 1.0, "loss.fake_target": 0.0})
-  tiny_image(**{"loss.generator": "lsgan", "loss.real_target": 0.9})  # LSGAN's targets are its a-b-c
+  # LSGAN's targets are its a-b-c
+  tiny_image(**{"loss.generator": "lsgan", "loss.real_target": 0.9})
 
 
+@pytest.mark.slow
 def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp_path):
   from experiments import run  # pylint: disable=g-import-not-at-top
+
   for exp in ("dcgan_losses", "dcgan_stabilisers", "dcgan_critic_steps"):
-    argv = [f"--exp={exp}", "--set", "data.name=synthetic", "--set", "data.num_train=256", "--set", "train.steps=20",
-            "--set", "train.batch_size=4", "--set", "train.log_every=10", "--set", "eval.every=0", "--set",
-            "eval.num_samples=0", "--set", "ckpt.every=0", "--seeds", "1", "--wandb", "disabled",
-            "--out", str(tmp_path), "--quiet"]
+    argv = [
+        f"--exp={exp}",
+        "--set",
+        "data.name=synthetic",
+        "--set",
+        "data.num_train=256",
+        "--set",
+        "train.steps=20",
+        "--set",
+        "train.batch_size=4",
+        "--set",
+        "train.log_every=10",
+        "--set",
+        "eval.every=0",
+        "--set",
+        "eval.num_samples=0",
+        "--set",
+        "ckpt.every=0",
+        "--seeds",
+        "1",
+        "--wandb",
+        "disabled",
+        "--out",
+        str(tmp_path),
+        "--quiet",
+    ]
     assert run.main(argv) == 0
     import json  # pylint: disable=g-import-not-at-top
+
     summary = json.loads((tmp_path / exp / "summary.json").read_text())
     assert all(a["status"] == {"0": "finished"} for a in summary["arms"]), summary["arms"]
     report = (tmp_path / exp / "report.md").read_text()

@@ -26,8 +26,19 @@ from gen_models.metrics import features
 from tests import helpers
 
 P = sys.executable
-FAST = ["--set", "train.log_every=10", "--set", "eval.every=30", "--set", "ckpt.every=30",
-        "--set", "eval.num_samples=2000", "--wandb", "disabled", "--quiet"]
+FAST = [
+    "--set",
+    "train.log_every=10",
+    "--set",
+    "eval.every=30",
+    "--set",
+    "ckpt.every=30",
+    "--set",
+    "eval.num_samples=2000",
+    "--wandb",
+    "disabled",
+    "--quiet",
+]
 
 
 def _main(out, exp, *extra):
@@ -46,7 +57,8 @@ def _err(capsys):
 
 @pytest.fixture(scope="module")
 def loss_sweep(tmp_path_factory):
-  """A finished 2-seed gaussian1d_loss sweep at 60 steps (evaluations at 0, 30, 60), copied per test."""
+  """A finished 2-seed gaussian1d_loss sweep at 60 steps (evaluations at 0, 30, 60), copied per
+  test."""
   out = tmp_path_factory.mktemp("loss_sweep")
   assert _main(out, "gaussian1d_loss", "--seeds", "2", "--set", "train.steps=60") == 0
   return out
@@ -64,6 +76,8 @@ def _w1(summary, arm):
 
 # --- 1, 3: runs that do not belong together ---------------------------------------------------
 
+
+@pytest.mark.slow
 def test_1_arms_trained_with_other_settings_are_shown_apart_never_compared(tmp_path):
   exp = "gaussian1d_label_smoothing"
   assert _main(tmp_path, exp, "--arms", "none", "--seeds", "3", "--set", "train.steps=30") == 0
@@ -73,7 +87,8 @@ def test_1_arms_trained_with_other_settings_are_shown_apart_never_compared(tmp_p
   assert arms["none"]["seeds"] == [] and set(arms["none"]["other_configs"]) == {"0", "1", "2"}
   assert "train.steps=30 (this run) vs 60" in arms["none"]["other_configs"]["0"][0]
   assert arms["one_sided"]["seeds"] == [0, 1, 2]
-  assert all(c["n"] == 0 for c in summary["comparisons"])  # the 30-step baseline is compared with nothing
+  # the 30-step baseline is compared with nothing
+  assert all(c["n"] == 0 for c in summary["comparisons"])
   text = (tmp_path / exp / "report.md").read_text()
   assert "Runs under other settings" in text and "none/seed0: train.steps=30" in text
   # A rebuild by hand keeps the command's settings as the reference.
@@ -81,12 +96,15 @@ def test_1_arms_trained_with_other_settings_are_shown_apart_never_compared(tmp_p
   assert _summary(tmp_path, exp)["arms"][0]["other_configs"] == arms["none"]["other_configs"]
 
 
+@pytest.mark.slow
 def test_3_a_run_left_at_another_length_is_not_pooled_and_a_run_is_never_shortened(sweep, capsys):
   exp = "gaussian1d_loss"
-  assert _main(sweep, exp, "--seeds", "1", "--set", "train.steps=90", "--resume") == 0  # seed 0 only
+  # seed 0 only
+  assert _main(sweep, exp, "--seeds", "1", "--set", "train.steps=90", "--resume") == 0
   summary = _summary(sweep, exp)
   for arm in summary["arms"]:
-    assert arm["seeds"] == [0] and list(arm["other_configs"]) == ["1"], arm  # seed 1 stays at 60: apart
+    # seed 1 stays at 60: apart
+    assert arm["seeds"] == [0] and list(arm["other_configs"]) == ["1"], arm
   assert "90 steps each" in (sweep / exp / "report.md").read_text()
   capsys.readouterr()
   before = (sweep / exp / "ns" / "seed0" / "result.json").read_text()
@@ -96,6 +114,7 @@ def test_3_a_run_left_at_another_length_is_not_pooled_and_a_run_is_never_shorten
 
 
 # --- 2: values with no run on disk --------------------------------------------------------------
+
 
 def test_2_values_without_a_run_directory_never_enter_the_report(sweep, capsys):
   exp_dir = sweep / "gaussian1d_loss"
@@ -113,13 +132,19 @@ def test_2_values_without_a_run_directory_never_enter_the_report(sweep, capsys):
   # A run whose directory exists but whose result.json is gone keeps its values, marked recovered.
   os.remove(exp_dir / "ns" / "seed1" / "result.json")
   (exp_dir / "ns" / "seed1" / "metrics.jsonl").write_text("")
-  again = report.build(str(exp_dir), registry.get("gaussian1d_loss"), [], figures=False)["summary_obj"]
-  assert again["arms"][0]["recovered"] == {"1": "summary.json"} and _w1(again, "ns") == _w1(after, "ns")
+  again = report.build(str(exp_dir), registry.get("gaussian1d_loss"), [], figures=False)[
+      "summary_obj"
+  ]
+  assert again["arms"][0]["recovered"] == {"1": "summary.json"} and _w1(again, "ns") == _w1(
+      after, "ns"
+  )
   assert "Recovered values" in (exp_dir / "report.md").read_text()
 
 
 # --- 5: damaged lines in metrics.jsonl ---------------------------------------------------------
 
+
+@pytest.mark.slow
 def test_5_a_garbled_middle_line_changes_no_value_and_resume_keeps_the_good_rows(sweep):
   exp_dir = sweep / "gaussian1d_loss"
   before = _w1(_summary(sweep, "gaussian1d_loss"), "ns")
@@ -132,11 +157,13 @@ def test_5_a_garbled_middle_line_changes_no_value_and_resume_keeps_the_good_rows
   rebuilt = _summary(sweep, "gaussian1d_loss")
   assert _w1(rebuilt, "ns") == before
   assert any("damaged line" in p and "ns/seed0" in p for p in rebuilt["problems"])
-  # Resuming to a longer run rewinds the log: every good row survives, the damaged one is kept aside.
+  # Resuming to a longer run rewinds the log: every good row survives, the damaged one is kept
+  # aside.
   assert _main(sweep, "gaussian1d_loss", "--seeds", "1", "--set", "train.steps=90", "--resume") == 0
   rows = tracking.read_jsonl(str(path))
   assert sorted({r["step"] for r in rows if "eval/w1" in r}) == [0, 30, 60, 90]
-  assert len([r for r in rows if r["step"] == 50 and "train/d_loss" in r]) == 1  # after the damaged line
+  # after the damaged line
+  assert len([r for r in rows if r["step"] == 50 and "train/d_loss" in r]) == 1
   assert "train/d_lo" in (exp_dir / "ns" / "seed0" / "metrics.jsonl.damaged").read_text()
 
 
@@ -153,6 +180,7 @@ def test_5_a_torn_last_line_of_a_finished_run_keeps_the_right_value(sweep):
 
 def test_5_read_jsonl_skips_bad_lines_and_says_which():
   import tempfile  # pylint: disable=g-import-not-at-top
+
   with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
     f.write('{"step": 1}\n[1, 2]\n{"step": "x"}\n\xff garbage\n{"step": 2}\n{"step": 3, "a"')
   damaged = []
@@ -163,21 +191,37 @@ def test_5_read_jsonl_skips_bad_lines_and_says_which():
 
 # --- 4: checkpoints and memory pressure --------------------------------------------------------
 
-@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 1 MB"),
-                                   RuntimeError("can't start new thread"), OSError(errno.EMFILE, "Too many open files")])
-def test_4_a_checkpoint_that_fails_for_lack_of_resources_is_left_in_place(sweep, capsys, monkeypatch, error):
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError(),
+        RuntimeError("RESOURCE_EXHAUSTED: Out of memory allocating 1 MB"),
+        RuntimeError("can't start new thread"),
+        OSError(errno.EMFILE, "Too many open files"),
+    ],
+)
+def test_4_a_checkpoint_that_fails_for_lack_of_resources_is_left_in_place(
+    sweep, capsys, monkeypatch, error
+):
   run_dir = sweep / "gaussian1d_loss" / "ns" / "seed0"
   steps = sorted(os.listdir(run_dir / "checkpoints"))
 
   def failing(self, step, target):
     raise error
+
   monkeypatch.setattr(ckpt_lib.Checkpointer, "restore", failing)
   assert _main(sweep, "gaussian1d_loss", "--seeds", "1", "--set", "train.steps=90", "--resume") == 2
   err = _err(capsys)
   assert "left in place" in err and "step 60" in err
-  assert sorted(os.listdir(run_dir / "checkpoints")) == steps and not (run_dir / "checkpoints_unreadable").exists()
-  for main, argv in ((evaluate.main, ["--run", str(run_dir)]),
-                     (sample.main, ["--run", str(run_dir), "--n", "3", "--out", str(sweep / "s.npz")])):
+  assert (
+      sorted(os.listdir(run_dir / "checkpoints")) == steps
+      and not (run_dir / "checkpoints_unreadable").exists()
+  )
+  for main, argv in (
+      (evaluate.main, ["--run", str(run_dir)]),
+      (sample.main, ["--run", str(run_dir), "--n", "3", "--out", str(sweep / "s.npz")]),
+  ):
     assert main(argv) == 2 and "left in place" in _err(capsys)
   assert sorted(os.listdir(run_dir / "checkpoints")) == steps
 
@@ -195,63 +239,143 @@ def test_4_only_decode_and_validation_failures_prove_damage():
 
 # --- 6, 7: values and options that break or do nothing ----------------------------------------
 
-@pytest.mark.parametrize("exp,key,value", [
-    ("dcgan", "train.g_ema", "1"), ("dcgan", "optim.b1", "1"), ("dcgan", "optim.b2", "1"),
-    ("dcgan_atienza", "optim.rho", "1"), ("gaussian1d", "train.steps", "0"), ("gaussian1d", "seed", "-1")])
+
+@pytest.mark.parametrize(
+    "exp,key,value",
+    [
+        ("dcgan", "train.g_ema", "1"),
+        ("dcgan", "optim.b1", "1"),
+        ("dcgan", "optim.b2", "1"),
+        ("dcgan_atienza", "optim.rho", "1"),
+        ("gaussian1d", "train.steps", "0"),
+        ("gaussian1d", "seed", "-1"),
+    ],
+)
 def test_6_in_range_values_that_break_runs_are_refused(exp, key, value):
   with pytest.raises(config_lib.ConfigError, match=key.replace(".", r"\.")):
     families.validate(config_lib.apply_overrides(registry.get(exp).config, {key: value}))
 
 
-@pytest.mark.parametrize("exp,key,value,family", [
-    ("ae_dense", "loss.r1_gamma", "1", "autoencoder"), ("ae_dense", "train.g_ema", "0.99", "autoencoder"),
-    ("ae_dense", "model.spectral_norm", "true", "autoencoder"), ("ae_dense", "loss.generator", "wgan_gp", "autoencoder"),
-    ("vae", "loss.n_critic", "3", "vae"), ("dcgan", "loss.gp_weight", "5", "GAN"), ("dcgan", "loss.beta", "2", "GAN"),
-    ("gaussian1d", "loss.recon", "bce", "GAN"), ("ae_dense", "data.noise", "fresh", "autoencoder")])
+@pytest.mark.parametrize(
+    "exp,key,value,family",
+    [
+        ("ae_dense", "loss.r1_gamma", "1", "autoencoder"),
+        ("ae_dense", "train.g_ema", "0.99", "autoencoder"),
+        ("ae_dense", "model.spectral_norm", "true", "autoencoder"),
+        ("ae_dense", "loss.generator", "wgan_gp", "autoencoder"),
+        ("vae", "loss.n_critic", "3", "vae"),
+        ("dcgan", "loss.gp_weight", "5", "GAN"),
+        ("dcgan", "loss.beta", "2", "GAN"),
+        ("gaussian1d", "loss.recon", "bce", "GAN"),
+        ("ae_dense", "data.noise", "fresh", "autoencoder"),
+    ],
+)
 def test_7_an_option_the_family_does_not_use_is_refused(exp, key, value, family):
   with pytest.raises(config_lib.ConfigError, match=f"the {family} family .* does not use"):
     families.validate(config_lib.apply_overrides(registry.get(exp).config, {key: value}))
 
 
-@pytest.mark.parametrize("exp,sets", [("dcgan", {"loss.r1_gamma": "1"}), ("dcgan", {"train.g_ema": "0.99"}),
-                                       ("dcgan", {"loss.generator": "wgan_gp", "loss.gp_weight": "5"}),
-                                       ("vae", {"loss.beta": "2"}), ("ae_denoising", {"data.noise": "fresh"})])
+@pytest.mark.parametrize(
+    "exp,sets",
+    [
+        ("dcgan", {"loss.r1_gamma": "1"}),
+        ("dcgan", {"train.g_ema": "0.99"}),
+        ("dcgan", {"loss.generator": "wgan_gp", "loss.gp_weight": "5"}),
+        ("vae", {"loss.beta": "2"}),
+        ("ae_denoising", {"data.noise": "fresh"}),
+    ],
+)
 def test_7_the_same_options_are_accepted_where_they_are_used(exp, sets):
   families.validate(config_lib.apply_overrides(registry.get(exp).config, sets))
 
 
-def test_6_a_run_diverging_before_its_first_checkpoint_says_there_is_none(tmp_path, capsys, monkeypatch):
+@pytest.mark.slow
+def test_6_a_run_diverging_before_its_first_checkpoint_says_there_is_none(
+    tmp_path, capsys, monkeypatch
+):
   from experiments import gaussian1d  # pylint: disable=g-import-not-at-top
-  exp = registry.Experiment("diverging1", "diverges at once", gaussian1d.BASE, (("bad", {"optim.d_lr": 1e30,
-                                                                                        "optim.g_lr": 1e30}),))
+
+  exp = registry.Experiment(
+      "diverging1",
+      "diverges at once",
+      gaussian1d.BASE,
+      (("bad", {"optim.d_lr": 1e30, "optim.g_lr": 1e30}),),
+  )
   everything = registry._all()  # pylint: disable=protected-access
   monkeypatch.setattr(registry, "_all", lambda: {**everything, "diverging1": exp})
-  assert run.main(["--exp=diverging1", "--out", str(tmp_path), "--set", "train.steps=60", "--set", "train.log_every=10",
-                   "--set", "eval.every=0", "--set", "ckpt.every=60", "--set", "eval.num_samples=2000",
-                   "--wandb", "disabled", "--quiet"]) == 0
+  assert (
+      run.main([
+          "--exp=diverging1",
+          "--out",
+          str(tmp_path),
+          "--set",
+          "train.steps=60",
+          "--set",
+          "train.log_every=10",
+          "--set",
+          "eval.every=0",
+          "--set",
+          "ckpt.every=60",
+          "--set",
+          "eval.num_samples=2000",
+          "--wandb",
+          "disabled",
+          "--quiet",
+      ])
+      == 0
+  )
   out = capsys.readouterr().out
   assert "DIVERGED" in out and "before its first checkpoint" in out and "is kept in" not in out
 
 
 # --- 8: metrics below their minimum -------------------------------------------------------------
 
+
 def test_8_a_test_split_below_the_minimum_is_refused_by_run_and_evaluate(tmp_path, capsys):
-  from tests.test_data import _write_dataset  # pylint: disable=g-import-not-at-top
-  _write_dataset(str(tmp_path / "small"), n_train=300, n_test=100)
-  assert run.main(["--exp=dcgan", "--out", str(tmp_path / "out"), "--set", "data.name=fashion_mnist",
-                   "--set", f"data.dir={tmp_path / 'small'}", "--set", "eval.num_samples=200", "--wandb",
-                   "disabled"]) == 2
+  helpers.write_idx_dataset(str(tmp_path / "small"), n_train=300, n_test=100)
+  assert (
+      run.main([
+          "--exp=dcgan",
+          "--out",
+          str(tmp_path / "out"),
+          "--set",
+          "data.name=fashion_mnist",
+          "--set",
+          f"data.dir={tmp_path / 'small'}",
+          "--set",
+          "eval.num_samples=200",
+          "--wandb",
+          "disabled",
+      ])
+      == 2
+  )
   assert "has 100 images" in _err(capsys) and not (tmp_path / "out" / "dcgan" / "base").exists()
   np.savez(tmp_path / "imgs.npz", images=np.zeros((300, 28, 28), np.uint8))
-  assert evaluate.main(["--npz", str(tmp_path / "imgs.npz"), "--data", "fashion_mnist",
-                        "--data-dir", str(tmp_path / "small")]) == 2
+  assert (
+      evaluate.main([
+          "--npz",
+          str(tmp_path / "imgs.npz"),
+          "--data",
+          "fashion_mnist",
+          "--data-dir",
+          str(tmp_path / "small"),
+      ])
+      == 2
+  )
   assert "at least 200" in _err(capsys)
 
 
 # --- 9: --until-decided with nothing to decide ---------------------------------------------------
 
-@pytest.mark.parametrize("argv", [["--exp=gaussian1d"], ["--exp=gaussian1d_label_smoothing", "--arms", "one_sided,two_sided"],
-                                  ["--exp=gaussian1d_loss", "--arms", "ns"]])
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--exp=gaussian1d"],
+        ["--exp=gaussian1d_label_smoothing", "--arms", "one_sided,two_sided"],
+        ["--exp=gaussian1d_loss", "--arms", "ns"],
+    ],
+)
 def test_9_until_decided_without_a_baseline_comparison_is_refused(tmp_path, capsys, argv):
   assert run.main(argv + ["--until-decided", "--out", str(tmp_path), "--wandb", "disabled"]) == 2
   assert "--until-decided" in _err(capsys)
@@ -259,11 +383,13 @@ def test_9_until_decided_without_a_baseline_comparison_is_refused(tmp_path, caps
 
 
 def test_9_until_decided_states_the_seeds_the_verdicts_used(sweep):
-  undecided, decided = run._undecided(str(sweep / "gaussian1d_loss"))  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  undecided, decided = run._undecided(str(sweep / "gaussian1d_loss"))
   assert not decided and undecided and all("(2 paired seeds)" in u for u in undecided)
 
 
 # --- 10: wandb never stops a run ---------------------------------------------------------------
+
 
 class _FullDiskRun:
   summary = {}
@@ -276,7 +402,9 @@ class _FullDiskRun:
 
 
 def test_10_a_failing_wandb_is_reported_once_and_the_run_goes_on(tmp_path, capsys):
-  tracker = tracking.Tracker(str(tmp_path), "disabled", project="p", group="g", job_type="j", name="n", config={})
+  tracker = tracking.Tracker(
+      str(tmp_path), "disabled", project="p", group="g", job_type="j", name="n", config={}
+  )
   tracker._wandb = _FullDiskRun()  # pylint: disable=protected-access
   tracker.log(1, {"a": 1.0})
   tracker.log(2, {"a": 2.0})
@@ -288,8 +416,10 @@ def test_10_a_failing_wandb_is_reported_once_and_the_run_goes_on(tmp_path, capsy
 
 # --- 11: a planted floors cache ---------------------------------------------------------------
 
+
 def test_11_a_planted_or_edited_floors_file_is_recomputed(tmp_path, monkeypatch):
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+
   monkeypatch.setenv("GEN_MODELS_CACHE", str(tmp_path / "cache"))
   monkeypatch.setattr(features, "_ENSEMBLES", {})
   data = data_lib.synthetic(300, 300)
@@ -297,33 +427,45 @@ def test_11_a_planted_or_edited_floors_file_is_recomputed(tmp_path, monkeypatch)
   true = ens._floor(0, 200)  # pylint: disable=protected-access
   (floor_file,) = list((tmp_path / "cache" / "classifier" / "floors").iterdir())
   saved = json.loads(floor_file.read_text())
-  for planted in ({**saved["values"], "fid": 0.0001},  # an old-style file: values only
-                  {**saved, "values": {**saved["values"], "fid": 0.0001}}):  # values edited, hash kept
+  for planted in (
+      {**saved["values"], "fid": 0.0001},  # an old-style file: values only
+      # values edited, hash kept
+      {**saved, "values": {**saved["values"], "fid": 0.0001}},
+  ):
     floor_file.write_text(json.dumps(planted))
     fresh = features.get("fashion_mnist", data, lambda s: None)
     monkeypatch.setattr(fresh, "_floors", {})
-    assert fresh._floor(0, 200)["fid"] == pytest.approx(true["fid"])  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    assert fresh._floor(0, 200)["fid"] == pytest.approx(true["fid"])
   # The key names the metrics' code: a changed fid.py never reads an old file.
   monkeypatch.setattr(features, "FID_SOURCE", str(tmp_path / "other_fid.py"))
   (tmp_path / "other_fid.py").write_text("# another version of the metrics\n")
-  assert features._floor_ident(ens.members[0], 200, data) != saved["ident"]  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  assert features._floor_ident(ens.members[0], 200, data) != saved["ident"]
 
 
 # --- 12, 13: damaged config.json and summary.json ------------------------------------------------
+
 
 @pytest.mark.parametrize("content", ['{"seed": 0, "data": {', "[1, 2, 3]", "\xff\xfe"])
 def test_12_a_damaged_config_json_gets_a_message_from_every_tool(sweep, capsys, content):
   run_dir = sweep / "gaussian1d_loss" / "ns" / "seed0"
   (run_dir / "config.json").write_bytes(content.encode("latin-1"))
-  for main, argv in ((evaluate.main, ["--run", str(run_dir)]), (diagnose.main, ["--run", str(run_dir)]),
-                     (sample.main, ["--run", str(run_dir), "--out", str(sweep / "s.npz")])):
+  for main, argv in (
+      (evaluate.main, ["--run", str(run_dir)]),
+      (diagnose.main, ["--run", str(run_dir)]),
+      (sample.main, ["--run", str(run_dir), "--out", str(sweep / "s.npz")]),
+  ):
     assert main(argv) == 2, main
     assert "config" in _err(capsys)
   assert _main(sweep, "gaussian1d_loss", "--seeds", "2", "--set", "train.steps=60", "--resume") == 2
   assert "no readable config.json" in _err(capsys)
 
 
-@pytest.mark.parametrize("content", ["[1, 2]", "7", '"text"', '{"arms": 3, "command": 5}', '{"arms": [1, {"name": 2}]}'])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "content", ["[1, 2]", "7", '"text"', '{"arms": 3, "command": 5}', '{"arms": [1, {"name": 2}]}']
+)
 def test_13_a_summary_json_of_the_wrong_shape_is_rebuilt(sweep, content):
   exp_dir = sweep / "gaussian1d_loss"
   before = _w1(_summary(sweep, "gaussian1d_loss"), "ns")
@@ -336,6 +478,7 @@ def test_13_a_summary_json_of_the_wrong_shape_is_rebuilt(sweep, content):
 
 
 # --- 14, 15: diagnose and evaluate inputs --------------------------------------------------------
+
 
 @pytest.mark.parametrize("n", ["0", "-1", "5", "199"])
 def test_14_diagnose_states_its_minimum(tmp_path, capsys, n):
@@ -352,12 +495,17 @@ def test_15_evaluate_refuses_an_npy_and_a_damaged_npz(tmp_path, capsys):
   flipped = bytearray(raw)
   flipped[len(raw) // 3] ^= 0xFF  # bad CRC inside the array data
   (tmp_path / "crc.npz").write_bytes(bytes(flipped))
-  for name, fragment in (("plain.npy", "single .npy array"), ("cut.npz", "cannot be read"), ("crc.npz", "cannot be read")):
+  for name, fragment in (
+      ("plain.npy", "single .npy array"),
+      ("cut.npz", "cannot be read"),
+      ("crc.npz", "cannot be read"),
+  ):
     assert evaluate.main(["--npz", str(tmp_path / name), "--data", "fashion_mnist"]) == 2, name
     assert fragment in _err(capsys)
 
 
 # --- 16, 17: unwritable places and a full disk ------------------------------------------------
+
 
 def _immutable(path):
   """chattr +i (root cannot write there either), or skip where the file system has no such flag."""
@@ -373,7 +521,9 @@ def test_16_read_only_places_are_refused_before_the_work(sweep, capsys, tmp_path
   _immutable(run_dir)
   _immutable(ro_out)
   try:
-    assert _main(sweep, "gaussian1d_loss", "--seeds", "2", "--set", "train.steps=90", "--resume") == 2
+    assert (
+        _main(sweep, "gaussian1d_loss", "--seeds", "2", "--set", "train.steps=90", "--resume") == 2
+    )
     assert "run directory of ns/seed1" in _err(capsys)
     assert evaluate.main(["--run", str(run_dir)]) == 2
     assert "cannot be used" in _err(capsys)
@@ -385,26 +535,37 @@ def test_16_read_only_places_are_refused_before_the_work(sweep, capsys, tmp_path
   assert json.loads((run_dir / "result.json").read_text())["step"] == 60  # untouched
 
 
-def test_17_a_full_disk_during_a_checkpoint_names_the_path_and_resume_finishes(sweep, capsys, monkeypatch):
+def test_17_a_full_disk_during_a_checkpoint_names_the_path_and_resume_finishes(
+    sweep, capsys, monkeypatch
+):
   real = ckpt_lib.Checkpointer.save
 
   def full(self, step, state, meta):
     if step == 90:
       raise OSError(errno.ENOSPC, "No space left on device", os.path.join(self.directory, "90"))
     return real(self, step, state, meta)
+
   monkeypatch.setattr(ckpt_lib.Checkpointer, "save", full)
   extra = ("--seeds", "1", "--set", "train.steps=90", "--resume")
   assert _main(sweep, "gaussian1d_loss", *extra) == 2
   err = _err(capsys)
-  assert "no space left on the device while writing" in err and "checkpoints/90" in err and "--resume" in err
+  assert (
+      "no space left on the device while writing" in err
+      and "checkpoints/90" in err
+      and "--resume" in err
+  )
   monkeypatch.setattr(ckpt_lib.Checkpointer, "save", real)
   assert _main(sweep, "gaussian1d_loss", *extra) == 0
-  assert json.loads((sweep / "gaussian1d_loss" / "ns" / "seed0" / "result.json").read_text())["step"] == 90
+  assert (
+      json.loads((sweep / "gaussian1d_loss" / "ns" / "seed0" / "result.json").read_text())["step"]
+      == 90
+  )
 
 
 def test_17_a_full_disk_while_writing_the_report(sweep, capsys, monkeypatch):
   def full(path, text):
     raise OSError(errno.ENOSPC, "No space left on device", path)
+
   monkeypatch.setattr(report, "write_atomic", full)
   assert report.main([str(sweep / "gaussian1d_loss")]) == 2
   assert "summary.json" in _err(capsys)
@@ -412,9 +573,19 @@ def test_17_a_full_disk_while_writing_the_report(sweep, capsys, monkeypatch):
 
 # --- 18: a damaged manifest of the shipped extractors ---------------------------------------------
 
-@pytest.mark.parametrize("damage,fragment", [
-    ("garbled", "cannot be read"), ("escape", "outside"), ("missing", "missing"), ("shape", "malformed")])
-def test_18_a_damaged_manifest_says_reinstall_and_reads_nothing_outside(tmp_path, monkeypatch, damage, fragment):
+
+@pytest.mark.parametrize(
+    "damage,fragment",
+    [
+        ("garbled", "cannot be read"),
+        ("escape", "outside"),
+        ("missing", "missing"),
+        ("shape", "malformed"),
+    ],
+)
+def test_18_a_damaged_manifest_says_reinstall_and_reads_nothing_outside(
+    tmp_path, monkeypatch, damage, fragment
+):
   weights = tmp_path / "weights"
   shutil.copytree(features.WEIGHTS_DIR, weights)
   manifest = json.loads((weights / "manifest.json").read_text())
@@ -439,21 +610,46 @@ def test_18_a_damaged_manifest_says_reinstall_and_reads_nothing_outside(tmp_path
 
 # --- 19: the environment -----------------------------------------------------------------------
 
+
 def _proc(args, env_extra=None, drop=()):
   env = {k: v for k, v in os.environ.items() if k not in drop}
   env.update(WANDB_MODE="disabled", **(env_extra or {}))
-  return subprocess.run([P, "-m", *args], cwd=helpers.ROOT, env=env, capture_output=True, text=True, timeout=300)
+  return subprocess.run(
+      [P, "-m", *args], cwd=helpers.ROOT, env=env, capture_output=True, text=True, timeout=300
+  )
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("env", [{"JAX_PLATFORMS": "cuda"}, {"JAX_PLATFORMS": "rocm"},
-                                 {"XLA_FLAGS": "--no_such_xla_flag=1"}, {"GEN_MODELS_DISTRIBUTED": "yes"},
-                                 {"GEN_MODELS_DISTRIBUTED": "1", "GEN_MODELS_COORDINATOR": "localhost:1"},
-                                 {"GEN_MODELS_DISTRIBUTED": "1", "GEN_MODELS_COORDINATOR": "nohostport",
-                                  "GEN_MODELS_NUM_PROCESSES": "1", "GEN_MODELS_PROCESS_ID": "0"},
-                                 {"GEN_MODELS_CACHE": ""}, {"GEN_MODELS_TUNING": "maybe"}])
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"JAX_PLATFORMS": "cuda"},
+        {"JAX_PLATFORMS": "rocm"},
+        {"XLA_FLAGS": "--no_such_xla_flag=1"},
+        {"GEN_MODELS_DISTRIBUTED": "yes"},
+        {"GEN_MODELS_DISTRIBUTED": "1", "GEN_MODELS_COORDINATOR": "localhost:1"},
+        {
+            "GEN_MODELS_DISTRIBUTED": "1",
+            "GEN_MODELS_COORDINATOR": "nohostport",
+            "GEN_MODELS_NUM_PROCESSES": "1",
+            "GEN_MODELS_PROCESS_ID": "0",
+        },
+        {"GEN_MODELS_CACHE": ""},
+        {"GEN_MODELS_TUNING": "maybe"},
+    ],
+)
 def test_19_a_bad_environment_is_refused_before_anything_is_written(tmp_path, env):
-  p = _proc(["experiments.run", "--exp=gaussian1d", "--out", str(tmp_path / "out"), "--wandb", "disabled"], env)
+  p = _proc(
+      [
+          "experiments.run",
+          "--exp=gaussian1d",
+          "--out",
+          str(tmp_path / "out"),
+          "--wandb",
+          "disabled",
+      ],
+      env,
+  )
   assert p.returncode == 2, p.stderr[-2000:]
   assert p.stderr.startswith("error: ") and "Traceback" not in p.stderr, p.stderr[-2000:]
   assert any(k in p.stderr for k in env)  # the message names the variable
@@ -463,22 +659,45 @@ def test_19_a_bad_environment_is_refused_before_anything_is_written(tmp_path, en
 @pytest.mark.slow
 def test_19_a_one_process_distributed_1d_gan_runs(tmp_path):
   import socket  # pylint: disable=g-import-not-at-top
+
   with socket.socket() as s:
     s.bind(("localhost", 0))
     port = s.getsockname()[1]
-  env = {"GEN_MODELS_DISTRIBUTED": "1", "GEN_MODELS_COORDINATOR": f"localhost:{port}",
-         "GEN_MODELS_NUM_PROCESSES": "1", "GEN_MODELS_PROCESS_ID": "0"}
-  p = _proc(["experiments.run", "--exp=gaussian1d", "--out", str(tmp_path), "--set", "train.steps=60", *FAST], env)
+  env = {
+      "GEN_MODELS_DISTRIBUTED": "1",
+      "GEN_MODELS_COORDINATOR": f"localhost:{port}",
+      "GEN_MODELS_NUM_PROCESSES": "1",
+      "GEN_MODELS_PROCESS_ID": "0",
+  }
+  p = _proc(
+      [
+          "experiments.run",
+          "--exp=gaussian1d",
+          "--out",
+          str(tmp_path),
+          "--set",
+          "train.steps=60",
+          *FAST,
+      ],
+      env,
+  )
   assert p.returncode == 0, p.stderr[-2000:]
   assert (tmp_path / "gaussian1d" / "summary.json").exists()
 
 
-@pytest.mark.parametrize("args,fragment", [
-    (["experiments.extractors", "--show", "bogus"], "invalid choice"),
-    (["experiments.bench", "--batch", "0"], "batch sizes >= 1"), (["experiments.bench", "--batch", "abc"], "batch sizes")])
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["experiments.extractors", "--show", "bogus"], "invalid choice"),
+        (["experiments.bench", "--batch", "0"], "batch sizes >= 1"),
+        (["experiments.bench", "--batch", "abc"], "batch sizes"),
+    ],
+)
 def test_19_bad_arguments_of_the_other_tools(args, fragment):
   p = _proc(args)
-  assert p.returncode == 2 and fragment in p.stderr and "Traceback" not in p.stderr, p.stderr[-2000:]
+  assert p.returncode == 2 and fragment in p.stderr and "Traceback" not in p.stderr, p.stderr[
+      -2000:
+  ]
 
 
 def test_19_an_out_too_long_for_the_files_below_it_is_refused(tmp_path, capsys):

@@ -4,11 +4,14 @@ sample grids / GIF / strip / latent walk, the sweep report compares arms."""
 import json
 import os
 
+import pytest
+
 from experiments import run
 from tests import helpers
 from tests.conftest import tiny_image
 
 
+@pytest.mark.slow
 def test_image_gan_resume_is_bit_identical(tmp_path):
   full, _ = helpers.train(tiny_image(), tmp_path / "full", exp_name="dcgan")
   helpers.train(tiny_image(**{"train.steps": 4}), tmp_path / "split", exp_name="dcgan")
@@ -17,16 +20,49 @@ def test_image_gan_resume_is_bit_identical(tmp_path):
   helpers.assert_bit_identical(full, resumed)  # params, optimizer state, BatchNorm statistics
 
 
+@pytest.mark.slow
 def test_latent_sweep_run_files_and_report(tmp_path):
-  argv = ["--exp=dcgan_latent", "--arms", "z2,z10", "--seeds", "1", "--out", str(tmp_path),
-          "--set", "data.name=synthetic", "--set", "data.num_train=256", "--set", "train.batch_size=8",
-          "--set", "train.steps=6", "--set", "train.log_every=2", "--set", "eval.every=3",
-          "--set", "ckpt.every=2", "--set", "eval.num_samples=200", "--wandb", "disabled", "--quiet"]
+  argv = [
+      "--exp=dcgan_latent",
+      "--arms",
+      "z2,z10",
+      "--seeds",
+      "1",
+      "--out",
+      str(tmp_path),
+      "--set",
+      "data.name=synthetic",
+      "--set",
+      "data.num_train=256",
+      "--set",
+      "train.batch_size=8",
+      "--set",
+      "train.steps=6",
+      "--set",
+      "train.log_every=2",
+      "--set",
+      "eval.every=3",
+      "--set",
+      "ckpt.every=2",
+      "--set",
+      "eval.num_samples=200",
+      "--wandb",
+      "disabled",
+      "--quiet",
+  ]
   assert run.main(argv) == 0
   exp_dir = tmp_path / "dcgan_latent"
   samples = exp_dir / "z2" / "seed0" / "samples"
-  for name in ("step_0000000.png", "step_0000003.png", "step_0000006.png", "final.png",
-               "progress.gif", "progress.png", "latent_walk.png", "curves.png"):
+  for name in (
+      "step_0000000.png",
+      "step_0000003.png",
+      "step_0000006.png",
+      "final.png",
+      "progress.gif",
+      "progress.png",
+      "latent_walk.png",
+      "curves.png",
+  ):
     assert (samples / name).exists(), name
   assert not (exp_dir / "z10" / "seed0" / "samples" / "latent_walk.png").exists()  # only for 2-D z
   rows = [json.loads(l) for l in open(exp_dir / "z2" / "seed0" / "metrics.jsonl")]

@@ -65,7 +65,8 @@ def test_there_is_no_import_cycle():
 
 def test_the_cycle_check_finds_a_planted_cycle():
   graph = import_graph()
-  graph["gen_models.config"] = graph["gen_models.config"] | {"gen_models.families"}  # config.validate -> families
+  # config.validate -> families
+  graph["gen_models.config"] = graph["gen_models.config"] | {"gen_models.families"}
   with pytest.raises(graphlib.CycleError):
     graphlib.TopologicalSorter(graph).prepare()
 
@@ -74,9 +75,44 @@ def test_config_is_a_leaf():
   assert import_graph()["gen_models.config"] == set()
 
 
-@pytest.mark.parametrize("module", ["experiments.run", "experiments.evaluate", "experiments.sample",
-                                    "experiments.diagnose", "experiments.extractors", "experiments.bench"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "experiments.run",
+        "experiments.evaluate",
+        "experiments.sample",
+        "experiments.diagnose",
+        "experiments.extractors",
+        "experiments.bench",
+    ],
+)
 def test_an_entry_point_does_not_import_jax_before_configuring_the_allocator(module):
   code = f"import sys, {module}; print('jax' in sys.modules)"
-  out = subprocess.run([sys.executable, "-c", code], cwd=helpers.ROOT, capture_output=True, text=True, check=True)
+  out = subprocess.run(
+      [sys.executable, "-c", code], cwd=helpers.ROOT, capture_output=True, text=True, check=True
+  )
   assert out.stdout.strip() == "False", out.stderr
+
+
+def test_the_code_is_formatted_and_within_100_columns():
+  files = [
+      os.path.join(d, f)
+      for pkg in (*PACKAGES, "tests")
+      for d, _, fs in os.walk(os.path.join(helpers.ROOT, pkg))
+      for f in fs
+      if f.endswith(".py")
+  ]
+  long = [
+      f"{os.path.relpath(p, helpers.ROOT)}:{i}"
+      for p in files
+      for i, line in enumerate(open(p, encoding="utf-8").read().split("\n"), 1)
+      if len(line) > 100
+  ]
+  assert not long, long
+  check = subprocess.run(
+      [sys.executable, "-m", "pyink", "--check", "gen_models", "experiments", "tests"],
+      cwd=helpers.ROOT,
+      capture_output=True,
+      text=True,
+  )
+  assert check.returncode == 0, check.stderr[-2000:] + "\nrun ./launch.sh format"

@@ -12,6 +12,7 @@ from tests.conftest import tiny_1d
 
 
 class ListTracker:
+
   def __init__(self):
     self.rows = []
 
@@ -28,7 +29,9 @@ class ListTracker:
 def _run(cfg):
   data = data_lib.load(cfg)
   task = families.make_task(cfg, data, jax.random.key(cfg.seed))
-  return loop.Run(task, cfg, jax.device_put(data["train"]), jax.random.key(cfg.seed), ListTracker(), label="t")
+  return loop.Run(
+      task, cfg, jax.device_put(data["train"]), jax.random.key(cfg.seed), ListTracker(), label="t"
+  )
 
 
 def test_the_parts_compose_into_train_many():
@@ -60,17 +63,22 @@ def test_log_metrics_marks_the_first_non_finite_step_and_save_refuses_broken_par
   good = {"d_loss": np.zeros(10, np.float32)}
   bad = {"d_loss": np.r_[np.zeros(3), np.nan, np.zeros(6)].astype(np.float32)}
   assert loop.log_metrics(group, [good, bad]) is None  # nothing left to show
-  assert run.status == "diverged" and run.info["diverged_step"] == 14  # the 4th step of the second chunk
+  # the 4th step of the second chunk
+  assert run.status == "diverged" and run.info["diverged_step"] == 14
   run2 = _run(cfg)
   states, _ = loop.init_or_restore([run2], resume=False)
   saved = []
 
   class Ckpt:
+
     def save(self, step, state, meta):
       saved.append(step)
 
   run2.checkpointer = Ckpt()
-  broken = dict(states[0], g=states[0]["g"].replace(params=jax.tree.map(lambda p: p * np.nan, states[0]["g"].params)))
+  broken = dict(
+      states[0],
+      g=states[0]["g"].replace(params=jax.tree.map(lambda p: p * np.nan, states[0]["g"].params)),
+  )
   group2 = loop.place([run2], [broken], 0, 10)
   loop.save(group2)
   assert not saved and run2.status == "diverged"

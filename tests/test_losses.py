@@ -43,18 +43,29 @@ def test_discriminator_loss_is_log2_at_equilibrium():
 def test_weights_ignore_padding():
   lr, lf = jnp.array([1.0, 2.0, 50.0]), jnp.array([-1.0, 0.5, -50.0])
   w = jnp.array([1.0, 1.0, 0.0])
-  np.testing.assert_allclose(losses.discriminator_loss(lr, lf, 0.9, 0.1, w),
-                             losses.discriminator_loss(lr[:2], lf[:2], 0.9, 0.1), rtol=1e-6)
+  np.testing.assert_allclose(
+      losses.discriminator_loss(lr, lf, 0.9, 0.1, w),
+      losses.discriminator_loss(lr[:2], lf[:2], 0.9, 0.1),
+      rtol=1e-6,
+  )
 
 
 def test_generator_losses_values():
   l = np.array([-1.0, 0.3])
   d = _sig(l)
-  np.testing.assert_allclose(losses.generator_loss_ns(jnp.asarray(l)), np.mean(-np.log(d)), rtol=1e-6)
-  np.testing.assert_allclose(losses.generator_loss_minimax(jnp.asarray(l)), np.mean(np.log(1 - d)), rtol=1e-6)
+  np.testing.assert_allclose(
+      losses.generator_loss_ns(jnp.asarray(l)), np.mean(-np.log(d)), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+      losses.generator_loss_minimax(jnp.asarray(l)), np.mean(np.log(1 - d)), rtol=1e-6
+  )
   # the traced switch picks the same values
-  np.testing.assert_allclose(losses.generator_loss(jnp.asarray(l), 0.0), np.mean(-np.log(d)), rtol=1e-6)
-  np.testing.assert_allclose(losses.generator_loss(jnp.asarray(l), 1.0), np.mean(np.log(1 - d)), rtol=1e-6)
+  np.testing.assert_allclose(
+      losses.generator_loss(jnp.asarray(l), 0.0), np.mean(-np.log(d)), rtol=1e-6
+  )
+  np.testing.assert_allclose(
+      losses.generator_loss(jnp.asarray(l), 1.0), np.mean(np.log(1 - d)), rtol=1e-6
+  )
 
 
 def test_minimax_gradient_vanishes_when_d_rejects_fakes_but_ns_does_not():

@@ -22,6 +22,7 @@ def _w1_by_integration(x):
   """W1(empirical, N(0,1)) = integral of |F_n(t) - Phi(t)| dt, by scipy.integrate.quad on each
   interval between consecutive samples (F_n is constant there) and on the two tails."""
   from scipy import integrate  # pylint: disable=g-import-not-at-top
+
   x = np.sort(np.asarray(x, np.float64))
   n = len(x)
   total = integrate.quad(lambda t: special.ndtr(t), -np.inf, x[0])[0]
@@ -37,8 +38,13 @@ def _w1_by_integration(x):
 
 def test_w1_equals_the_integral_of_the_cdf_gap():
   rng = np.random.default_rng(6)
-  for x in (rng.normal(0.3, 1.2, 400), rng.uniform(-1, 1, 300), rng.normal(size=500).astype(np.float32),
-            np.array([0.0]), np.array([-2.0, 0.1, 0.1, 3.0])):
+  for x in (
+      rng.normal(0.3, 1.2, 400),
+      rng.uniform(-1, 1, 300),
+      rng.normal(size=500).astype(np.float32),
+      np.array([0.0]),
+      np.array([-2.0, 0.1, 0.1, 3.0]),
+  ):
     assert dist.w1_to_normal(x) == pytest.approx(_w1_by_integration(x), rel=1e-7, abs=1e-9)
 
 
@@ -78,8 +84,10 @@ def test_moments_and_evaluate():
 def _w1_plain(x):
   """W1 as first written: G evaluated separately at a, b and t for every segment."""
   x = np.sort(np.asarray(x, np.float64))
+
   def g(v):
     return v * special.ndtr(v) + np.exp(-0.5 * v * v) / np.sqrt(2 * np.pi)
+
   n = x.size
   a, b, c = x[:-1], x[1:], np.arange(1, n) / n
   t = np.clip(special.ndtri(c), a, b)
@@ -91,8 +99,12 @@ def test_shared_work_matches_the_plain_formulas():
   """The evaluation shares Phi(x), G(x) and Phi^-1(i/n) between W1, KS and the moments; it must
   give the plain formulas' values."""
   rng = np.random.default_rng(4)
-  cases = (rng.normal(size=100_000).astype(np.float32), rng.normal(0.2, 0.7, 3333),
-           rng.uniform(-1, 1, 1000), np.full(50, 0.5))
+  cases = (
+      rng.normal(size=100_000).astype(np.float32),
+      rng.normal(0.2, 0.7, 3333),
+      rng.uniform(-1, 1, 1000),
+      np.full(50, 0.5),
+  )
   for x in cases:
     assert dist.w1_to_normal(x) == pytest.approx(_w1_plain(x), rel=1e-12, abs=1e-15)
     x64 = np.asarray(x, np.float64)
@@ -114,10 +126,15 @@ def test_shared_work_matches_the_plain_formulas():
 def test_binned_kde_matches_scipy():
   """The density figure's KDE (linear binning + one convolution) against scipy's direct sum."""
   from gen_models import plots  # pylint: disable=g-import-not-at-top
+
   rng = np.random.default_rng(5)
   xs = np.linspace(-4, 4, 400)
-  for values in (rng.normal(size=20_000), rng.normal(1, 0.3, 1000), rng.uniform(-1, 1, 3000),
-                 np.concatenate([rng.normal(size=5000), [1e6]])):
+  for values in (
+      rng.normal(size=20_000),
+      rng.normal(1, 0.3, 1000),
+      rng.uniform(-1, 1, 3000),
+      np.concatenate([rng.normal(size=5000), [1e6]]),
+  ):
     want = stats.gaussian_kde(values, bw_method=0.3)(xs)
     assert np.max(np.abs(plots.kde_1d(values, xs, 0.3) - want)) < 1e-3 * want.max()
   assert plots.kde_1d(np.full(100, 0.5), xs, 0.3) is None  # collapsed G: no curve, no crash

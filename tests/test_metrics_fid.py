@@ -10,6 +10,7 @@ from scipy import linalg
 from gen_models import data as data_lib
 from gen_models.metrics import features
 from gen_models.metrics import fid
+from tests import helpers
 
 
 def test_fid_of_identical_sets_is_zero():
@@ -23,7 +24,9 @@ def test_frechet_distance_matches_closed_forms():
   s1, s2 = rng.uniform(0.5, 2, 8), rng.uniform(0.5, 2, 8)
   # Diagonal covariances: |mu1 - mu2|^2 + sum (sigma1 - sigma2)^2.
   want = np.sum((mu1 - mu2) ** 2) + np.sum((s1 - s2) ** 2)
-  assert fid.frechet_distance(mu1, np.diag(s1 ** 2), mu2, np.diag(s2 ** 2)) == pytest.approx(want, rel=1e-10)
+  assert fid.frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2)) == pytest.approx(
+      want, rel=1e-10
+  )
   # General SPD covariances: the textbook formula with scipy's sqrtm.
   a, b = rng.normal(size=(8, 8)), rng.normal(size=(8, 8))
   c1, c2 = a @ a.T + 0.1 * np.eye(8), b @ b.T + 0.1 * np.eye(8)
@@ -76,7 +79,11 @@ def test_precision_recall_match_a_brute_force_reference(k):
   # Small random sets where every neighbour matters: the k-th (not k-1-th) radius, each set's own
   # radii, and both directions all change the answer here.
   rng = np.random.default_rng(k)
-  for n_real, n_fake, dim, scale, shift in [(300, 250, 8, 1.3, 0.0), (200, 400, 4, 0.7, 0.5), (150, 150, 16, 1.0, 0.2)]:
+  for n_real, n_fake, dim, scale, shift in [
+      (300, 250, 8, 1.3, 0.0),
+      (200, 400, 4, 0.7, 0.5),
+      (150, 150, 16, 1.0, 0.2),
+  ]:
     real = rng.normal(size=(n_real, dim)).astype(np.float32)
     fake = (rng.normal(size=(n_fake, dim)) * scale + shift).astype(np.float32)
     want = _pr_brute_force(real.astype(np.float64), fake.astype(np.float64), k)
@@ -99,14 +106,17 @@ def test_class_stats_detect_mode_collapse():
   assert s["class_score"] == pytest.approx(10.0, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_an_ensemble_is_trained_once_deterministically_and_cached(tmp_path, monkeypatch):
   monkeypatch.setenv("GEN_MODELS_CACHE", str(tmp_path))
   monkeypatch.setattr(features, "_ENSEMBLES", {})
   monkeypatch.setitem(features.RECIPE, "epochs", 2)
   data = data_lib.synthetic(1024, 512)
   logs = []
-  ens = features.get("synthetic", data, logs.append)  # no shipped weights for synthetic: trained here
-  assert len(ens) == 3 and all(m.accuracy > 0.9 for m in ens.members)  # the synthetic classes are easy
+  # no shipped weights for synthetic: trained here
+  ens = features.get("synthetic", data, logs.append)
+  # the synthetic classes are easy
+  assert len(ens) == 3 and all(m.accuracy > 0.9 for m in ens.members)
   assert sum("training member seed" in l for l in logs) == 3
   shas = [m.sha256 for m in ens.members]
   assert len(set(shas)) == 3  # three different networks
@@ -150,13 +160,20 @@ def test_shipped_weights_are_used_without_training_and_hash_checked(tmp_path, mo
   # The real shipped Fashion-MNIST ensemble: loading it trains nothing, whatever the cache holds.
   monkeypatch.setenv("GEN_MODELS_CACHE", str(tmp_path / "empty_cache"))
   monkeypatch.setattr(features, "_ENSEMBLES", {})
-  monkeypatch.setattr(features, "train_classifier", lambda *a, **k: pytest.fail("nothing may be trained"))
+  monkeypatch.setattr(
+      features, "train_classifier", lambda *a, **k: pytest.fail("nothing may be trained")
+  )
   shipped = features._shipped("fashion_mnist")  # pylint: disable=protected-access
   assert len(shipped) >= 3
-  data = data_lib.synthetic(300, 300)  # stands in for the images; the networks come from the package
+  # stands in for the images; the networks come from the package
+  data = data_lib.synthetic(300, 300)
   ens = features.get("fashion_mnist", data, lambda s: None)
-  assert all(m.source == "shipped" for m in ens.members) and all(m.accuracy > 0.9 for m in ens.members)
-  assert ens.ident.startswith("fashion_mnist-lenet-v2:") and [m.sha256 for m in ens.members] == [s[2] for s in shipped]
+  assert all(m.source == "shipped" for m in ens.members) and all(
+      m.accuracy > 0.9 for m in ens.members
+  )
+  assert ens.ident.startswith("fashion_mnist-lenet-v2:") and [m.sha256 for m in ens.members] == [
+      s[2] for s in shipped
+  ]
   # A damaged shipped file is refused with what to do.
   bad_dir = tmp_path / "weights"
   bad_dir.mkdir()
@@ -171,10 +188,12 @@ def test_shipped_weights_are_used_without_training_and_hash_checked(tmp_path, mo
     features.get("fashion_mnist", data, lambda s: None)
 
 
+@pytest.mark.slow
 def test_sample_and_evaluate_commands(tmp_path, capsys):
   from experiments import evaluate, sample  # pylint: disable=g-import-not-at-top
   from tests import helpers  # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
+
   run_dir = tmp_path / "run"
   helpers.train(tiny_image(), run_dir, exp_name="dcgan")
   out = tmp_path / "s.npz"
@@ -186,36 +205,66 @@ def test_sample_and_evaluate_commands(tmp_path, capsys):
   result = json.loads(capsys.readouterr().out)
   rows = [json.loads(l) for l in open(run_dir / "metrics.jsonl")]
   final = [r for r in rows if "eval/fid" in r][-1]
-  assert result["step"] == 6 and result["metrics"]["fid"] == pytest.approx(final["eval/fid"], rel=1e-9)
+  assert result["step"] == 6 and result["metrics"]["fid"] == pytest.approx(
+      final["eval/fid"], rel=1e-9
+  )
   assert os.path.exists(run_dir / "eval_step6.json")
   assert sample.main(["--run", str(tmp_path / "nope"), "--n", "3", "--out", str(out)]) == 2
   assert "not a run directory" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_evaluate_scores_an_external_npz_with_the_shipped_extractors(tmp_path, capsys, monkeypatch):
   from experiments import evaluate  # pylint: disable=g-import-not-at-top
-  from tests.test_data import _write_dataset  # pylint: disable=g-import-not-at-top
+
   monkeypatch.setattr(features, "_ENSEMBLES", {})
-  _write_dataset(str(tmp_path / "fmnist"), n_train=300, n_test=300)  # a stand-in test split
+  # a stand-in test split
+  helpers.write_idx_dataset(str(tmp_path / "fmnist"), n_train=300, n_test=300)
   images = data_lib.synthetic(300, 10)["train"]["x"][..., 0]
   np.savez(tmp_path / "theirs.npz", images=images)
-  assert evaluate.main(["--npz", str(tmp_path / "theirs.npz"), "--data", "fashion_mnist",
-                        "--data-dir", str(tmp_path / "fmnist")]) == 0
+  assert (
+      evaluate.main([
+          "--npz",
+          str(tmp_path / "theirs.npz"),
+          "--data",
+          "fashion_mnist",
+          "--data-dir",
+          str(tmp_path / "fmnist"),
+      ])
+      == 0
+  )
   out = json.loads(capsys.readouterr().out)
-  ens = features.get("fashion_mnist", data_lib.load_images("fashion_mnist", str(tmp_path / "fmnist"), log=lambda s: None))
+  ens = features.get(
+      "fashion_mnist",
+      data_lib.load_images("fashion_mnist", str(tmp_path / "fmnist"), log=lambda s: None),
+  )
   assert out["extractors"]["ident"] == ens.ident and out["images"] == 300
   assert out["metrics"]["fid"] == pytest.approx(ens.metrics(images)["fid"])
   # wrong dtype / shape / key: a clear message, exit 2
   np.savez(tmp_path / "floats.npz", images=images.astype(np.float32) / 255)
   np.savez(tmp_path / "nokey.npz", x=images)
-  for name, fragment in (("floats.npz", "expected uint8 (N, 28, 28)"), ("nokey.npz", "no array named 'images'")):
-    assert evaluate.main(["--npz", str(tmp_path / name), "--data", "fashion_mnist",
-                          "--data-dir", str(tmp_path / "fmnist")]) == 2
+  for name, fragment in (
+      ("floats.npz", "expected uint8 (N, 28, 28)"),
+      ("nokey.npz", "no array named 'images'"),
+  ):
+    assert (
+        evaluate.main([
+            "--npz",
+            str(tmp_path / name),
+            "--data",
+            "fashion_mnist",
+            "--data-dir",
+            str(tmp_path / "fmnist"),
+        ])
+        == 2
+    )
     assert fragment in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_diagnose_tells_collapse_from_coverage():
   from experiments import diagnose  # pylint: disable=g-import-not-at-top
+
   data = data_lib.synthetic(2048, 512)
   ens = features.get("synthetic", data, lambda s: None)
   varied = data["train"]["x"][:512]  # other real images: the real manifold, fully varied

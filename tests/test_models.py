@@ -22,11 +22,22 @@ ARCHS = [
 
 
 def _cfg(arch, latent, rng):
-  return families.validate(config_lib.apply_overrides(config_lib.Config(), {
-      "data.name": "synthetic", "data.range": rng, "model.arch": arch, "model.latent_dim": latent,
-      "model.hidden": 128, "train.batch_size": 4}))
+  return families.validate(
+      config_lib.apply_overrides(
+          config_lib.Config(),
+          {
+              "data.name": "synthetic",
+              "data.range": rng,
+              "model.arch": arch,
+              "model.latent_dim": latent,
+              "model.hidden": 128,
+              "train.batch_size": 4,
+          },
+      )
+  )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("arch,latent,rng,g_params,g_stats,d_params", ARCHS)
 def test_shapes_counts_and_ranges(arch, latent, rng, g_params, g_stats, d_params):
   cfg = _cfg(arch, latent, rng)
@@ -45,6 +56,7 @@ def test_shapes_counts_and_ranges(arch, latent, rng, g_params, g_stats, d_params
   assert logits.shape == (5,)
 
 
+@pytest.mark.slow
 def test_batchnorm_statistics_change_only_in_the_g_step_and_dropout_uses_its_rng():
   cfg = _cfg("dcgan_transpose", 32, "sigmoid")  # BN and dropout in G, dropout in D
   st = state_lib.create_gan_state(cfg, jax.random.key(0), (28, 28, 1))
@@ -54,16 +66,26 @@ def test_batchnorm_statistics_change_only_in_the_g_step_and_dropout_uses_its_rng
   batch = {"x": x, "z": z, "w": jnp.ones(4)}
   hp = {"real_target": 1.0, "fake_target": 0.0, "gen_target": 1.0, "minimax": 0.0}
   new, _ = jax.jit(steps.gan_step)(st, batch, jax.random.key(3), hp)
-  changed = [not np.array_equal(a, b) for a, b in
-             zip(jax.tree.leaves(st["g"].batch_stats), jax.tree.leaves(new["g"].batch_stats))]
+  changed = [
+      not np.array_equal(a, b)
+      for a, b in zip(jax.tree.leaves(st["g"].batch_stats), jax.tree.leaves(new["g"].batch_stats))
+  ]
   assert all(changed)
   # Evaluation (train=False) reads the running statistics and does not update them.
-  out, mutated = g.apply({"params": new["g"].params, "batch_stats": new["g"].batch_stats}, z,
-                         train=False, mutable=["batch_stats"])
+  out, mutated = g.apply(
+      {"params": new["g"].params, "batch_stats": new["g"].batch_stats},
+      z,
+      train=False,
+      mutable=["batch_stats"],
+  )
   for a, b in zip(jax.tree.leaves(mutated), jax.tree.leaves(new["g"].batch_stats)):
     np.testing.assert_array_equal(a, b)
   # Dropout: train-mode outputs depend on the dropout key, eval-mode outputs do not.
-  d_train = lambda k: d.apply({"params": st["d"].params}, x, train=True, rngs={"dropout": jax.random.key(k)})
+  d_train = lambda k: d.apply(
+      {"params": st["d"].params}, x, train=True, rngs={"dropout": jax.random.key(k)}
+  )
   assert not np.allclose(d_train(0), d_train(1))
-  d_eval = lambda k: d.apply({"params": st["d"].params}, x, train=False, rngs={"dropout": jax.random.key(k)})
+  d_eval = lambda k: d.apply(
+      {"params": st["d"].params}, x, train=False, rngs={"dropout": jax.random.key(k)}
+  )
   np.testing.assert_array_equal(d_eval(0), d_eval(1))

@@ -7,12 +7,35 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ARGS = ["--exp=dcgan", "--set", "data.name=synthetic", "--set", "data.num_train=256", "--set", "train.batch_size=8",
-        "--set", "train.steps=4", "--set", "train.log_every=2", "--set", "eval.every=0", "--set", "eval.num_samples=200",
-        "--set", "ckpt.every=2", "--seeds", "1", "--wandb", "disabled", "--quiet"]
+ARGS = [
+    "--exp=dcgan",
+    "--set",
+    "data.name=synthetic",
+    "--set",
+    "data.num_train=256",
+    "--set",
+    "train.batch_size=8",
+    "--set",
+    "train.steps=4",
+    "--set",
+    "train.log_every=2",
+    "--set",
+    "eval.every=0",
+    "--set",
+    "eval.num_samples=200",
+    "--set",
+    "ckpt.every=2",
+    "--seeds",
+    "1",
+    "--wandb",
+    "disabled",
+    "--quiet",
+]
 
 
 def _free_port():
@@ -21,15 +44,30 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_train_one_run(tmp_path):
   port = _free_port()
   procs = []
   for pid in (0, 1):  # each process its own classifier cache: only process 0 may write one
-    env = dict(os.environ, GEN_MODELS_DISTRIBUTED="1", GEN_MODELS_COORDINATOR=f"localhost:{port}",
-               GEN_MODELS_NUM_PROCESSES="2", GEN_MODELS_PROCESS_ID=str(pid), JAX_PLATFORMS="cpu",
-               GEN_MODELS_CACHE=str(tmp_path / f"cache{pid}"))
-    procs.append(subprocess.Popen([sys.executable, "-m", "experiments.run", *ARGS, "--out", str(tmp_path / "multi")],
-                                  cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    env = dict(
+        os.environ,
+        GEN_MODELS_DISTRIBUTED="1",
+        GEN_MODELS_COORDINATOR=f"localhost:{port}",
+        GEN_MODELS_NUM_PROCESSES="2",
+        GEN_MODELS_PROCESS_ID=str(pid),
+        JAX_PLATFORMS="cpu",
+        GEN_MODELS_CACHE=str(tmp_path / f"cache{pid}"),
+    )
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "experiments.run", *ARGS, "--out", str(tmp_path / "multi")],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    )
   outs = [p.communicate(timeout=600)[0] for p in procs]
   assert [p.returncode for p in procs] == [0, 0], outs[0][-3000:] + outs[1][-3000:]
   run_dir = tmp_path / "multi" / "dcgan" / "base" / "seed0"
@@ -38,8 +76,14 @@ def test_two_processes_train_one_run(tmp_path):
   assert (tmp_path / "multi" / "dcgan" / "report.md").exists()
   # The same run in one process on one device logs the same losses.
   env = dict(os.environ, JAX_PLATFORMS="cpu", GEN_MODELS_CACHE=str(tmp_path / "cache0"))
-  single = subprocess.run([sys.executable, "-m", "experiments.run", *ARGS, "--out", str(tmp_path / "single")],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+  single = subprocess.run(
+      [sys.executable, "-m", "experiments.run", *ARGS, "--out", str(tmp_path / "single")],
+      cwd=ROOT,
+      env=env,
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
   assert single.returncode == 0, single.stderr[-3000:]
   rows = lambda d: [json.loads(l) for l in open(d / "dcgan" / "base" / "seed0" / "metrics.jsonl")]
   multi_rows, single_rows = rows(tmp_path / "multi"), rows(tmp_path / "single")
@@ -50,12 +94,15 @@ def test_two_processes_train_one_run(tmp_path):
     for k in m:
       if k not in ("step", "eval/eval_s"):
         # evaluation metrics of a 4-step generator (FID ~ 1e4) amplify the all-reduce's rounding
-        np.testing.assert_allclose(m[k], s[k], rtol=1e-3 if k.startswith("eval/") else 1e-4, atol=1e-6, err_msg=k)
+        np.testing.assert_allclose(
+            m[k], s[k], rtol=1e-3 if k.startswith("eval/") else 1e-4, atol=1e-6, err_msg=k
+        )
   written = lambda d: [f for _, _, files in os.walk(d) for f in files]
   assert written(tmp_path / "cache0") and not written(tmp_path / "cache1")
   # and the two-process run ends with the one-process run's parameters
   from experiments import runner  # pylint: disable=g-import-not-at-top
   from tests.helpers import leaves_close  # pylint: disable=g-import-not-at-top
+
   multi_state = runner.load_run(str(run_dir))[1]
   single_state = runner.load_run(str(tmp_path / "single" / "dcgan" / "base" / "seed0"))[1]
   leaves_close(multi_state, single_state, rtol=1e-4, floor=1e-4)  # floor: see test_data_parallel

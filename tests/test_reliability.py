@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 
 import hypothesis
@@ -21,26 +20,36 @@ from gen_models import families
 from gen_models.config import ConfigError
 from tests import helpers
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Small models that compile in seconds, with enough steps (one per dispatch) to be interrupted.
-GAN = ["--exp=gaussian1d", "--set", "train.steps=8000", "--set", "train.scan_chunk=1", "--set", "train.log_every=10",
-       "--set", "eval.every=0", "--set", "eval.num_samples=2000", "--set", "ckpt.every=500", "--set", "ckpt.keep=20"]
-AE = ["--exp=ae_dense", "--set", "data.name=synthetic", "--set", "data.num_train=256", "--set", "train.batch_size=16",
-      "--set", "train.steps=8000", "--set", "train.scan_chunk=1", "--set", "train.log_every=10",
-      "--set", "eval.every=0", "--set", "ckpt.every=500", "--set", "ckpt.keep=20"]
-
-
-def _cmd(args, out, *extra):
-  return [sys.executable, "-m", "experiments.run", *args, "--seeds", "1", "--out", str(out), "--wandb", "disabled",
-          *extra]
-
-
-def _env():
-  return dict(os.environ, WANDB_MODE="disabled", JAX_PLATFORMS="cpu", PYTHONUNBUFFERED="1")
+ROOT, GAN, _cmd, _env = helpers.ROOT, helpers.GAN, helpers.run_cmd, helpers.env
+# A small autoencoder that compiles in seconds, with enough steps (one per dispatch) to be
+# interrupted.
+AE = [
+    "--exp=ae_dense",
+    "--set",
+    "data.name=synthetic",
+    "--set",
+    "data.num_train=256",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.steps=8000",
+    "--set",
+    "train.scan_chunk=1",
+    "--set",
+    "train.log_every=10",
+    "--set",
+    "eval.every=0",
+    "--set",
+    "ckpt.every=500",
+    "--set",
+    "ckpt.keep=20",
+]
 
 
 def _run(args, out, *extra, check=True):
-  p = subprocess.run(_cmd(args, out, *extra), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+  p = subprocess.run(
+      _cmd(args, out, *extra), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+  )
   if check:
     assert p.returncode == 0, p.stderr[-3000:]
   return p
@@ -57,8 +66,14 @@ def _rows(run_dir):
 
 def _start_and_stop(args, out, sig, seed):
   """Starts a run, waits for its first checkpoint, then sends `sig` at a random moment."""
-  p = subprocess.Popen(_cmd(args, out), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                       text=True)
+  p = subprocess.Popen(
+      _cmd(args, out),
+      cwd=ROOT,
+      env=_env(),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
   ckpt_dir = os.path.join(_run_dir(out, args), "checkpoints")
   deadline = time.time() + 300
   while not (os.path.isdir(ckpt_dir) and [d for d in os.listdir(ckpt_dir) if d.isdigit()]):
@@ -81,6 +96,7 @@ def _compare(reference_dir, resumed_dir):
   assert len({json.dumps(r, sort_keys=True) for r in rows}) == len(rows)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args,seed", [(GAN, 1), (AE, 2)], ids=["gan", "autoencoder"])
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, args, seed):
   _run(args, tmp_path / "ref")
@@ -88,13 +104,16 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, args, seed):
   assert code == -signal.SIGKILL, output[-2000:]
   assert not os.path.exists(os.path.join(_run_dir(tmp_path / "killed", args), "result.json"))
   # Without --resume the existing run is refused; with it, the run continues to the end.
-  refused = run.main(args + ["--seeds", "1", "--out", str(tmp_path / "killed"), "--wandb", "disabled"])
+  refused = run.main(
+      args + ["--seeds", "1", "--out", str(tmp_path / "killed"), "--wandb", "disabled"]
+  )
   assert refused == 2  # (in-process: the refusal happens before anything is compiled)
   resumed = _run(args, tmp_path / "killed", "--resume")
   assert "resumed from the checkpoint at step" in resumed.stdout
   _compare(_run_dir(tmp_path / "ref", args), _run_dir(tmp_path / "killed", args))
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
   _run(GAN, tmp_path / "ref")
   code, output = _start_and_stop(GAN, tmp_path / "stopped", signal.SIGTERM, 3)
@@ -109,26 +128,47 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
 
 def re_step(output):
   import re  # pylint: disable=g-import-not-at-top
+
   return int(re.search(r"checkpoint saved at step (\d+)", output).group(1))
 
 
+@pytest.mark.slow
 def test_unreadable_latest_checkpoint_is_set_aside_and_the_previous_used(tmp_path, capsys):
-  base = ["--exp=gaussian1d", "--seeds", "1", "--set", "train.log_every=10", "--set", "eval.every=30",
-          "--set", "ckpt.every=30", "--set", "ckpt.keep=5", "--set", "eval.num_samples=2000", "--wandb", "disabled",
-          "--quiet"]
+  base = [
+      "--exp=gaussian1d",
+      "--seeds",
+      "1",
+      "--set",
+      "train.log_every=10",
+      "--set",
+      "eval.every=30",
+      "--set",
+      "ckpt.every=30",
+      "--set",
+      "ckpt.keep=5",
+      "--set",
+      "eval.num_samples=2000",
+      "--wandb",
+      "disabled",
+      "--quiet",
+  ]
   assert run.main(base + ["--set", "train.steps=90", "--out", str(tmp_path / "ref")]) == 0
   assert run.main(base + ["--set", "train.steps=60", "--out", str(tmp_path / "bad")]) == 0
   run_dir = tmp_path / "bad" / "gaussian1d" / "base" / "seed0"
-  for root, _, files in os.walk(run_dir / "checkpoints" / "60" / "state"):  # truncate its array data
+  # truncate its array data
+  for root, _, files in os.walk(run_dir / "checkpoints" / "60" / "state"):
     for name in files:
       if os.path.basename(root) == "d":
         with open(os.path.join(root, name), "r+b") as f:
           f.truncate(10)
   capsys.readouterr()
-  assert run.main(base + ["--set", "train.steps=90", "--out", str(tmp_path / "bad"), "--resume"]) == 0
+  assert (
+      run.main(base + ["--set", "train.steps=90", "--out", str(tmp_path / "bad"), "--resume"]) == 0
+  )
   err = capsys.readouterr().err
   assert "checkpoint at step 60" in err and "unreadable" in err
-  assert os.path.isdir(run_dir / "checkpoints_unreadable" / "60")  # kept for inspection, not deleted
+  # kept for inspection, not deleted
+  assert os.path.isdir(run_dir / "checkpoints_unreadable" / "60")
   _, ref_state, *_ = runner.load_run(str(tmp_path / "ref" / "gaussian1d" / "base" / "seed0"))
   _, state, *_ = runner.load_run(str(run_dir))
   helpers.assert_bit_identical(ref_state, state)
@@ -136,13 +176,37 @@ def test_unreadable_latest_checkpoint_is_set_aside_and_the_previous_used(tmp_pat
 
 def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path, capsys, monkeypatch):
   from experiments import gaussian1d, registry  # pylint: disable=g-import-not-at-top
-  exp = registry.Experiment("diverging", "an arm that diverges, then one that does not", gaussian1d.BASE,
-                            (("bad", {"optim.d_lr": 1e30, "optim.g_lr": 1e30}), ("good", {})))
+
+  exp = registry.Experiment(
+      "diverging",
+      "an arm that diverges, then one that does not",
+      gaussian1d.BASE,
+      (("bad", {"optim.d_lr": 1e30, "optim.g_lr": 1e30}), ("good", {})),
+  )
   everything = registry._all()  # pylint: disable=protected-access
   monkeypatch.setattr(registry, "_all", lambda: {**everything, "diverging": exp})
-  argv = ["--exp=diverging", "--seeds", "1", "--out", str(tmp_path), "--set", "train.steps=60",
-          "--set", "train.log_every=10", "--set", "eval.every=30", "--set", "ckpt.every=10",
-          "--set", "eval.num_samples=2000", "--set", "train.vmap_runs=false", "--wandb", "disabled", "--quiet"]
+  argv = [
+      "--exp=diverging",
+      "--seeds",
+      "1",
+      "--out",
+      str(tmp_path),
+      "--set",
+      "train.steps=60",
+      "--set",
+      "train.log_every=10",
+      "--set",
+      "eval.every=30",
+      "--set",
+      "ckpt.every=10",
+      "--set",
+      "eval.num_samples=2000",
+      "--set",
+      "train.vmap_runs=false",
+      "--wandb",
+      "disabled",
+      "--quiet",
+  ]
   assert run.main(argv) == 0
   assert "DIVERGED" in capsys.readouterr().out
   summary = json.loads((tmp_path / "diverging" / "summary.json").read_text())
@@ -159,14 +223,23 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
   from experiments import registry  # pylint: disable=g-import-not-at-top
   from gen_models.families import gan as gan_family  # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_1d  # pylint: disable=g-import-not-at-top
+
   exp = registry.get("gaussian1d")
   cfg = tiny_1d(**{"train.steps": 20, "ckpt.every": 10, "eval.every": 10})
   run_dir = str(tmp_path / "run")
   state20, result = runner.run_one(exp, "base", cfg, run_dir, "disabled", resume=False, quiet=True)
   assert result["status"] == "finished"
   # Continue it to step 60 with a NaN label target: the loss is NaN from step 21 on.
-  monkeypatch.setattr(gan_family, "hparams", lambda c: {"real_target": np.float32("nan"), "fake_target": np.float32(0),
-                                                       "gen_target": np.float32(1), "minimax": np.float32(0)})
+  monkeypatch.setattr(
+      gan_family,
+      "hparams",
+      lambda c: {
+          "real_target": np.float32("nan"),
+          "fake_target": np.float32(0),
+          "gen_target": np.float32(1),
+          "minimax": np.float32(0),
+      },
+  )
   longer = config_lib.set_key(cfg, "train.steps", 60)
   state, result = runner.run_one(exp, "base", longer, run_dir, "disabled", resume=True, quiet=True)
   assert state is None and result["status"] == "diverged" and result["step"] == 21
@@ -176,9 +249,28 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
 
 
 def test_a_resumed_sweep_skips_finished_runs_and_continues_the_rest(tmp_path, capsys):
-  argv = ["--exp=gaussian1d", "--seeds", "2", "--out", str(tmp_path), "--set", "train.steps=60",
-          "--set", "train.log_every=10", "--set", "eval.every=30", "--set", "ckpt.every=30",
-          "--set", "eval.num_samples=2000", "--set", "train.vmap_runs=false", "--wandb", "disabled", "--quiet"]
+  argv = [
+      "--exp=gaussian1d",
+      "--seeds",
+      "2",
+      "--out",
+      str(tmp_path),
+      "--set",
+      "train.steps=60",
+      "--set",
+      "train.log_every=10",
+      "--set",
+      "eval.every=30",
+      "--set",
+      "ckpt.every=30",
+      "--set",
+      "eval.num_samples=2000",
+      "--set",
+      "train.vmap_runs=false",
+      "--wandb",
+      "disabled",
+      "--quiet",
+  ]
   assert run.main(argv) == 0
   seed1 = tmp_path / "gaussian1d" / "base" / "seed1"
   os.remove(seed1 / "result.json")  # as if seed 1 had been killed after its last checkpoint
@@ -191,9 +283,24 @@ def test_a_resumed_sweep_skips_finished_runs_and_continues_the_rest(tmp_path, ca
 
 
 def test_resuming_a_run_of_an_old_config_version_is_refused(tmp_path, capsys):
-  argv = ["--exp=gaussian1d", "--seeds", "1", "--out", str(tmp_path), "--set", "train.steps=30",
-          "--set", "train.log_every=10", "--set", "eval.every=0", "--set", "ckpt.every=30",
-          "--wandb", "disabled", "--quiet"]
+  argv = [
+      "--exp=gaussian1d",
+      "--seeds",
+      "1",
+      "--out",
+      str(tmp_path),
+      "--set",
+      "train.steps=30",
+      "--set",
+      "train.log_every=10",
+      "--set",
+      "eval.every=0",
+      "--set",
+      "ckpt.every=30",
+      "--wandb",
+      "disabled",
+      "--quiet",
+  ]
   assert run.main(argv) == 0
   path = tmp_path / "gaussian1d" / "base" / "seed0" / "config.json"
   saved = json.loads(path.read_text())
@@ -221,7 +328,9 @@ def test_any_override_is_parsed_or_rejected_with_a_message(key, value):
 
 
 @hypothesis.settings(max_examples=200, deadline=None)
-@hypothesis.given(known_keys, st.one_of(text, st.integers(), st.floats(allow_nan=True), st.booleans(), st.none()))
+@hypothesis.given(
+    known_keys, st.one_of(text, st.integers(), st.floats(allow_nan=True), st.booleans(), st.none())
+)
 def test_any_value_for_a_known_key_is_parsed_or_rejected_with_a_message(key, value):
   try:
     families.validate(config_lib.set_key(config_lib.Config(), key, value))
@@ -233,6 +342,7 @@ def test_any_value_for_a_known_key_is_parsed_or_rejected_with_a_message(key, val
 @hypothesis.given(st.lists(text, max_size=3))
 def test_cli_overrides_never_raise_anything_but_config_errors(sets):
   from experiments import registry  # pylint: disable=g-import-not-at-top
+
   try:
     run.build_configs(registry.get("gaussian1d"), sets, None, None)
   except ConfigError as e:

@@ -1,4 +1,5 @@
-"""The allocator and XLA settings the entry points apply (GEN_MODELS_ALLOCATOR, GEN_MODELS_TUNING)."""
+"""The allocator and XLA settings the entry points apply (GEN_MODELS_ALLOCATOR,
+GEN_MODELS_TUNING)."""
 
 import json
 import os
@@ -13,10 +14,28 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _probe(**env):
-  base = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "GLIBC_TUNABLES", "GEN_MODELS_REEXEC",
-                                                           "GEN_MODELS_ALLOCATOR", "GEN_MODELS_TUNING", "XLA_FLAGS")}
-  out = subprocess.run([sys.executable, "-m", "tests.alloc_probe"], cwd=ROOT, env={**base, **env},
-                       capture_output=True, text=True, timeout=120, check=True)
+  base = {
+      k: v
+      for k, v in os.environ.items()
+      if k
+      not in (
+          "LD_PRELOAD",
+          "GLIBC_TUNABLES",
+          "GEN_MODELS_REEXEC",
+          "GEN_MODELS_ALLOCATOR",
+          "GEN_MODELS_TUNING",
+          "XLA_FLAGS",
+      )
+  }
+  out = subprocess.run(
+      [sys.executable, "-m", "tests.alloc_probe"],
+      cwd=ROOT,
+      env={**base, **env},
+      capture_output=True,
+      text=True,
+      timeout=120,
+      check=True,
+  )
   return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -39,11 +58,18 @@ def test_auto_picks_the_first_available_and_tuning_0_turns_everything_off():
   got = _probe()
   assert got["active"] == want and got[f"{want}_loaded" if want != "glibc-tunables" else "active"]
   off = _probe(GEN_MODELS_TUNING="0")
-  assert off["active"] == "none" and not off["reexec"] and not off["mimalloc_loaded"] and not off["tcmalloc_loaded"]
+  assert (
+      off["active"] == "none"
+      and not off["reexec"]
+      and not off["mimalloc_loaded"]
+      and not off["tcmalloc_loaded"]
+  )
   assert "xla_cpu_experimental_ynn_fusion_type" not in off["xla_flags"]
 
 
-@pytest.mark.skipif(not runtime.tcmalloc_path(), reason="libtcmalloc-minimal4 is not installed here")
+@pytest.mark.skipif(
+    not runtime.tcmalloc_path(), reason="libtcmalloc-minimal4 is not installed here"
+)
 def test_tcmalloc_when_installed():
   got = _probe(GEN_MODELS_ALLOCATOR="tcmalloc")
   assert got["active"] == "tcmalloc" and got["tcmalloc_loaded"]

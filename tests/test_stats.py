@@ -21,8 +21,15 @@ def _brute_sign_flip_p(d):
   return float(np.mean(np.asarray(sums) >= obs - 1e-12))
 
 
-@pytest.mark.parametrize("d", [[0.3, 0.5, 0.1, 0.9, 0.4, 0.2], [0.3, -0.5, 0.1, 0.9, -0.4, 0.2, 0.05],
-                               [1.0, 2.0, 3.0], [-0.2, -0.1, -0.4, -0.3, -0.25, -0.15, -0.05, -0.35]])
+@pytest.mark.parametrize(
+    "d",
+    [
+        [0.3, 0.5, 0.1, 0.9, 0.4, 0.2],
+        [0.3, -0.5, 0.1, 0.9, -0.4, 0.2, 0.05],
+        [1.0, 2.0, 3.0],
+        [-0.2, -0.1, -0.4, -0.3, -0.25, -0.15, -0.05, -0.35],
+    ],
+)
 def test_sign_flip_p_equals_full_enumeration(d):
   # For symmetric null distributions 2 * min(one-sided) equals the |sum| enumeration.
   assert stats.sign_flip_p(d) == pytest.approx(_brute_sign_flip_p(d), abs=1e-12)
@@ -39,7 +46,12 @@ def test_interval_is_the_inverted_test():
   lo, hi = stats.sign_flip_interval(d)
   assert lo < d.mean() < hi
   # Inside the interval the shifted test does not reject; just outside it does.
-  for delta, rejected in ((lo + 1e-3, False), (hi - 1e-3, False), (lo - 1e-3, True), (hi + 1e-3, True)):
+  for delta, rejected in (
+      (lo + 1e-3, False),
+      (hi - 1e-3, False),
+      (lo - 1e-3, True),
+      (hi + 1e-3, True),
+  ):
     assert (_brute_sign_flip_p(d - delta) <= 0.05) == rejected, delta
   # With 5 or fewer seeds no sign pattern is rare enough: the exact interval is unbounded.
   assert stats.sign_flip_interval(d[:5]) == (-np.inf, np.inf)
@@ -66,9 +78,12 @@ def test_a_known_shift_is_found_and_identical_arms_are_not():
   arms = _arms({"base": base, "shifted": base - 0.5 + rng.normal(0, 0.05, 8), "same": base.copy()})
   comps = {c["arm"]: c for c in stats.compare(arms, "base", {"m": True})}
   assert comps["shifted"]["verdict"] == "better" and comps["shifted"]["n"] == 8
-  assert comps["shifted"]["ci_low"] < comps["shifted"]["mean_diff"] < comps["shifted"]["ci_high"] < 0
+  assert (
+      comps["shifted"]["ci_low"] < comps["shifted"]["mean_diff"] < comps["shifted"]["ci_high"] < 0
+  )
   assert comps["shifted"]["mean_diff"] == pytest.approx(-0.5, abs=0.05)
-  assert comps["shifted"]["p_holm"] == pytest.approx(min(1, 2 * comps["shifted"]["p"]))  # 2 comparisons
+  # 2 comparisons
+  assert comps["shifted"]["p_holm"] == pytest.approx(min(1, 2 * comps["shifted"]["p"]))
   assert comps["same"]["verdict"].startswith("no difference detected")
   worse = stats.compare(_arms({"base": base, "w": base + 1.0}), "base", {"m": True})[0]
   assert worse["verdict"] == "worse"
@@ -78,25 +93,57 @@ def test_a_known_shift_is_found_and_identical_arms_are_not():
 
 def test_three_seeds_never_give_a_verdict_and_say_how_many_would():
   comp = stats.compare(_arms({"a": [1.0, 2.0, 3.0], "b": [0.0, 1.0, 2.0]}), "a", {"m": True})[0]
-  assert comp["verdict"].startswith("no difference detected") and "at least 6 seeds" in comp["verdict"]
+  assert (
+      comp["verdict"].startswith("no difference detected") and "at least 6 seeds" in comp["verdict"]
+  )
 
 
 # --- the sweep: verdicts on disk, seeds on demand, the stopping rule ---------------------------
 
-SWEEP = ["--exp=gaussian1d_loss", "--set", "train.steps=60", "--set", "train.log_every=10", "--set", "eval.every=20",
-         "--set", "ckpt.every=20", "--set", "eval.num_samples=2000", "--set", "eval.kl_samples=500", "--wandb", "disabled",
-         "--quiet"]
+SWEEP = [
+    "--exp=gaussian1d_loss",
+    "--set",
+    "train.steps=60",
+    "--set",
+    "train.log_every=10",
+    "--set",
+    "eval.every=20",
+    "--set",
+    "ckpt.every=20",
+    "--set",
+    "eval.num_samples=2000",
+    "--set",
+    "eval.kl_samples=500",
+    "--wandb",
+    "disabled",
+    "--quiet",
+]
 
 
+@pytest.mark.slow
 def test_a_sweep_writes_comparisons_and_adding_seeds_reruns_nothing(tmp_path, capsys):
   assert run.main(SWEEP + ["--seeds", "2", "--out", str(tmp_path)]) == 0
   exp_dir = tmp_path / "gaussian1d_loss"
   summary = json.loads((exp_dir / "summary.json").read_text())
   c = summary["comparisons"][0]
-  assert {"arm", "baseline", "metric", "n", "mean_diff", "ci_low", "ci_high", "p", "p_holm", "verdict"} <= set(c)
+  assert {
+      "arm",
+      "baseline",
+      "metric",
+      "n",
+      "mean_diff",
+      "ci_low",
+      "ci_high",
+      "p",
+      "p_holm",
+      "verdict",
+  } <= set(c)
   assert c["arm"] == "minimax" and c["baseline"] == "ns" and c["metric"] == "w1" and c["n"] == 2
   # the headline value is the mean of the last 3 evaluations (steps 20, 40, 60) of each run
-  rows = [json.loads(l) for l in (exp_dir / "minimax" / "seed1" / "metrics.jsonl").read_text().splitlines()]
+  rows = [
+      json.loads(l)
+      for l in (exp_dir / "minimax" / "seed1" / "metrics.jsonl").read_text().splitlines()
+  ]
   w1 = [r["eval/w1"] for r in rows if "eval/w1" in r]
   arm = next(a for a in summary["arms"] if a["name"] == "minimax")
   assert arm["metrics"]["w1_last3"]["per_seed"][1] == pytest.approx(np.mean(w1[-3:]))
@@ -111,27 +158,62 @@ def test_a_sweep_writes_comparisons_and_adding_seeds_reruns_nothing(tmp_path, ca
   assert json.loads((exp_dir / "summary.json").read_text())["comparisons"][0]["n"] == 3
 
 
+@pytest.mark.slow
 def test_until_decided_adds_seeds_and_stops_at_the_budget(tmp_path, capsys):
-  assert run.main(SWEEP + ["--seeds", "2", "--out", str(tmp_path), "--until-decided", "--max-seeds", "4",
-                           "--seed-batch", "1"]) == 0
+  assert (
+      run.main(
+          SWEEP
+          + [
+              "--seeds",
+              "2",
+              "--out",
+              str(tmp_path),
+              "--until-decided",
+              "--max-seeds",
+              "4",
+              "--seed-batch",
+              "1",
+          ]
+      )
+      == 0
+  )
   out = capsys.readouterr().out
   assert "Adding 1" in out and "stopped at the seed budget (--max-seeds 4)" in out
-  assert sorted(p.name for p in (tmp_path / "gaussian1d_loss" / "ns").iterdir()) == ["seed0", "seed1", "seed2", "seed3"]
+  assert sorted(p.name for p in (tmp_path / "gaussian1d_loss" / "ns").iterdir()) == [
+      "seed0",
+      "seed1",
+      "seed2",
+      "seed3",
+  ]
 
 
+@pytest.mark.slow
 def test_until_decided_stops_once_decided(tmp_path, capsys, monkeypatch):
   calls = []
-  monkeypatch.setattr(run, "_undecided", lambda exp_dir: calls.append(1) or ([], ["minimax vs ns: better (2 paired seeds)"]))
-  assert run.main(SWEEP + ["--seeds", "2", "--out", str(tmp_path), "--until-decided", "--max-seeds", "9"]) == 0
+  monkeypatch.setattr(
+      run,
+      "_undecided",
+      lambda exp_dir: calls.append(1) or ([], ["minimax vs ns: better (2 paired seeds)"]),
+  )
+  assert (
+      run.main(
+          SWEEP + ["--seeds", "2", "--out", str(tmp_path), "--until-decided", "--max-seeds", "9"]
+      )
+      == 0
+  )
   assert "every comparison on the headline metric has a verdict" in capsys.readouterr().out
   assert len(calls) == 1 and not (tmp_path / "gaussian1d_loss" / "ns" / "seed2").exists()
 
 
 def test_runs_scored_by_different_extractors_are_not_put_in_one_table(tmp_path, capsys):
   from experiments import report  # pylint: disable=g-import-not-at-top
+
   assert run.main(SWEEP + ["--seeds", "1", "--out", str(tmp_path)]) == 0
   exp_dir = tmp_path / "gaussian1d_loss"
-  for arm, ident in (("ns", "fashion_mnist-lenet-v2:aaaa"), ("minimax", "fashion_mnist-lenet-v2:bbbb")):
+  for arm, ident in (
+      ("ns", "fashion_mnist-lenet-v2:aaaa"),
+      ("minimax", "fashion_mnist-lenet-v2:bbbb"),
+  ):
     path = exp_dir / arm / "seed0" / "result.json"
     result = json.loads(path.read_text())
     result["extractors"] = {"ident": ident, "members": []}
@@ -146,4 +228,8 @@ def test_runs_scored_by_different_extractors_are_not_put_in_one_table(tmp_path, 
 
 def test_one_seed_gives_no_verdict_and_no_error():
   comp = stats.compare(_arms({"a": [1.0], "b": [2.0]}), "a", {"m": True})[0]
-  assert comp["p"] == 1.0 and comp["ci_low"] == -np.inf and comp["verdict"].startswith("no difference detected")
+  assert (
+      comp["p"] == 1.0
+      and comp["ci_low"] == -np.inf
+      and comp["verdict"].startswith("no difference detected")
+  )

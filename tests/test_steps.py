@@ -47,15 +47,24 @@ def reference_step(state, batch, rng, hp):
   rng_g, rng_d, rng_dg = jax.random.split(rng, 3)  # the step's documented key use
 
   def gen(params):
-    return g.apply_fn({"params": params, "batch_stats": g.batch_stats}, z, train=True,
-                      mutable=["batch_stats"], rngs={"dropout": rng_g})
+    return g.apply_fn(
+        {"params": params, "batch_stats": g.batch_stats},
+        z,
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": rng_g},
+    )
 
   fake, g_updates = gen(g.params)
 
   def d_loss(params):
-    logits = d.apply_fn({"params": params}, jnp.concatenate([x, fake]), train=True, rngs={"dropout": rng_d})
-    real_l, fake_l = logits[:len(x)], logits[len(x):]
-    return 0.5 * (_wmean(_bce(real_l, hp["real_target"]), w) + _wmean(_bce(fake_l, hp["fake_target"]), w))
+    logits = d.apply_fn(
+        {"params": params}, jnp.concatenate([x, fake]), train=True, rngs={"dropout": rng_d}
+    )
+    real_l, fake_l = logits[: len(x)], logits[len(x) :]
+    return 0.5 * (
+        _wmean(_bce(real_l, hp["real_target"]), w) + _wmean(_bce(fake_l, hp["fake_target"]), w)
+    )
 
   d_grads = jax.grad(d_loss)(d.params)
   updates, d_opt = d.tx.update(d_grads, d.opt_state, d.params)
@@ -70,13 +79,21 @@ def reference_step(state, batch, rng, hp):
   g_grads = jax.grad(g_loss)(g.params)
   updates, g_opt = g.tx.update(g_grads, g.opt_state, g.params)
   g_params = optax.apply_updates(g.params, updates)
-  return {"g": (g_params, g_updates.get("batch_stats", g.batch_stats), g_opt),
-          "d": (d_params, d.batch_stats, d_opt)}
+  return {
+      "g": (g_params, g_updates.get("batch_stats", g.batch_stats), g_opt),
+      "d": (d_params, d.batch_stats, d_opt),
+  }
 
 
 def _family_setup(exp, generator):
   from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
-  over = {"loss.generator": generator, "loss.real_target": 0.9, "loss.fake_target": 0.1, "loss.gen_target": 1.0}
+
+  over = {
+      "loss.generator": generator,
+      "loss.real_target": 0.9,
+      "loss.fake_target": 0.1,
+      "loss.gen_target": 1.0,
+  }
   cfg = tiny_1d(**over) if exp == "gaussian1d" else tiny_image(exp, **over)
   data = data_lib.load(cfg)
   task = families.make_task(cfg, data, jax.random.key(0))
@@ -85,9 +102,18 @@ def _family_setup(exp, generator):
   return state, batch, jax.tree.map(jnp.asarray, task.hparams)
 
 
-@pytest.mark.parametrize("exp,generator", [("gaussian1d", "ns"), ("gaussian1d", "minimax"), ("mlp_gan", "ns"),
-                                            ("dcgan", "ns"), ("dcgan_transpose", "ns"),
-                                            ("dcgan_atienza", "ns")])
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "exp,generator",
+    [
+        ("gaussian1d", "ns"),
+        ("gaussian1d", "minimax"),
+        ("mlp_gan", "ns"),
+        ("dcgan", "ns"),
+        ("dcgan_transpose", "ns"),
+        ("dcgan_atienza", "ns"),
+    ],
+)
 def test_each_update_changes_exactly_what_it_owns_in_every_family(exp, generator):
   """With the seeds' real learning rates, every family (BatchNorm statistics and dropout keys
   included): the step's new G and D (parameters, BatchNorm statistics, optimizer states) equal
@@ -102,13 +128,19 @@ def test_each_update_changes_exactly_what_it_owns_in_every_family(exp, generator
       a_leaves, b_leaves = jax.tree.leaves(a_tree), jax.tree.leaves(b_tree)
       assert len(a_leaves) == len(b_leaves)
       for a, b in zip(a_leaves, b_leaves):
-        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=2e-4, atol=1e-6,
-                                   err_msg=f"{exp}/{generator}: {net} {part}")
+        np.testing.assert_allclose(
+            np.asarray(a),
+            np.asarray(b),
+            rtol=2e-4,
+            atol=1e-6,
+            err_msg=f"{exp}/{generator}: {net} {part}",
+        )
     # and each network moved: neither update is a no-op (the Keras 3 `trainable` bug)
     assert any(_changed(state[net].params, new[net].params))
   assert int(new["g"].step) == int(new["d"].step) == 1
 
 
+@pytest.mark.slow
 def test_step_equals_hand_written_alternating_updates():
   cfg, state, batch, hp = _setup()
   rng = jax.random.key(3)

@@ -21,8 +21,15 @@ def test_mode_defaults_to_offline_without_a_key(monkeypatch, tmp_path):
 
 def test_offline_run_writes_jsonl_and_wandb_files(tmp_path, monkeypatch):
   monkeypatch.delenv("WANDB_MODE", raising=False)
-  t = tracking.Tracker(str(tmp_path), "offline", project="gen-models-test", group="exp",
-                       job_type="arm", name="arm-seed0", config={"a": 1})
+  t = tracking.Tracker(
+      str(tmp_path),
+      "offline",
+      project="gen-models-test",
+      group="exp",
+      job_type="arm",
+      name="arm-seed0",
+      config={"a": 1},
+  )
   t.log(1, {"train/d_loss": 0.5})
   t.log(2, {"train/d_loss": float("nan")})
   t.summary({"w1": 0.1})
@@ -33,8 +40,9 @@ def test_offline_run_writes_jsonl_and_wandb_files(tmp_path, monkeypatch):
 
 
 def test_rewind_keeps_rows_up_to_the_checkpoint(tmp_path):
-  t = tracking.Tracker(str(tmp_path), "disabled", project="p", group="g", job_type="a", name="n",
-                       config={})
+  t = tracking.Tracker(
+      str(tmp_path), "disabled", project="p", group="g", job_type="a", name="n", config={}
+  )
   for s in (10, 20, 30):
     t.log(s, {"x": s})
   t.rewind(20)

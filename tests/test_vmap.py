@@ -3,6 +3,8 @@ where the same runs trained one by one end (parameters and logged metrics)."""
 
 import json
 
+import pytest
+
 from experiments import registry
 from experiments import runner
 from tests import helpers
@@ -15,24 +17,40 @@ def _rows(path):
 
 def test_vmapped_runs_equal_runs_one_by_one(tmp_path):
   exp = registry.get("gaussian1d_label_smoothing")
-  arms = [("none", tiny_1d(**{"loss.real_target": 1.0, "loss.fake_target": 0.0, "seed": 0})),
-          ("two_sided", tiny_1d(**{"seed": 1})),
-          ("minimax", tiny_1d(**{"loss.generator": "minimax", "optim.d_lr": 3e-3, "optim.g_lr": 1e-4, "seed": 2}))]
-  one_by_one = [runner.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
-                for a, c in arms]
-  together = runner.run_group(exp, [(a, c, str(tmp_path / "vmap" / a), False) for a, c in arms], "disabled",
-                              quiet=True)
+  arms = [
+      ("none", tiny_1d(**{"loss.real_target": 1.0, "loss.fake_target": 0.0, "seed": 0})),
+      ("two_sided", tiny_1d(**{"seed": 1})),
+      (
+          "minimax",
+          tiny_1d(
+              **{"loss.generator": "minimax", "optim.d_lr": 3e-3, "optim.g_lr": 1e-4, "seed": 2}
+          ),
+      ),
+  ]
+  one_by_one = [
+      runner.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
+      for a, c in arms
+  ]
+  together = runner.run_group(
+      exp, [(a, c, str(tmp_path / "vmap" / a), False) for a, c in arms], "disabled", quiet=True
+  )
   for (arm, _), state, (vstate, result) in zip(arms, one_by_one, together):
     assert result["status"] == "finished" and result["vectorised_with"] == 3
     helpers.assert_bit_identical(state, vstate)
-    assert _rows(tmp_path / "seq" / arm / "metrics.jsonl") == _rows(tmp_path / "vmap" / arm / "metrics.jsonl")
+    assert _rows(tmp_path / "seq" / arm / "metrics.jsonl") == _rows(
+        tmp_path / "vmap" / arm / "metrics.jsonl"
+    )
 
 
 def test_sweep_groups_runs_that_differ_only_in_traced_values():
   cfg = tiny_1d(**{"train.vmap_runs": True})
-  plan = [("a", cfg, 0, "/x/a0", "new"), ("b", tiny_1d(**{"train.vmap_runs": True, "loss.real_target": 1.0}), 0, "/x/b0", "new"),
-          ("c", tiny_1d(**{"train.vmap_runs": True, "model.hidden": 8}), 0, "/x/c0", "new"),  # other shapes
-          ("d", cfg, 1, "/x/d1", "skip")]
+  plan = [
+      ("a", cfg, 0, "/x/a0", "new"),
+      ("b", tiny_1d(**{"train.vmap_runs": True, "loss.real_target": 1.0}), 0, "/x/b0", "new"),
+      # other shapes
+      ("c", tiny_1d(**{"train.vmap_runs": True, "model.hidden": 8}), 0, "/x/c0", "new"),
+      ("d", cfg, 1, "/x/d1", "skip"),
+  ]
   groups = runner._groups(plan)  # pylint: disable=protected-access
   assert [[item[0] for item in g] for g in groups] == [["a", "b"], ["c"]]
   off = {"train.vmap_runs": False}
@@ -40,6 +58,7 @@ def test_sweep_groups_runs_that_differ_only_in_traced_values():
   assert len(runner._groups(no_vmap)) == 2  # pylint: disable=protected-access
 
 
+@pytest.mark.slow
 def test_vmapped_autoencoders_sharing_one_dataset_match_one_by_one(tmp_path):
   # Batched matmuls may sum in another order than single ones: for these models vmapped runs agree
   # with one-by-one runs to float rounding, not bit for bit (the 1-D GAN above is bit-identical),
@@ -47,16 +66,25 @@ def test_vmapped_autoencoders_sharing_one_dataset_match_one_by_one(tmp_path):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_ae  # pylint: disable=g-import-not-at-top
+
   exp = registry.get("ae_denoising_noise")
-  arms = [("noise25", tiny_ae(**{"data.noise_std": 0.25})), ("noise75", tiny_ae(**{"data.noise_std": 0.75, "seed": 1}))]
-  one_by_one = [runner.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
-                for a, c in arms]
-  together = runner.run_group(exp, [(a, c, str(tmp_path / "vmap" / a), False) for a, c in arms], "disabled",
-                              quiet=True)
+  arms = [
+      ("noise25", tiny_ae(**{"data.noise_std": 0.25})),
+      ("noise75", tiny_ae(**{"data.noise_std": 0.75, "seed": 1})),
+  ]
+  one_by_one = [
+      runner.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
+      for a, c in arms
+  ]
+  together = runner.run_group(
+      exp, [(a, c, str(tmp_path / "vmap" / a), False) for a, c in arms], "disabled", quiet=True
+  )
   for (arm, _), state, (vstate, _) in zip(arms, one_by_one, together):
     for a, b in zip(jax.tree.leaves(state), jax.tree.leaves(vstate)):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
-    seq, vm = _rows(tmp_path / "seq" / arm / "metrics.jsonl"), _rows(tmp_path / "vmap" / arm / "metrics.jsonl")
+    seq, vm = _rows(tmp_path / "seq" / arm / "metrics.jsonl"), _rows(
+        tmp_path / "vmap" / arm / "metrics.jsonl"
+    )
     assert [r["step"] for r in seq] == [r["step"] for r in vm]
     for r1, r2 in zip(seq, vm):
       for k in r1:

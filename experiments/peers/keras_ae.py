@@ -28,6 +28,7 @@ def main(argv=None) -> int:
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+
   tf.keras.utils.set_random_seed(args.seed)
   d = data_lib.load_images(args.data, args.data_dir, log=lambda s: None)
   x_train = d["train"]["x"].reshape(-1, 784).astype("float32") / 255.0
@@ -45,8 +46,16 @@ def main(argv=None) -> int:
   seconds = time.perf_counter() - t
   recon = ae.predict(noisy_test, verbose=0, batch_size=1000)
   mse = np.mean((recon - x_test) ** 2, axis=1)
-  out = {"framework": "keras", "data": args.data, "epochs": args.epochs, "noise": args.noise, "seed": args.seed,
-         "test_mse": float(mse.mean()), "test_psnr": float(np.mean(10 * np.log10(1 / mse))), "train_s": seconds}
+  out = {
+      "framework": "keras",
+      "data": args.data,
+      "epochs": args.epochs,
+      "noise": args.noise,
+      "seed": args.seed,
+      "test_mse": float(mse.mean()),
+      "test_psnr": float(np.mean(10 * np.log10(1 / mse))),
+      "train_s": seconds,
+  }
   print(json.dumps(out))
   return 0
 

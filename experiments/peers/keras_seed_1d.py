@@ -13,10 +13,15 @@ from tensorflow.keras import layers  # pylint: disable=g-import-not-at-top
 
 
 def build():
-  d = tf.keras.Sequential([layers.Input((1,)), layers.Dense(32, activation="relu"),
-                           layers.Dense(1, activation="sigmoid")])
+  d = tf.keras.Sequential([
+      layers.Input((1,)),
+      layers.Dense(32, activation="relu"),
+      layers.Dense(1, activation="sigmoid"),
+  ])
   d.compile(loss="binary_crossentropy", optimizer=tf.keras.optimizers.RMSprop(0.001))
-  g = tf.keras.Sequential([layers.Input((16,)), layers.Dense(32, activation="relu"), layers.Dense(1)])
+  g = tf.keras.Sequential(
+      [layers.Input((16,)), layers.Dense(32, activation="relu"), layers.Dense(1)]
+  )
   d.trainable = False
   z = layers.Input((16,))
   gan = tf.keras.Model(z, d(g(z)))
@@ -37,7 +42,7 @@ def run_epochs(epochs: int, seed: int = 0):
       bz = rng.uniform(-1, 1, size=(bx.shape[0], 16)).astype(np.float32)
       gz = g.predict(bz, verbose=0)
       target = np.zeros(bx.shape[0] * 2, np.float32)
-      target[:bx.shape[0]], target[bx.shape[0]:] = 0.9, 0.1
+      target[: bx.shape[0]], target[bx.shape[0] :] = 0.9, 0.1
       d.train_on_batch(np.concatenate([bx, gz]), target)
       gan.train_on_batch(bz, np.full(bx.shape[0], 0.9, np.float32))
 

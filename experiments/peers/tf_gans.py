@@ -14,30 +14,67 @@ def build(arch):
   """(G, D) Keras models as the seeds write them (D returns logits)."""
   if arch == "dcgan":
     g = tf.keras.Sequential([
-        layers.Input((100,)), layers.Dense(6272), layers.LeakyReLU(0.2), layers.BatchNormalization(),
-        layers.Reshape((7, 7, 128)), layers.UpSampling2D(), layers.Conv2D(64, 5, padding="same"),
-        layers.BatchNormalization(), layers.LeakyReLU(0.2), layers.UpSampling2D(),
-        layers.Conv2D(1, 5, padding="same", activation="tanh")])
+        layers.Input((100,)),
+        layers.Dense(6272),
+        layers.LeakyReLU(0.2),
+        layers.BatchNormalization(),
+        layers.Reshape((7, 7, 128)),
+        layers.UpSampling2D(),
+        layers.Conv2D(64, 5, padding="same"),
+        layers.BatchNormalization(),
+        layers.LeakyReLU(0.2),
+        layers.UpSampling2D(),
+        layers.Conv2D(1, 5, padding="same", activation="tanh"),
+    ])
     d = tf.keras.Sequential([
-        layers.Input((28, 28, 1)), layers.Conv2D(64, 5, strides=2, padding="same"), layers.LeakyReLU(0.2),
-        layers.Dropout(0.2), layers.Conv2D(128, 5, strides=2, padding="same"), layers.LeakyReLU(0.2),
-        layers.Dropout(0.3), layers.Flatten(), layers.Dense(1)])
+        layers.Input((28, 28, 1)),
+        layers.Conv2D(64, 5, strides=2, padding="same"),
+        layers.LeakyReLU(0.2),
+        layers.Dropout(0.2),
+        layers.Conv2D(128, 5, strides=2, padding="same"),
+        layers.LeakyReLU(0.2),
+        layers.Dropout(0.3),
+        layers.Flatten(),
+        layers.Dense(1),
+    ])
   elif arch == "dcgan_transpose":
     g = tf.keras.Sequential([
-        layers.Input((32,)), layers.Dense(3136), layers.BatchNormalization(momentum=0.9),
-        layers.LeakyReLU(0.3), layers.Reshape((7, 7, 64)), layers.Dropout(0.4), layers.UpSampling2D(),
-        layers.Conv2DTranspose(32, 5, padding="same"), layers.BatchNormalization(momentum=0.9),
-        layers.LeakyReLU(0.3), layers.UpSampling2D(), layers.Conv2DTranspose(16, 5, padding="same"),
-        layers.BatchNormalization(momentum=0.9), layers.LeakyReLU(0.3),
-        layers.Conv2D(1, 5, padding="same", activation="sigmoid")])
-    d = tf.keras.Sequential([layers.Input((28, 28, 1))] + [
-        l for f in (64, 128, 256) for l in (layers.Conv2D(f, 5, strides=2, padding="same", activation="relu"),
-                                            layers.Dropout(0.4))] + [layers.Flatten(), layers.Dense(1)])
+        layers.Input((32,)),
+        layers.Dense(3136),
+        layers.BatchNormalization(momentum=0.9),
+        layers.LeakyReLU(0.3),
+        layers.Reshape((7, 7, 64)),
+        layers.Dropout(0.4),
+        layers.UpSampling2D(),
+        layers.Conv2DTranspose(32, 5, padding="same"),
+        layers.BatchNormalization(momentum=0.9),
+        layers.LeakyReLU(0.3),
+        layers.UpSampling2D(),
+        layers.Conv2DTranspose(16, 5, padding="same"),
+        layers.BatchNormalization(momentum=0.9),
+        layers.LeakyReLU(0.3),
+        layers.Conv2D(1, 5, padding="same", activation="sigmoid"),
+    ])
+    d = tf.keras.Sequential(
+        [layers.Input((28, 28, 1))]
+        + [
+            l
+            for f in (64, 128, 256)
+            for l in (
+                layers.Conv2D(f, 5, strides=2, padding="same", activation="relu"),
+                layers.Dropout(0.4),
+            )
+        ]
+        + [layers.Flatten(), layers.Dense(1)]
+    )
   elif arch == "dcgan_atienza":
     g_layers = [layers.Input((100,)), layers.Dense(6272), layers.Reshape((7, 7, 128))]
     for f, s in ((128, 2), (64, 2), (32, 1), (1, 1)):
-      g_layers += [layers.BatchNormalization(), layers.Activation("relu"),
-                   layers.Conv2DTranspose(f, 5, strides=s, padding="same")]
+      g_layers += [
+          layers.BatchNormalization(),
+          layers.Activation("relu"),
+          layers.Conv2DTranspose(f, 5, strides=s, padding="same"),
+      ]
     g = tf.keras.Sequential(g_layers + [layers.Activation("sigmoid")])
     d_layers = [layers.Input((28, 28, 1))]
     for f, s in ((32, 2), (64, 2), (128, 2), (256, 1)):
@@ -46,11 +83,25 @@ def build(arch):
   elif arch == "mlp_gan":
     g_layers = [layers.Input((10,))]
     for w in (128, 256, 512, 1024):
-      g_layers += [layers.Dense(w), layers.BatchNormalization(momentum=0.9, epsilon=1e-5), layers.ReLU()]
-    g = tf.keras.Sequential(g_layers + [layers.Dense(784, activation="sigmoid"), layers.Reshape((28, 28, 1))])
-    d = tf.keras.Sequential([layers.Input((28, 28, 1)), layers.Flatten(), layers.Dense(512), layers.LeakyReLU(0.2),
-                             layers.Dense(256), layers.LeakyReLU(0.2), layers.Dense(128), layers.LeakyReLU(0.2),
-                             layers.Dense(1)])
+      g_layers += [
+          layers.Dense(w),
+          layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+          layers.ReLU(),
+      ]
+    g = tf.keras.Sequential(
+        g_layers + [layers.Dense(784, activation="sigmoid"), layers.Reshape((28, 28, 1))]
+    )
+    d = tf.keras.Sequential([
+        layers.Input((28, 28, 1)),
+        layers.Flatten(),
+        layers.Dense(512),
+        layers.LeakyReLU(0.2),
+        layers.Dense(256),
+        layers.LeakyReLU(0.2),
+        layers.Dense(128),
+        layers.LeakyReLU(0.2),
+        layers.Dense(1),
+    ])
   else:
     raise ValueError(arch)
   return g, d
@@ -59,8 +110,11 @@ def build(arch):
 def param_counts(arch):
   g, d = build(arch)
   stats = sum(int(tf.size(w)) for w in g.non_trainable_weights)
-  return (sum(int(tf.size(w)) for w in g.trainable_weights), stats,
-          sum(int(tf.size(w)) for w in d.trainable_weights))
+  return (
+      sum(int(tf.size(w)) for w in g.trainable_weights),
+      stats,
+      sum(int(tf.size(w)) for w in d.trainable_weights),
+  )
 
 
 def output_shape(arch, batch=2):
@@ -84,9 +138,13 @@ def make_step(arch, batch, lr=2e-4):
       fake = g(z, training=True)  # one G forward, shared by both updates
       with tf.GradientTape() as d_tape:
         d_loss = bce(labels, d(tf.concat([real, tf.stop_gradient(fake)], 0), training=True))
-      opt_d.apply_gradients(zip(d_tape.gradient(d_loss, d.trainable_variables), d.trainable_variables))
+      opt_d.apply_gradients(
+          zip(d_tape.gradient(d_loss, d.trainable_variables), d.trainable_variables)
+      )
       g_loss = bce(ones, d(fake, training=True))  # through the updated D
-    opt_g.apply_gradients(zip(g_tape.gradient(g_loss, g.trainable_variables), g.trainable_variables))
+    opt_g.apply_gradients(
+        zip(g_tape.gradient(g_loss, g.trainable_variables), g.trainable_variables)
+    )
     return d_loss, g_loss
 
   return step

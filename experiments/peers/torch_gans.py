@@ -9,6 +9,7 @@ LATENT = {"dcgan": 100, "dcgan_transpose": 32, "dcgan_atienza": 100, "mlp_gan": 
 
 
 class View(nn.Module):
+
   def __init__(self, *shape):
     super().__init__()
     self.shape = shape
@@ -24,29 +25,69 @@ def _bn2(c, momentum=0.01):  # Keras momentum 0.99 == PyTorch momentum 0.01
 def build(arch):
   """(G, D) for one of the seed architectures (D returns logits)."""
   if arch == "dcgan":
-    g = nn.Sequential(nn.Linear(100, 6272), nn.LeakyReLU(0.2), nn.BatchNorm1d(6272, momentum=0.01, eps=1e-3),
-                      View(128, 7, 7), nn.Upsample(scale_factor=2), nn.Conv2d(128, 64, 5, padding=2),
-                      _bn2(64), nn.LeakyReLU(0.2), nn.Upsample(scale_factor=2), nn.Conv2d(64, 1, 5, padding=2),
-                      nn.Tanh())
-    d = nn.Sequential(nn.Conv2d(1, 64, 5, 2, padding=2), nn.LeakyReLU(0.2), nn.Dropout(0.2),
-                      nn.Conv2d(64, 128, 5, 2, padding=2), nn.LeakyReLU(0.2), nn.Dropout(0.3),
-                      nn.Flatten(), nn.Linear(6272, 1))
+    g = nn.Sequential(
+        nn.Linear(100, 6272),
+        nn.LeakyReLU(0.2),
+        nn.BatchNorm1d(6272, momentum=0.01, eps=1e-3),
+        View(128, 7, 7),
+        nn.Upsample(scale_factor=2),
+        nn.Conv2d(128, 64, 5, padding=2),
+        _bn2(64),
+        nn.LeakyReLU(0.2),
+        nn.Upsample(scale_factor=2),
+        nn.Conv2d(64, 1, 5, padding=2),
+        nn.Tanh(),
+    )
+    d = nn.Sequential(
+        nn.Conv2d(1, 64, 5, 2, padding=2),
+        nn.LeakyReLU(0.2),
+        nn.Dropout(0.2),
+        nn.Conv2d(64, 128, 5, 2, padding=2),
+        nn.LeakyReLU(0.2),
+        nn.Dropout(0.3),
+        nn.Flatten(),
+        nn.Linear(6272, 1),
+    )
   elif arch == "dcgan_transpose":
-    g = nn.Sequential(nn.Linear(32, 3136), nn.BatchNorm1d(3136, momentum=0.1, eps=1e-3), nn.LeakyReLU(0.3),
-                      View(64, 7, 7), nn.Dropout(0.4), nn.Upsample(scale_factor=2),
-                      nn.ConvTranspose2d(64, 32, 5, padding=2), _bn2(32, 0.1), nn.LeakyReLU(0.3),
-                      nn.Upsample(scale_factor=2), nn.ConvTranspose2d(32, 16, 5, padding=2), _bn2(16, 0.1),
-                      nn.LeakyReLU(0.3), nn.Conv2d(16, 1, 5, padding=2), nn.Sigmoid())
-    d = nn.Sequential(nn.Conv2d(1, 64, 5, 2, padding=2), nn.ReLU(), nn.Dropout(0.4),
-                      nn.Conv2d(64, 128, 5, 2, padding=2), nn.ReLU(), nn.Dropout(0.4),
-                      nn.Conv2d(128, 256, 5, 2, padding=2), nn.ReLU(), nn.Dropout(0.4),
-                      nn.Flatten(), nn.Linear(4096, 1))
+    g = nn.Sequential(
+        nn.Linear(32, 3136),
+        nn.BatchNorm1d(3136, momentum=0.1, eps=1e-3),
+        nn.LeakyReLU(0.3),
+        View(64, 7, 7),
+        nn.Dropout(0.4),
+        nn.Upsample(scale_factor=2),
+        nn.ConvTranspose2d(64, 32, 5, padding=2),
+        _bn2(32, 0.1),
+        nn.LeakyReLU(0.3),
+        nn.Upsample(scale_factor=2),
+        nn.ConvTranspose2d(32, 16, 5, padding=2),
+        _bn2(16, 0.1),
+        nn.LeakyReLU(0.3),
+        nn.Conv2d(16, 1, 5, padding=2),
+        nn.Sigmoid(),
+    )
+    d = nn.Sequential(
+        nn.Conv2d(1, 64, 5, 2, padding=2),
+        nn.ReLU(),
+        nn.Dropout(0.4),
+        nn.Conv2d(64, 128, 5, 2, padding=2),
+        nn.ReLU(),
+        nn.Dropout(0.4),
+        nn.Conv2d(128, 256, 5, 2, padding=2),
+        nn.ReLU(),
+        nn.Dropout(0.4),
+        nn.Flatten(),
+        nn.Linear(4096, 1),
+    )
   elif arch == "dcgan_atienza":
     layers = [nn.Linear(100, 6272), View(128, 7, 7)]
     cin = 128
     for cout, stride in ((128, 2), (64, 2), (32, 1), (1, 1)):
-      layers += [_bn2(cin), nn.ReLU(),
-                 nn.ConvTranspose2d(cin, cout, 5, stride, padding=2, output_padding=stride - 1)]
+      layers += [
+          _bn2(cin),
+          nn.ReLU(),
+          nn.ConvTranspose2d(cin, cout, 5, stride, padding=2, output_padding=stride - 1),
+      ]
       cin = cout
     g = nn.Sequential(*layers, nn.Sigmoid())
     layers, cin = [], 1
@@ -60,8 +101,16 @@ def build(arch):
       layers += [nn.Linear(cin, width), nn.BatchNorm1d(width), nn.ReLU()]
       cin = width
     g = nn.Sequential(*layers, nn.Linear(1024, 784), nn.Sigmoid(), View(1, 28, 28))
-    d = nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.LeakyReLU(0.2), nn.Linear(512, 256),
-                      nn.LeakyReLU(0.2), nn.Linear(256, 128), nn.LeakyReLU(0.2), nn.Linear(128, 1))
+    d = nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(784, 512),
+        nn.LeakyReLU(0.2),
+        nn.Linear(512, 256),
+        nn.LeakyReLU(0.2),
+        nn.Linear(256, 128),
+        nn.LeakyReLU(0.2),
+        nn.Linear(128, 1),
+    )
   else:
     raise ValueError(arch)
   return g, d

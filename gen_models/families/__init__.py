@@ -15,7 +15,9 @@ from gen_models.families import autoencoder
 from gen_models.families import gan1d
 from gen_models.families import image_gan
 from gen_models.families import vae
-from gen_models.families.base import Family, describe, eval_key, first_seed_files  # pylint: disable=unused-import (re-exported)
+
+# pylint: disable-next=unused-import
+from gen_models.families.base import Family, describe, eval_key, first_seed_files
 
 FAMILIES = {f.name: f for f in (gan1d.FAMILY, image_gan.FAMILY, autoencoder.FAMILY, vae.FAMILY)}
 
@@ -44,7 +46,9 @@ def validate(cfg):
   for key, allowed in registry_choices().items():
     value = config_lib.get(cfg, key)
     if value not in allowed:
-      raise ConfigError(f"Bad value for '{key}': {config_lib.short(value)}. Allowed: {', '.join(allowed)}.")
+      raise ConfigError(
+          f"Bad value for '{key}': {config_lib.short(value)}. Allowed: {', '.join(allowed)}."
+      )
   config_lib.validate(cfg)
   of(cfg).validate(cfg)
   return cfg

@@ -20,11 +20,15 @@ class Family:
   name: str
   make_task: Callable  # (cfg, data, key, run_dir=None) -> loop.Task
   step: Callable  # cfg -> the step function (a cached object: equal steps share a compiled program)
-  traced_keys: Callable  # cfg -> config keys that are traced values of the step (arms differing only in them vmap together)
+  # cfg -> config keys that are traced values of the step (arms differing only in them vmap
+  # together)
+  traced_keys: Callable
   validate: Callable  # cfg -> None; raises config.ConfigError for what only this family knows
   evaluate_saved: Callable  # (cfg, state, data, key) -> metrics of a restored state
-  artifacts: Callable  # (cfg, state, data, rows, run_dir, key, title) -> paths of a finished run's figures
-  extractor_info: Callable  # (cfg, data) -> the feature-extractor ensemble that scores its images, or None
+  # (cfg, state, data, rows, run_dir, key, title) -> paths of a finished run's figures
+  artifacts: Callable
+  # (cfg, data) -> the feature-extractor ensemble that scores its images, or None
+  extractor_info: Callable
   needs_test: Callable  # cfg -> whether its evaluation needs the dataset's test split
   scores_images: Callable  # cfg -> whether its evaluation uses the classifier ensemble
   # Report: columns [(metric, label, lower is better? / None)] for the arms' configs, the metrics
@@ -37,7 +41,8 @@ class Family:
   sweep_figures: Callable  # (exp_dir, summary, curves, arm_cfgs) -> {name: path}
   sample: Optional[Callable] = None  # (cfg, state, key, n) -> uint8 images (n, 28, 28)
   cannot_sample: str = ""  # why `sample` is None, for the CLI's error
-  generator_of: Optional[Callable] = None  # state -> the TrainState images are drawn from (EMA when on)
+  # state -> the TrainState images are drawn from (EMA when on)
+  generator_of: Optional[Callable] = None
   floors: tuple = ()  # the <metric>_floor names its notes may use (gen_models.notes)
 
 
@@ -70,14 +75,27 @@ def first_seed_files(exp_dir, summary, arm_cfgs, *names):
 def refuse_denoising(cfg):
   """Input noise (data.noise_std) is for the denoising autoencoders only."""
   if cfg.data.noise_std > 0:
-    raise ConfigError("'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
-                      f"not to model.arch={cfg.model.arch}. Set data.noise_std=0.")
+    raise ConfigError(
+        "'data.noise_std' (denoising) applies to the autoencoders ae_dense and ae_conv, "
+        f"not to model.arch={cfg.model.arch}. Set data.noise_std=0."
+    )
 
 
 # Options only the GANs read: on another family a non-default value would train bit-identically
 # to a plain run while config.json records it.
-GAN_KEYS = ("loss.generator", "loss.real_target", "loss.fake_target", "loss.gen_target", "loss.n_critic",
-            "loss.gp_weight", "loss.r1_gamma", "train.g_ema", "model.spectral_norm", "optim.d_lr", "optim.d_decay")
+GAN_KEYS = (
+    "loss.generator",
+    "loss.real_target",
+    "loss.fake_target",
+    "loss.gen_target",
+    "loss.n_critic",
+    "loss.gp_weight",
+    "loss.r1_gamma",
+    "train.g_ema",
+    "model.spectral_norm",
+    "optim.d_lr",
+    "optim.d_decay",
+)
 
 
 def refuse_unused(cfg, family: str, keys, why: str = "") -> None:
@@ -87,9 +105,12 @@ def refuse_unused(cfg, family: str, keys, why: str = "") -> None:
   if bad:
     given = ", ".join(f"{k}={config_lib.short(config_lib.get(cfg, k))}" for k in bad)
     defaults = ", ".join(f"{k}={config_lib.get(default, k)}" for k in bad)
-    raise ConfigError(f"{given}: the {family} family (model.arch={cfg.model.arch}) does not use "
-                      f"{'this option' if len(bad) == 1 else 'these options'}{why}, so the run would train exactly "
-                      f"like one without {'it' if len(bad) == 1 else 'them'}. Remove it (the default is {defaults}).")
+    raise ConfigError(
+        f"{given}: the {family} family (model.arch={cfg.model.arch}) does not use"
+        f" {'this option' if len(bad) == 1 else 'these options'}{why}, so the run would train"
+        f" exactly like one without {'it' if len(bad) == 1 else 'them'}. Remove it (the default is"
+        f" {defaults})."
+    )
 
 
 def eval_key(key):

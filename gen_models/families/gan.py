@@ -40,26 +40,43 @@ def hparams(cfg) -> dict:
 
 
 def traced_keys(cfg) -> tuple:
-  keys = gan_losses.traced_keys(loss_of(cfg).hparams) + tuple(k for keys, _ in OPTION_HPARAMS.values() for k in keys)
+  keys = gan_losses.traced_keys(loss_of(cfg).hparams) + tuple(
+      k for keys, _ in OPTION_HPARAMS.values() for k in keys
+  )
   return ("seed",) + keys + state_lib.TRACED_KEYS
 
 
 def validate_loss(cfg):
   """Options that only some losses or architectures support."""
   from gen_models import models  # pylint: disable=g-import-not-at-top
+
   loss, l = loss_of(cfg), cfg.loss
   if not loss.smoothing and (l.real_target, l.fake_target, l.gen_target) != (1.0, 0.0, None):
-    raise ConfigError(f"loss.generator={l.generator} has no label targets: leave loss.real_target=1, "
-                      "loss.fake_target=0 and loss.gen_target=none (label smoothing applies to ns, minimax and lsgan).")
+    raise ConfigError(
+        f"loss.generator={l.generator} has no label targets: leave loss.real_target=1,"
+        " loss.fake_target=0 and loss.gen_target=none (label smoothing applies to ns, minimax and"
+        " lsgan)."
+    )
   if cfg.model.spectral_norm and not models.arch(cfg.model.arch).spectral_norm:
     supported = [a.name for a in models.ARCHS.values() if a.spectral_norm]
-    raise ConfigError(f"model.spectral_norm is not implemented for model.arch={cfg.model.arch}; "
-                      f"it is for {', '.join(supported)}.")
-  refuse_unused(cfg, "GAN", ("loss.recon", "loss.beta", "data.noise"), " (autoencoder and VAE options)")
+    raise ConfigError(
+        f"model.spectral_norm is not implemented for model.arch={cfg.model.arch}; "
+        f"it is for {', '.join(supported)}."
+    )
+  refuse_unused(
+      cfg, "GAN", ("loss.recon", "loss.beta", "data.noise"), " (autoencoder and VAE options)"
+  )
   if loss.penalty is None:
-    refuse_unused(cfg, "GAN", ("loss.gp_weight",), f" with loss.generator={l.generator} (only wgan_gp has a gradient penalty)")
+    refuse_unused(
+        cfg,
+        "GAN",
+        ("loss.gp_weight",),
+        f" with loss.generator={l.generator} (only wgan_gp has a gradient penalty)",
+    )
   if n_critic(cfg) > 1 and cfg.data.sampling == "sequential":
-    raise ConfigError("loss.n_critic > 1 draws n_critic minibatches per step, which needs data.sampling=random.")
+    raise ConfigError(
+        "loss.n_critic > 1 draws n_critic minibatches per step, which needs data.sampling=random."
+    )
 
 
 def batch_spec(cfg, num_examples: int):
@@ -75,8 +92,12 @@ def differentiates_d_twice(cfg) -> bool:
 
 
 def init_fn(cfg, data_shape):
-  return functools.partial(state_lib.create_gan_state, cfg, data_shape=tuple(data_shape),
-                           d_twice_differentiated=differentiates_d_twice(cfg))
+  return functools.partial(
+      state_lib.create_gan_state,
+      cfg,
+      data_shape=tuple(data_shape),
+      d_twice_differentiated=differentiates_d_twice(cfg),
+  )
 
 
 def generator_of(state):

@@ -22,14 +22,20 @@ MIN_EVAL_SAMPLES, MIN_KL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_1D, config_lib.MI
 def validate(cfg):
   e = cfg.eval
   if cfg.data.name != "gaussian1d":
-    raise ConfigError(f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: "
-                      f"{cfg.model.arch} is the 1-D GAN and needs data.name=gaussian1d.")
+    raise ConfigError(
+        f"model.arch={cfg.model.arch} does not fit data.name={cfg.data.name}: "
+        f"{cfg.model.arch} is the 1-D GAN and needs data.name=gaussian1d."
+    )
   if e.num_samples < MIN_EVAL_SAMPLES:
-    raise ConfigError(f"'eval.num_samples'={e.num_samples} is too few for the 1-D GAN's metrics (W1, KS, "
-                      f"moments): use at least {MIN_EVAL_SAMPLES} (the default is 100000).")
+    raise ConfigError(
+        f"'eval.num_samples'={e.num_samples} is too few for the 1-D GAN's metrics (W1, KS, "
+        f"moments): use at least {MIN_EVAL_SAMPLES} (the default is 100000)."
+    )
   if e.kl_samples < MIN_KL_SAMPLES:
-    raise ConfigError(f"'eval.kl_samples'={e.kl_samples} is too few for the seed's 100-bin histogram KL: "
-                      f"use at least {MIN_KL_SAMPLES} (the seed uses 1000).")
+    raise ConfigError(
+        f"'eval.kl_samples'={e.kl_samples} is too few for the seed's 100-bin histogram KL: "
+        f"use at least {MIN_KL_SAMPLES} (the seed uses 1000)."
+    )
   refuse_denoising(cfg)
   if cfg.train.g_ema > 0:
     raise ConfigError("train.g_ema is implemented for the image GANs only.")
@@ -52,12 +58,21 @@ def eval_fn(cfg, real, key):
   def evaluate(state, step):
     del step
     if not cache:
-      cache["small"] = gan._latent(jax.random.fold_in(key, 0), (cfg.eval.kl_samples, m.latent_dim), m.noise)  # pylint: disable=protected-access
-      cache["large"] = gan._latent(jax.random.fold_in(key, 1), (cfg.eval.num_samples, m.latent_dim), m.noise)  # pylint: disable=protected-access
+      # pylint: disable-next=protected-access
+      cache["small"] = gan._latent(
+          jax.random.fold_in(key, 0), (cfg.eval.kl_samples, m.latent_dim), m.noise
+      )
+      # pylint: disable-next=protected-access
+      cache["large"] = gan._latent(
+          jax.random.fold_in(key, 1), (cfg.eval.num_samples, m.latent_dim), m.noise
+      )
       # The training sample itself is only 1000 draws: a G that reproduced it exactly would
       # still be this far from N(0,1).
-      cache["real"] = {"w1_real": distribution.w1_to_normal(real),
-                       "ks_real": distribution.ks_to_normal(real), **floors(cfg)}
+      cache["real"] = {
+          "w1_real": distribution.w1_to_normal(real),
+          "ks_real": distribution.ks_to_normal(real),
+          **floors(cfg),
+      }
     g = gan.generator_of(state)
     small, large = gan.apply_g(g, cache["small"]), gan.apply_g(g, cache["large"])
     out = distribution.evaluate(real, np.asarray(small), np.asarray(large))
@@ -70,10 +85,15 @@ def eval_fn(cfg, real, key):
 def make_task(cfg, data, key, run_dir=None):
   del run_dir
   train_x = data["train"]["x"]
-  return loop.Task(init=gan.init_fn(cfg, train_x.shape[1:]), step=gan.step(cfg),
-                   spec=gan.batch_spec(cfg, train_x.shape[0]), hparams=gan.hparams(cfg),
-                   evaluate=eval_fn(cfg, train_x, eval_key(key)),
-                   examples_per_step=cfg.train.batch_size, unit="ex")
+  return loop.Task(
+      init=gan.init_fn(cfg, train_x.shape[1:]),
+      step=gan.step(cfg),
+      spec=gan.batch_spec(cfg, train_x.shape[0]),
+      hparams=gan.hparams(cfg),
+      evaluate=eval_fn(cfg, train_x, eval_key(key)),
+      examples_per_step=cfg.train.batch_size,
+      unit="ex",
+  )
 
 
 def evaluate_saved(cfg, state, data, key):
@@ -83,33 +103,64 @@ def evaluate_saved(cfg, state, data, key):
 def artifacts(cfg, state, data, rows, run_dir, key, title):
   sample_dir = os.path.join(run_dir, "samples")
   m = cfg.model
-  fake = np.asarray(gan.generate(gan.generator_of(state), jax.random.fold_in(eval_key(key), 1),
-                                 n=cfg.eval.num_samples, latent_dim=m.latent_dim, noise=m.noise))
+  fake = np.asarray(
+      gan.generate(
+          gan.generator_of(state),
+          jax.random.fold_in(eval_key(key), 1),
+          n=cfg.eval.num_samples,
+          latent_dim=m.latent_dim,
+          noise=m.noise,
+      )
+  )
   os.makedirs(sample_dir, exist_ok=True)
   np.save(os.path.join(sample_dir, "generated.npy"), fake[:20000, 0])  # for the sweep report
-  return [plots.density_1d(data["train"]["x"], fake, os.path.join(sample_dir, "density.png"), title),
-          plots.training_curves(rows, os.path.join(sample_dir, "curves.png"), [
+  return [
+      plots.density_1d(data["train"]["x"], fake, os.path.join(sample_dir, "density.png"), title),
+      plots.training_curves(
+          rows,
+          os.path.join(sample_dir, "curves.png"),
+          [
               ("losses", ["train/d_loss", "train/g_loss"], False),
               *[(t, keys, False) for t, keys in gan.loss_of(cfg).curves[:1]],
               ("histogram KL (1000 vs 1000)", ["eval/kl", "eval/kl_floor"], False),
-              ("W1 / KS to N(0,1)", ["eval/w1", "eval/ks", "eval/w1_floor"], True)], title)]
+              ("W1 / KS to N(0,1)", ["eval/w1", "eval/ks", "eval/w1_floor"], True),
+          ],
+          title,
+      ),
+  ]
 
 
-TABLE = [("w1", "W1 to N(0,1)", True), ("ks", "KS to N(0,1)", True),
-         ("kl", "hist. KL (seed)", True), ("mean", "mean", None), ("std", "std", None),
-         ("skew", "skew", None), ("kurtosis", "excess kurtosis", None),
-         ("d_loss", "D loss", None), ("g_loss", "G loss", None)]
+TABLE = [
+    ("w1", "W1 to N(0,1)", True),
+    ("ks", "KS to N(0,1)", True),
+    ("kl", "hist. KL (seed)", True),
+    ("mean", "mean", None),
+    ("std", "std", None),
+    ("skew", "skew", None),
+    ("kurtosis", "excess kurtosis", None),
+    ("d_loss", "D loss", None),
+    ("g_loss", "G loss", None),
+]
 TARGETS = {"mean": 0.0, "std": 1.0, "skew": 0.0, "kurtosis": 0.0}
 FLOOR_KEYS = {k: names.floor(k) for k in ("w1", "ks", "kl")}
 
 NOTES = """\
-- **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,} generated samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws score, median of 20 draws): {w1_floor:.4f}.
-- **KS to N(0,1)**: Kolmogorov-Smirnov statistic of the same {n:,} samples against N(0,1). Floor: {ks_floor:.4f}.
-- **hist. KL (seed)**: the seed's metric, KL(real || fake) on 100 histogram bins taken from the 1000 real samples, with {k:,} generated samples. Two independent draws of N(0,1) already score **{kl_floor:.3f}** (median of 200 pairs), so values near that floor cannot tell a good generator from a perfect one; use W1 and KS to rank arms.
-- *the real training samples*: W1 and KS of each run's 1000 real training samples to N(0,1) (mean over runs). The GAN only ever sees these 1000 points, so a generator that reproduced them exactly would score about this; W1 well below it would mean smoothing beyond the data.
+- **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,}
+  generated samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws
+  score, median of 20 draws): {w1_floor:.4f}.
+- **KS to N(0,1)**: Kolmogorov-Smirnov statistic of the same {n:,} samples against N(0,1). Floor:
+  {ks_floor:.4f}.
+- **hist. KL (seed)**: the seed's metric, KL(real || fake) on 100 histogram bins taken from the 1000
+  real samples, with {k:,} generated samples. Two independent draws of N(0,1) already score
+  **{kl_floor:.3f}** (median of 200 pairs), so values near that floor cannot tell a good generator
+  from a perfect one; use W1 and KS to rank arms.
+- *the real training samples*: W1 and KS of each run's 1000 real training samples to N(0,1) (mean
+  over runs). The GAN only ever sees these 1000 points, so a generator that reproduced them exactly
+  would score about this; W1 well below it would mean smoothing beyond the data.
 - mean / std / skew / excess kurtosis of the {n:,} generated samples (N(0,1): 0 / 1 / 0 / 0).
 - D loss / G loss: means over the last {log} training steps.
-- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean only where the paired verdicts below back it.
+- ± is the sample standard deviation over seeds; **bold** marks the best arm's mean only where the
+  paired verdicts below back it.
 """
 
 
@@ -121,7 +172,11 @@ def notes(cfgs, summary):
 def extra_rows(summary, cols):
   real = ["*the real training samples*", "-"]
   for key, _, _ in cols:
-    vals = [a["metrics"][names.real(key)]["mean"] for a in summary["arms"] if names.real(key) in a["metrics"]]
+    vals = [
+        a["metrics"][names.real(key)]["mean"]
+        for a in summary["arms"]
+        if names.real(key) in a["metrics"]
+    ]
     real.append(f"*{np.mean(vals):.4f}*" if vals else "")
   rows = [real]
   floors_ = summary.get("floors") or {}
@@ -139,27 +194,56 @@ def extra_rows(summary, cols):
 def sweep_figures(exp_dir, summary, curves, arm_cfgs):
   floors_ = summary["floors"]
   out = {}
-  out["curves"] = plots.sweep_curves(curves, [
-      ("W1 to N(0,1) (100k samples)", "eval/w1", True),
-      ("histogram KL, seed metric (1000 vs 1000)", "eval/kl", False),
-      ("D loss", "train/d_loss", False), ("G loss", "train/g_loss", False)],
-      os.path.join(exp_dir, "curves.png"), summary["experiment"] + ": mean over seeds, bands = ±1 std (dark) and min-max (light)",
-      floors={"eval/w1": floors_.get("w1_floor"), "eval/kl": floors_.get("kl_floor")})
-  out["final"] = plots.final_bars(summary["arms"], ["w1", "ks", "kl"], os.path.join(exp_dir, "final.png"),
-                                  "final metrics (bars: mean, dots: seeds, whiskers: std)",
-                                  floors={k: floors_.get(v) for k, v in FLOOR_KEYS.items()})
-  panels = [(f"{arm} (seed {seed})", data_lib.gaussian1d(seed, cfg.data.num_real), np.load(path))
-            for arm, cfg, seed, path in first_seed_files(exp_dir, summary, arm_cfgs, "generated.npy")]
+  out["curves"] = plots.sweep_curves(
+      curves,
+      [
+          ("W1 to N(0,1) (100k samples)", "eval/w1", True),
+          ("histogram KL, seed metric (1000 vs 1000)", "eval/kl", False),
+          ("D loss", "train/d_loss", False),
+          ("G loss", "train/g_loss", False),
+      ],
+      os.path.join(exp_dir, "curves.png"),
+      summary["experiment"] + ": mean over seeds, bands = ±1 std (dark) and min-max (light)",
+      floors={"eval/w1": floors_.get("w1_floor"), "eval/kl": floors_.get("kl_floor")},
+  )
+  out["final"] = plots.final_bars(
+      summary["arms"],
+      ["w1", "ks", "kl"],
+      os.path.join(exp_dir, "final.png"),
+      "final metrics (bars: mean, dots: seeds, whiskers: std)",
+      floors={k: floors_.get(v) for k, v in FLOOR_KEYS.items()},
+  )
+  panels = [
+      (f"{arm} (seed {seed})", data_lib.gaussian1d(seed, cfg.data.num_real), np.load(path))
+      for arm, cfg, seed, path in first_seed_files(exp_dir, summary, arm_cfgs, "generated.npy")
+  ]
   if panels:
-    out["densities"] = plots.density_grid(panels, os.path.join(exp_dir, "densities.png"),
-                                          "real (1000 samples) vs generated (20,000 samples)")
+    out["densities"] = plots.density_grid(
+        panels,
+        os.path.join(exp_dir, "densities.png"),
+        "real (1000 samples) vs generated (20,000 samples)",
+    )
   return out
 
 
 FAMILY = Family(
-    floors=tuple(FLOOR_KEYS.values()), name="gan1d", make_task=make_task, step=gan.step, traced_keys=gan.traced_keys, validate=validate,
-    evaluate_saved=evaluate_saved, artifacts=artifacts, extractor_info=lambda cfg, data: None,
-    needs_test=lambda cfg: False, scores_images=lambda cfg: False,
-    table=lambda cfgs: TABLE, verdict_metrics={"w1": True, "ks": True}, rank_by="w1", notes=notes,
-    extra_rows=extra_rows, sweep_figures=sweep_figures,
-    cannot_sample="it is a 1-D GAN: it generates numbers, not images", generator_of=gan.generator_of)
+    floors=tuple(FLOOR_KEYS.values()),
+    name="gan1d",
+    make_task=make_task,
+    step=gan.step,
+    traced_keys=gan.traced_keys,
+    validate=validate,
+    evaluate_saved=evaluate_saved,
+    artifacts=artifacts,
+    extractor_info=lambda cfg, data: None,
+    needs_test=lambda cfg: False,
+    scores_images=lambda cfg: False,
+    table=lambda cfgs: TABLE,
+    verdict_metrics={"w1": True, "ks": True},
+    rank_by="w1",
+    notes=notes,
+    extra_rows=extra_rows,
+    sweep_figures=sweep_figures,
+    cannot_sample="it is a 1-D GAN: it generates numbers, not images",
+    generator_of=gan.generator_of,
+)

@@ -22,17 +22,25 @@ GRID_SAMPLES = 64  # fixed-noise samples drawn at every evaluation
 def validate_images(cfg):
   """What every family trained on images checks (the VAE's too)."""
   from gen_models import models  # pylint: disable=g-import-not-at-top
+
   if cfg.data.name == "gaussian1d":
-    raise ConfigError(f"model.arch={cfg.model.arch} does not fit data.name=gaussian1d: the image models "
-                      "need mnist, fashion_mnist or synthetic (mlp1d is the 1-D GAN).")
+    raise ConfigError(
+        f"model.arch={cfg.model.arch} does not fit data.name=gaussian1d: the image models "
+        "need mnist, fashion_mnist or synthetic (mlp1d is the 1-D GAN)."
+    )
   if 0 < cfg.eval.num_samples < MIN_EVAL_SAMPLES:
-    raise ConfigError(f"'eval.num_samples'={cfg.eval.num_samples} is too few for the image metrics: use at least "
-                      f"{MIN_EVAL_SAMPLES} (FID's 128-d feature covariance needs more samples than "
-                      "dimensions; the default is 10000), or 0 for no sample-based metrics.")
+    raise ConfigError(
+        f"'eval.num_samples'={cfg.eval.num_samples} is too few for the image metrics: use at least "
+        f"{MIN_EVAL_SAMPLES} (FID's 128-d feature covariance needs more samples than "
+        "dimensions; the default is 10000), or 0 for no sample-based metrics."
+    )
   want = models.arch(cfg.model.arch).output_range
   if want and cfg.data.range != want:
-    raise ConfigError(f"model.arch={cfg.model.arch} outputs {'[-1, 1] (tanh)' if want == 'tanh' else '[0, 1] (sigmoid)'}, "
-                      f"so data.range must be {want}, not {cfg.data.range}.")
+    raise ConfigError(
+        f"model.arch={cfg.model.arch} outputs"
+        f" {'[-1, 1] (tanh)' if want == 'tanh' else '[0, 1] (sigmoid)'}, so data.range must be"
+        f" {want}, not {cfg.data.range}."
+    )
 
 
 def validate(cfg):
@@ -44,7 +52,9 @@ def validate(cfg):
 def fixed_samples(cfg, g, key, n=GRID_SAMPLES):
   """G's images for the run's fixed evaluation noise, as uint8 (n, 28, 28)."""
   m = cfg.model
-  images = gan.generate(g, jax.random.fold_in(eval_key(key), 2), n=n, latent_dim=m.latent_dim, noise=m.noise)
+  images = gan.generate(
+      g, jax.random.fold_in(eval_key(key), 2), n=n, latent_dim=m.latent_dim, noise=m.noise
+  )
   return plots.to_uint8(images, cfg.data.range)
 
 
@@ -53,7 +63,9 @@ def generate_u8(cfg, g, key, n: int, batch: int = 500) -> np.ndarray:
   m = cfg.model
   out = []
   for i in range(0, n, batch):
-    images = gan.generate(g, jax.random.fold_in(key, i), n=batch, latent_dim=m.latent_dim, noise=m.noise)
+    images = gan.generate(
+        g, jax.random.fold_in(key, i), n=batch, latent_dim=m.latent_dim, noise=m.noise
+    )
     out.append(plots.to_uint8(images, cfg.data.range))
   return np.concatenate(out)[:n]
 
@@ -63,6 +75,7 @@ def image_metrics(cfg, data, images_u8, log=print) -> dict:
   of the dataset's ensemble (<name>_e<k>) and their mean (<name>), with the real-data floors
   (the same metrics between as many training and test images) as <name>_floor."""
   from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+
   return features.get(cfg.data.name, data, log).metrics(images_u8)
 
 
@@ -71,6 +84,7 @@ def extractor_info(cfg, data):
   if cfg.eval.num_samples == 0:
     return None
   from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+
   return features.get(cfg.data.name, data, lambda s: None).info()
 
 
@@ -85,22 +99,31 @@ def _evaluate(cfg, run_dir, key, data, state, step):
     metrics = image_metrics(cfg, data, images)
     metrics.pop("class_hist")
     out.update(metrics)
-    out["_label"] = f"(mean of {metrics['extractors']} extractors {extractor_info(cfg, data)['ident']})"
+    out["_label"] = (
+        f"(mean of {metrics['extractors']} extractors {extractor_info(cfg, data)['ident']})"
+    )
   return out
 
 
 def make_task(cfg, data, key, run_dir=None):
   train_x = data["train"]["x"]
-  return loop.Task(init=gan.init_fn(cfg, train_x.shape[1:]), step=gan.step(cfg),
-                   spec=gan.batch_spec(cfg, train_x.shape[0]), hparams=gan.hparams(cfg),
-                   evaluate=functools.partial(_evaluate, cfg, run_dir, key, data),
-                   examples_per_step=cfg.train.batch_size, unit="img")
+  return loop.Task(
+      init=gan.init_fn(cfg, train_x.shape[1:]),
+      step=gan.step(cfg),
+      spec=gan.batch_spec(cfg, train_x.shape[0]),
+      hparams=gan.hparams(cfg),
+      evaluate=functools.partial(_evaluate, cfg, run_dir, key, data),
+      examples_per_step=cfg.train.batch_size,
+      unit="img",
+  )
 
 
 def evaluate_saved(cfg, state, data, key):
   if cfg.eval.num_samples == 0:
     return {}
-  images = generate_u8(cfg, gan.generator_of(state), jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
+  images = generate_u8(
+      cfg, gan.generator_of(state), jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples
+  )
   return image_metrics(cfg, data, images, log=lambda s: None)
 
 
@@ -115,6 +138,7 @@ def latent_walk(cfg, g, n=12):
     axis = np.linspace(-1.0, 1.0, n)
   else:
     from scipy import special  # pylint: disable=g-import-not-at-top
+
     axis = special.ndtri(np.linspace(0.025, 0.975, n))
   z = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2).astype(np.float32)
   return plots.to_uint8(gan.apply_g(g, z), cfg.data.range)
@@ -122,39 +146,70 @@ def latent_walk(cfg, g, n=12):
 
 def artifacts(cfg, state, data, rows, run_dir, key, title):
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   sample_dir = os.path.join(run_dir, "samples")
   g = gan.generator_of(state)
   out = [plots.save_grid(fixed_samples(cfg, g, key), os.path.join(sample_dir, "final.png"))]
-  steps_png = sorted(f for f in os.listdir(sample_dir) if f.startswith("step_") and f.endswith(".png"))
+  steps_png = sorted(
+      f for f in os.listdir(sample_dir) if f.startswith("step_") and f.endswith(".png")
+  )
   if steps_png:
     frames = [np.asarray(Image.open(os.path.join(sample_dir, f))) for f in steps_png]
     plots.save_gif(frames, os.path.join(sample_dir, "progress.gif"))
-    pick = np.unique(np.linspace(0, len(steps_png) - 1, min(len(steps_png), 10)).round().astype(int))
-    out.append(plots.progress_strip(
-        [(int(steps_png[i][5:12]), frames[i]) for i in pick], os.path.join(sample_dir, "progress.png"),
-        title + ": the same 8 latent vectors over training"))
+    pick = np.unique(
+        np.linspace(0, len(steps_png) - 1, min(len(steps_png), 10)).round().astype(int)
+    )
+    out.append(
+        plots.progress_strip(
+            [(int(steps_png[i][5:12]), frames[i]) for i in pick],
+            os.path.join(sample_dir, "progress.png"),
+            title + ": the same 8 latent vectors over training",
+        )
+    )
   if cfg.model.latent_dim == 2:
-    out.append(plots.save_grid(latent_walk(cfg, g), os.path.join(sample_dir, "latent_walk.png"), cols=12))
+    out.append(
+        plots.save_grid(latent_walk(cfg, g), os.path.join(sample_dir, "latent_walk.png"), cols=12)
+    )
   if cfg.eval.num_samples > 0 and "test" in data:
     from gen_models.metrics import fid  # pylint: disable=g-import-not-at-top
     from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
+
     images = generate_u8(cfg, g, jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
     ensemble = features.get(cfg.data.name, data)
     probs, _ = ensemble.members[0](images)
     real_probs, _ = ensemble.real(0, min(len(images), len(data["test"]["x"])))
-    out.append(plots.class_histogram(fid.class_stats(probs)["class_hist"], fid.class_stats(real_probs)["class_hist"],
-                                     os.path.join(sample_dir, "classes.png"),
-                                     f"{title}: classes of {len(images):,} generated images"))
-  out.append(plots.training_curves(rows, os.path.join(sample_dir, "curves.png"), [
-      ("losses", ["train/d_loss", "train/g_loss"], False),
-      *[(t, keys, False) for t, keys in gan.loss_of(cfg).curves],
-      ("classifier FID", ["eval/fid", "eval/fid_floor"], True)], title))
+    out.append(
+        plots.class_histogram(
+            fid.class_stats(probs)["class_hist"],
+            fid.class_stats(real_probs)["class_hist"],
+            os.path.join(sample_dir, "classes.png"),
+            f"{title}: classes of {len(images):,} generated images",
+        )
+    )
+  out.append(
+      plots.training_curves(
+          rows,
+          os.path.join(sample_dir, "curves.png"),
+          [
+              ("losses", ["train/d_loss", "train/g_loss"], False),
+              *[(t, keys, False) for t, keys in gan.loss_of(cfg).curves],
+              ("classifier FID", ["eval/fid", "eval/fid_floor"], True),
+          ],
+          title,
+      )
+  )
   return out
 
 
-IMAGE_COLUMNS = [("fid", "FID (classifier)", True), ("kid", "KID", True), ("precision", "precision", False),
-                 ("recall", "recall", False), ("class_score", "class. score", False),
-                 ("classes_covered", "classes", False), ("class_kl", "KL(classes‖uniform)", True)]
+IMAGE_COLUMNS = [
+    ("fid", "FID (classifier)", True),
+    ("kid", "KID", True),
+    ("precision", "precision", False),
+    ("recall", "recall", False),
+    ("class_score", "class. score", False),
+    ("classes_covered", "classes", False),
+    ("class_kl", "KL(classes‖uniform)", True),
+]
 FLOOR_KEYS = {k: names.floor(k) for k, _, _ in IMAGE_COLUMNS}
 
 
@@ -164,17 +219,42 @@ def table(cfgs):
   d_cols = []
   for cfg in cfgs:
     d_cols += [c for c in gan.loss_of(cfg).columns if c not in d_cols]
-  return IMAGE_COLUMNS + [("d_loss", "D loss", None), ("g_loss", "G loss", None)] + [(k, l, None) for k, l in d_cols]
+  return (
+      IMAGE_COLUMNS
+      + [("d_loss", "D loss", None), ("g_loss", "G loss", None)]
+      + [(k, l, None) for k, l in d_cols]
+  )
 
 
 NOTES = """\
-- Rows are ranked by FID (best first). Image metrics use {n:,} generated images against the first {n:,} images of the test split, in the feature spaces of an ensemble of small LeNet classifiers trained on the same dataset (one recipe, different seeds): {extractors}. Each metric is computed under every extractor (`<metric>_e<k>` in summary.json, the per-extractor FID table below) and the table shows their mean. The *floor* row gives each metric between {n:,} real training images and the same test images: what real data scores.
-- **FID (classifier)**: Fréchet distance of a classifier's 128-d penultimate features. **KID**: unbiased MMD² with a cubic polynomial kernel on the same features (mean over 100 subsets of 1000). **precision / recall**: k-NN manifold estimates (k = 3, Kynkäänniemi et al. 2019). **class. score**: exp E KL(p(y|x) ‖ p(y)) from the classifier's softmax (the Inception-Score analogue, at most 10). **classes**: classes predicted for at least 1% of the images; **KL(classes‖uniform)**: 0 when all classes are equally frequent, log 10 = 2.30 when one class takes everything (mode collapse).
-- These numbers are **not comparable to Inception-FID values in papers** (e.g. Lucic et al. 2018): the features come from a different, much smaller network trained on this dataset, so the scale differs; compare them only within this repository and dataset.
-- D loss, G loss and D's own outputs (for BCE: D(x), D(G(z)) and its accuracy on real and on fake images; a WGAN critic's scores are not probabilities, so it shows its W1 estimate instead): means over the last {log} training steps of each run (D's accuracy near 0.5 on both is where the seed notes stop training; it is logged, not used to stop).
+- Rows are ranked by FID (best first). Image metrics use {n:,} generated images against the first
+  {n:,} images of the test split, in the feature spaces of an ensemble of small LeNet classifiers
+  trained on the same dataset (one recipe, different seeds): {extractors}. Each metric is computed
+  under every extractor (`<metric>_e<k>` in summary.json, the per-extractor FID table below) and the
+  table shows their mean. The *floor* row gives each metric between {n:,} real training images and
+  the same test images: what real data scores.
+- **FID (classifier)**: Fréchet distance of a classifier's 128-d penultimate features. **KID**:
+  unbiased MMD² with a cubic polynomial kernel on the same features (mean over 100 subsets of 1000).
+  **precision / recall**: k-NN manifold estimates (k = 3, Kynkäänniemi et al. 2019). **class.
+  score**: exp E KL(p(y|x) ‖ p(y)) from the classifier's softmax (the Inception-Score analogue, at
+  most 10). **classes**: classes predicted for at least 1% of the images; **KL(classes‖uniform)**: 0
+  when all classes are equally frequent, log 10 = 2.30 when one class takes everything (mode
+  collapse).
+- These numbers are **not comparable to Inception-FID values in papers** (e.g. Lucic et al. 2018):
+  the features come from a different, much smaller network trained on this dataset, so the scale
+  differs; compare them only within this repository and dataset.
+- D loss, G loss and D's own outputs (for BCE: D(x), D(G(z)) and its accuracy on real and on fake
+  images; a WGAN critic's scores are not probabilities, so it shows its W1 estimate instead): means
+  over the last {log} training steps of each run (D's accuracy near 0.5 on both is where the seed
+  notes stop training; it is logged, not used to stop).
 - ± is the sample standard deviation over seeds.
 """
-EMA_NOTE = "- Arms with `train.g_ema` > 0 are evaluated and sampled with G's exponential moving average weights (debiased, as `optax.ema(debias=True)`: G's initial weights get no share) and those weights' own BatchNorm statistics (a train-mode forward of each step's latents through the averaged weights); G and D train exactly as without EMA.\n"
+EMA_NOTE = (
+    "- Arms with `train.g_ema` > 0 are evaluated and sampled with G's exponential moving average"
+    " weights (debiased, as `optax.ema(debias=True)`: G's initial weights get no share) and those"
+    " weights' own BatchNorm statistics (a train-mode forward of each step's latents through the"
+    " averaged weights); G and D train exactly as without EMA.\n"
+)
 
 
 def notes(cfgs, summary):
@@ -186,39 +266,71 @@ def floor_row(summary, cols, label="*floor: real train vs test*"):
   floors_ = summary.get("floors") or {}
   if not floors_:
     return []
-  cells = [label, "-"] + [f"*{floors_[FLOOR_KEYS[k]]:.4f}*" if k in FLOOR_KEYS and FLOOR_KEYS[k] in floors_ else ""
-                          for k, _, _ in cols]
+  cells = [label, "-"] + [
+      f"*{floors_[FLOOR_KEYS[k]]:.4f}*" if k in FLOOR_KEYS and FLOOR_KEYS[k] in floors_ else ""
+      for k, _, _ in cols
+  ]
   return [cells]
 
 
 def sweep_figures(exp_dir, summary, curves, arm_cfgs):
   from PIL import Image  # pylint: disable=g-import-not-at-top
+
   out = {}
   floors_ = summary["floors"]
   if any("fid" in a["metrics"] for a in summary["arms"]):
-    out["fid"] = plots.sweep_curves(curves, [
-        ("classifier FID (lower is better)", "eval/fid", True), ("recall", "eval/recall", False),
-        ("classes covered", "eval/classes_covered", False)],
-        os.path.join(exp_dir, "fid.png"), summary["experiment"] + ": evaluation over training (mean over seeds, bands)",
-        floors={"eval/fid": floors_.get("fid_floor"), "eval/recall": floors_.get("recall_floor")})
+    out["fid"] = plots.sweep_curves(
+        curves,
+        [
+            ("classifier FID (lower is better)", "eval/fid", True),
+            ("recall", "eval/recall", False),
+            ("classes covered", "eval/classes_covered", False),
+        ],
+        os.path.join(exp_dir, "fid.png"),
+        summary["experiment"] + ": evaluation over training (mean over seeds, bands)",
+        floors={"eval/fid": floors_.get("fid_floor"), "eval/recall": floors_.get("recall_floor")},
+    )
   panels = [("D loss", "train/d_loss", False), ("G loss", "train/g_loss", False)]
   for cfg in [c for _, _, c, _ in arm_cfgs]:
     for title, keys in gan.loss_of(cfg).curves:
       panels += [(f"{title}: {k[6:]}", k, False) for k in keys if k not in [p[1] for p in panels]]
-  out["curves"] = plots.sweep_curves(curves, panels[:6], os.path.join(exp_dir, "curves.png"),
-                                     summary["experiment"] + ": mean over seeds, bands = ±1 std (dark) and min-max (light)")
-  grids = [(f"{arm} (seed {seed}, step {cfg.train.steps})", np.asarray(Image.open(path)))
-           for arm, cfg, seed, path in first_seed_files(exp_dir, summary, arm_cfgs, "final.png")]
+  out["curves"] = plots.sweep_curves(
+      curves,
+      panels[:6],
+      os.path.join(exp_dir, "curves.png"),
+      summary["experiment"] + ": mean over seeds, bands = ±1 std (dark) and min-max (light)",
+  )
+  grids = [
+      (f"{arm} (seed {seed}, step {cfg.train.steps})", np.asarray(Image.open(path)))
+      for arm, cfg, seed, path in first_seed_files(exp_dir, summary, arm_cfgs, "final.png")
+  ]
   if grids:
-    out["samples"] = plots.labelled_grids(grids, os.path.join(exp_dir, "samples.png"),
-                                          "final samples, the same fixed latent vectors in every arm")
+    out["samples"] = plots.labelled_grids(
+        grids,
+        os.path.join(exp_dir, "samples.png"),
+        "final samples, the same fixed latent vectors in every arm",
+    )
   return out
 
 
 FAMILY = Family(
-    floors=tuple(FLOOR_KEYS.values()), name="image_gan", make_task=make_task, step=gan.step, traced_keys=gan.traced_keys, validate=validate,
-    evaluate_saved=evaluate_saved, artifacts=artifacts, extractor_info=extractor_info,
-    needs_test=lambda cfg: cfg.eval.num_samples > 0, scores_images=lambda cfg: cfg.eval.num_samples > 0,
-    table=table, verdict_metrics={"fid": True, "kid": True, "precision": False, "recall": False}, rank_by="fid",
-    notes=notes, extra_rows=floor_row, sweep_figures=sweep_figures, sample=sample,
-    generator_of=gan.generator_of)
+    floors=tuple(FLOOR_KEYS.values()),
+    name="image_gan",
+    make_task=make_task,
+    step=gan.step,
+    traced_keys=gan.traced_keys,
+    validate=validate,
+    evaluate_saved=evaluate_saved,
+    artifacts=artifacts,
+    extractor_info=extractor_info,
+    needs_test=lambda cfg: cfg.eval.num_samples > 0,
+    scores_images=lambda cfg: cfg.eval.num_samples > 0,
+    table=table,
+    verdict_metrics={"fid": True, "kid": True, "precision": False, "recall": False},
+    rank_by="fid",
+    notes=notes,
+    extra_rows=floor_row,
+    sweep_figures=sweep_figures,
+    sample=sample,
+    generator_of=gan.generator_of,
+)

@@ -19,7 +19,9 @@ from gen_models.models import autoencoder as models_ae
 def validate(cfg):
   image_gan.validate_images(cfg)
   refuse_denoising(cfg)
-  refuse_unused(cfg, "vae", GAN_KEYS + ("data.noise", "model.noise"), " (GAN and denoising options)")
+  refuse_unused(
+      cfg, "vae", GAN_KEYS + ("data.noise", "model.noise"), " (GAN and denoising options)"
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("n", "latent_dim"))
@@ -32,7 +34,9 @@ def prior_samples(cfg, state, key, n: int, batch: int = 500) -> np.ndarray:
   """n images decoded from z ~ N(0, I) (decoder means), uint8 (n, 28, 28)."""
   out = []
   for i in range(0, n, batch):
-    images = _decode_prior(state["ae"], jax.random.fold_in(key, i), n=batch, latent_dim=cfg.model.latent_dim)
+    images = _decode_prior(
+        state["ae"], jax.random.fold_in(key, i), n=batch, latent_dim=cfg.model.latent_dim
+    )
     out.append(plots.to_uint8(images, "sigmoid"))
   return np.concatenate(out)[:n]
 
@@ -40,7 +44,7 @@ def prior_samples(cfg, state, key, n: int, batch: int = 500) -> np.ndarray:
 def interpolation(state, test_x, pairs: int = 6, steps_: int = 10) -> np.ndarray:
   """Rows of decoder outputs along straight lines between the posterior means of test pairs."""
   ae = state["ae"]
-  x = jnp.asarray(test_x[:2 * pairs], jnp.float32) / 255.0
+  x = jnp.asarray(test_x[: 2 * pairs], jnp.float32) / 255.0
   z = ae.apply_fn({"params": ae.params}, x, train=False)["mean"]
   t = jnp.linspace(0.0, 1.0, steps_)[None, :, None]
   path = (z[0::2, None] * (1 - t) + z[1::2, None] * t).reshape(-1, z.shape[1])
@@ -60,8 +64,14 @@ def evaluate_saved(cfg, state, step=-1, *, data, key):
 
 
 def make_task(cfg, data, key, run_dir=None):
-  return autoencoder.make_task(cfg, data, key, run_dir, step_fn=steps.vae_step,
-                               evaluate=functools.partial(evaluate_saved, cfg, data=data, key=key))
+  return autoencoder.make_task(
+      cfg,
+      data,
+      key,
+      run_dir,
+      step_fn=steps.vae_step,
+      evaluate=functools.partial(evaluate_saved, cfg, data=data, key=key),
+  )
 
 
 def artifacts(cfg, state, data, rows, run_dir, key, title):
@@ -69,17 +79,34 @@ def artifacts(cfg, state, data, rows, run_dir, key, title):
   out = autoencoder.artifacts(cfg, state, data, rows, run_dir, key, title)
   prior = prior_samples(cfg, state, jax.random.fold_in(eval_key(key), 6), 64)
   out.insert(-1, plots.save_grid(prior, os.path.join(sample_dir, "prior_samples.png")))
-  out.insert(-1, plots.save_grid(interpolation(state, data["test"]["x"]), os.path.join(sample_dir, "interpolation.png"),
-                                 cols=10))
+  out.insert(
+      -1,
+      plots.save_grid(
+          interpolation(state, data["test"]["x"]),
+          os.path.join(sample_dir, "interpolation.png"),
+          cols=10,
+      ),
+  )
   return out
 
 
-TABLE = [("mse", "test MSE", True), ("bce", "test BCE", True), ("psnr", "PSNR dB", False),
-         ("elbo", "ELBO", False), ("recon_nll", "recon. NLL", True), ("kl", "KL", None),
-         ("fid", "prior FID", True), ("classes_covered", "classes", False), ("loss", "train loss", None)]
+TABLE = [
+    ("mse", "test MSE", True),
+    ("bce", "test BCE", True),
+    ("psnr", "PSNR dB", False),
+    ("elbo", "ELBO", False),
+    ("recon_nll", "recon. NLL", True),
+    ("kl", "KL", None),
+    ("fid", "prior FID", True),
+    ("classes_covered", "classes", False),
+    ("loss", "train loss", None),
+]
 
 NOTE = """\
-- VAE: ELBO = -(reconstruction NLL summed over pixels + KL) per image, in nats, with one posterior sample; reconstructions use the posterior mean. Prior samples (z ~ N(0, I), decoder means) are scored with the GANs' classifier metrics (FID etc., {n:,} samples), so a VAE and the GANs compare in one table; not comparable to Inception FID.
+- VAE: ELBO = -(reconstruction NLL summed over pixels + KL) per image, in nats, with one posterior
+  sample; reconstructions use the posterior mean. Prior samples (z ~ N(0, I), decoder means) are
+  scored with the GANs' classifier metrics (FID etc., {n:,} samples), so a VAE and the GANs compare
+  in one table; not comparable to Inception FID.
 """
 
 
@@ -88,9 +115,22 @@ def notes(cfgs, summary):
 
 
 FAMILY = Family(
-    floors=tuple(image_gan.FLOOR_KEYS.values()), name="vae", make_task=make_task, step=lambda cfg: steps.vae_step, traced_keys=autoencoder.traced_keys,
-    validate=validate, evaluate_saved=lambda cfg, state, data, key: evaluate_saved(cfg, state, data=data, key=key),
-    artifacts=artifacts, extractor_info=image_gan.extractor_info, needs_test=lambda cfg: True, scores_images=lambda cfg: cfg.eval.num_samples > 0,
-    table=lambda cfgs: TABLE, verdict_metrics={"mse": True}, rank_by="mse", notes=notes,
-    extra_rows=lambda summary, cols: image_gan.floor_row(summary, cols), sweep_figures=autoencoder.sweep_figures,
-    sample=prior_samples)
+    floors=tuple(image_gan.FLOOR_KEYS.values()),
+    name="vae",
+    make_task=make_task,
+    step=lambda cfg: steps.vae_step,
+    traced_keys=autoencoder.traced_keys,
+    validate=validate,
+    evaluate_saved=lambda cfg, state, data, key: evaluate_saved(cfg, state, data=data, key=key),
+    artifacts=artifacts,
+    extractor_info=image_gan.extractor_info,
+    needs_test=lambda cfg: True,
+    scores_images=lambda cfg: cfg.eval.num_samples > 0,
+    table=lambda cfgs: TABLE,
+    verdict_metrics={"mse": True},
+    rank_by="mse",
+    notes=notes,
+    extra_rows=lambda summary, cols: image_gan.floor_row(summary, cols),
+    sweep_figures=autoencoder.sweep_figures,
+    sample=prior_samples,
+)

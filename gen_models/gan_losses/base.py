@@ -4,7 +4,6 @@ Each loss module imports this module (never the package), so the package can imp
 modules at its top and export the full registry.
 """
 
-
 import dataclasses
 from typing import Callable, Optional
 
@@ -20,12 +19,14 @@ def wmean(v, w):
   return jnp.sum(v * w) / jnp.sum(w)
 
 
-@dataclasses.dataclass(frozen=True, eq=False)  # compared and hashed by identity: one object per loss
+# compared and hashed by identity: one object per loss
+@dataclasses.dataclass(frozen=True, eq=False)
 class GanLoss:
   name: str
   d_loss: Callable  # (logits_real, logits_fake, hp, w) -> D's loss
   g_loss: Callable  # (logits_fake, hp, w) -> G's loss
-  metrics: Callable  # (logits_real, logits_fake, w) -> {name: value}: what D's outputs mean for this loss
+  # (logits_real, logits_fake, w) -> {name: value}: what D's outputs mean for this loss
+  metrics: Callable
   # Traced step inputs: {hp name: (config keys, function of their values)}. Arms that differ only in
   # these share one compiled program (and can train as one vmapped program).
   hparams: dict = dataclasses.field(default_factory=dict)
@@ -60,8 +61,10 @@ def get(name: str) -> GanLoss:
 
 def hparams(table: dict, cfg) -> dict:
   """The traced inputs of a table {hp name: (config keys, function)} for cfg, as float32 scalars."""
-  return {name: np.float32(fn(*(config_lib.get(cfg, k) for k in keys)))
-          for name, (keys, fn) in table.items()}
+  return {
+      name: np.float32(fn(*(config_lib.get(cfg, k) for k in keys)))
+      for name, (keys, fn) in table.items()
+  }
 
 
 def traced_keys(table: dict) -> tuple:

@@ -10,7 +10,9 @@ from gen_models.gan_losses.base import GanLoss, register
 
 
 def d_loss(logits_real, logits_fake, hp, w):
-  return losses.discriminator_loss(logits_real, logits_fake, hp["real_target"], hp["fake_target"], w)
+  return losses.discriminator_loss(
+      logits_real, logits_fake, hp["real_target"], hp["fake_target"], w
+  )
 
 
 def g_loss(logits_fake, hp, w):
@@ -28,13 +30,29 @@ def metrics(logits_real, logits_fake, w):
   }
 
 
-BCE = register(GanLoss(
-    name="bce", d_loss=d_loss, g_loss=g_loss, metrics=metrics, smoothing=True,
-    hparams={"real_target": (("loss.real_target",), float),
-             "fake_target": (("loss.fake_target",), float),
-             # G's target for ns: loss.gen_target, or the real target as the seeds do
-             "gen_target": (("loss.gen_target", "loss.real_target"), lambda g, r: r if g is None else g),
-             "minimax": (("loss.generator",), lambda name: name == "minimax")},
-    curves=(("D outputs", ["train/d_real", "train/d_fake"]),
-            ("D accuracy", ["train/d_acc_real", "train/d_acc_fake"])),
-    columns=(("d_acc_real", "D acc. real"), ("d_acc_fake", "D acc. fake"))), "ns", "minimax")
+BCE = register(
+    GanLoss(
+        name="bce",
+        d_loss=d_loss,
+        g_loss=g_loss,
+        metrics=metrics,
+        smoothing=True,
+        hparams={
+            "real_target": (("loss.real_target",), float),
+            "fake_target": (("loss.fake_target",), float),
+            # G's target for ns: loss.gen_target, or the real target as the seeds do
+            "gen_target": (
+                ("loss.gen_target", "loss.real_target"),
+                lambda g, r: r if g is None else g,
+            ),
+            "minimax": (("loss.generator",), lambda name: name == "minimax"),
+        },
+        curves=(
+            ("D outputs", ["train/d_real", "train/d_fake"]),
+            ("D accuracy", ["train/d_acc_real", "train/d_acc_fake"]),
+        ),
+        columns=(("d_acc_real", "D acc. real"), ("d_acc_fake", "D acc. fake")),
+    ),
+    "ns",
+    "minimax",
+)

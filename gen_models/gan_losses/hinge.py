@@ -18,13 +18,24 @@ def g_loss(logits_fake, hp, w):
 
 
 def metrics(logits_real, logits_fake, w):
-  return {"d_score_real": wmean(logits_real, w), "d_score_fake": wmean(logits_fake, w),
-          "d_acc_real": wmean((logits_real > 0).astype(jnp.float32), w),
-          "d_acc_fake": wmean((logits_fake < 0).astype(jnp.float32), w)}
+  return {
+      "d_score_real": wmean(logits_real, w),
+      "d_score_fake": wmean(logits_fake, w),
+      "d_acc_real": wmean((logits_real > 0).astype(jnp.float32), w),
+      "d_acc_fake": wmean((logits_fake < 0).astype(jnp.float32), w),
+  }
 
 
-register(GanLoss(
-    name="hinge", d_loss=d_loss, g_loss=g_loss, metrics=metrics,
-    curves=(("D scores (margin ±1)", ["train/d_score_real", "train/d_score_fake"]),
-            ("D accuracy", ["train/d_acc_real", "train/d_acc_fake"])),
-    columns=(("d_acc_real", "D acc. real"), ("d_acc_fake", "D acc. fake"))))
+register(
+    GanLoss(
+        name="hinge",
+        d_loss=d_loss,
+        g_loss=g_loss,
+        metrics=metrics,
+        curves=(
+            ("D scores (margin ±1)", ["train/d_score_real", "train/d_score_fake"]),
+            ("D accuracy", ["train/d_acc_real", "train/d_acc_fake"]),
+        ),
+        columns=(("d_acc_real", "D acc. real"), ("d_acc_fake", "D acc. fake")),
+    )
+)

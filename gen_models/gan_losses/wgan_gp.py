@@ -21,22 +21,36 @@ def g_loss(logits_fake, hp, w):
 
 def metrics(logits_real, logits_fake, w):
   # The critic's estimate of W1 between the data and G's distribution (up to its Lipschitz scale).
-  return {"critic_real": wmean(logits_real, w), "critic_fake": wmean(logits_fake, w),
-          "w_estimate": wmean(logits_real, w) - wmean(logits_fake, w)}
+  return {
+      "critic_real": wmean(logits_real, w),
+      "critic_fake": wmean(logits_fake, w),
+      "w_estimate": wmean(logits_real, w) - wmean(logits_fake, w),
+  }
 
 
 def gradient_penalty(d_fn, real, fake, key, hp, w):
   t = jax.random.uniform(key, (real.shape[0],) + (1,) * (real.ndim - 1), real.dtype)
   x_hat = t * real + (1.0 - t) * fake
-  grads = jax.grad(lambda x: jnp.sum(d_fn(x)))(x_hat)  # D scores examples independently (no BatchNorm)
+  # D scores examples independently (no BatchNorm)
+  grads = jax.grad(lambda x: jnp.sum(d_fn(x)))(x_hat)
   norms = jnp.sqrt(jnp.sum(jnp.square(grads.reshape(grads.shape[0], -1)), axis=1) + 1e-12)
   gp = wmean(jnp.square(norms - 1.0), w)
   return hp["gp_weight"] * gp, {"gp": gp}
 
 
-register(GanLoss(
-    name="wgan_gp", d_loss=d_loss, g_loss=g_loss, metrics=metrics, penalty=gradient_penalty, n_critic=5,
-    hparams={"gp_weight": (("loss.gp_weight",), float)},
-    curves=(("critic scores", ["train/critic_real", "train/critic_fake"]),
-            ("critic's W1 estimate, gradient penalty", ["train/w_estimate", "train/gp"])),
-    columns=(("w_estimate", "W1 estimate"),)))
+register(
+    GanLoss(
+        name="wgan_gp",
+        d_loss=d_loss,
+        g_loss=g_loss,
+        metrics=metrics,
+        penalty=gradient_penalty,
+        n_critic=5,
+        hparams={"gp_weight": (("loss.gp_weight",), float)},
+        curves=(
+            ("critic scores", ["train/critic_real", "train/critic_fake"]),
+            ("critic's W1 estimate, gradient penalty", ["train/w_estimate", "train/gp"]),
+        ),
+        columns=(("w_estimate", "W1 estimate"),),
+    )
+)

@@ -87,9 +87,12 @@ def moments(samples) -> dict:
   d2 = d * d
   m2, m3, m4 = np.mean(d2), np.mean(d2 * d), np.mean(d2 * d2)
   degenerate = m2 <= (np.finfo(np.float64).eps * mean) ** 2  # scipy's test: all values equal
-  return {"mean": float(mean), "std": float(np.sqrt(m2)),
-          "skew": float("nan") if degenerate else float(m3 / m2 ** 1.5),
-          "kurtosis": float("nan") if degenerate else float(m4 / m2 ** 2 - 3.0)}
+  return {
+      "mean": float(mean),
+      "std": float(np.sqrt(m2)),
+      "skew": float("nan") if degenerate else float(m3 / m2**1.5),
+      "kurtosis": float("nan") if degenerate else float(m4 / m2**2 - 3.0),
+  }
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,8 +101,13 @@ def kl_floor(num: int, bins: int = 100, trials: int = 200) -> dict:
   what a perfect generator scores. Returns median and 5%/95% quantiles over `trials` pairs."""
   rng = np.random.default_rng(12345)
   kls = [hist_kl(rng.standard_normal(num), rng.standard_normal(num), bins) for _ in range(trials)]
-  return {"median": float(np.median(kls)), "q05": float(np.quantile(kls, 0.05)),
-          "q95": float(np.quantile(kls, 0.95)), "trials": trials, "samples": num}
+  return {
+      "median": float(np.median(kls)),
+      "q05": float(np.quantile(kls, 0.05)),
+      "q95": float(np.quantile(kls, 0.95)),
+      "trials": trials,
+      "samples": num,
+  }
 
 
 @functools.lru_cache(maxsize=None)

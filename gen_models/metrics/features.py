@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-import tempfile
 import time
 
 import jax
@@ -31,6 +30,7 @@ import optax
 from flax import traverse_util
 
 from gen_models import metric_names as names
+from gen_models import rundir
 from gen_models.metrics import fid as fid_lib
 from gen_models.models.classifier import LeNet, as_input
 
@@ -38,7 +38,8 @@ RECIPE = {"version": 2, "arch": "lenet", "epochs": 5, "batch_size": 128, "lr": 1
 ENSEMBLE_SEEDS = (0, 1, 2)
 WEIGHTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights")
 MANIFEST = os.path.join(WEIGHTS_DIR, "manifest.json")
-MIN_SAMPLES = 200  # = config.MIN_EVAL_SAMPLES_IMAGES: FID's 128-d covariance needs more samples than dimensions
+# = config.MIN_EVAL_SAMPLES_IMAGES: FID's 128-d covariance needs more samples than dimensions
+MIN_SAMPLES = 200
 # The floors cache is keyed by (and hashed with) what produced it: this code, the member, the sizes.
 FID_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fid.py")
 
@@ -48,17 +49,21 @@ class ExtractorError(RuntimeError):
 
 
 def cache_root() -> str:
-  return os.environ.get("GEN_MODELS_CACHE", "").strip() or os.path.join(os.path.expanduser("~"), ".cache", "gen_models")
+  return os.environ.get("GEN_MODELS_CACHE", "").strip() or os.path.join(
+      os.path.expanduser("~"), ".cache", "gen_models"
+  )
 
 
 # ---------------------------------------------------------------------------------------------
 # Training (deterministic: fixed seeds for the initialisation, the batch order and dropout).
+
 
 @functools.partial(jax.jit, static_argnums=0)
 def _train_step(model, params, opt_state, x, y, key):
   def loss_fn(p):
     logits, _ = model.apply({"params": p}, x, train=True, rngs={"dropout": key})
     return optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+
   loss, grads = jax.value_and_grad(loss_fn)(params)
   updates, opt_state = optax.adam(RECIPE["lr"]).update(grads, opt_state, params)
   return optax.apply_updates(params, updates), opt_state, loss
@@ -71,7 +76,8 @@ def _forward(model, params, images_u8):
 
 
 def train_classifier(data: dict, seed: int, log=print):
-  """Trains LeNet on data["train"] with RECIPE and `seed`; returns (params, test accuracy, seconds)."""
+  """Trains LeNet on data["train"] with RECIPE and `seed`; returns (params, test accuracy,
+  seconds)."""
   model = LeNet()
   key = jax.random.key(seed)
   x_train, y_train = data["train"]["x"], data["train"]["y"]
@@ -84,11 +90,19 @@ def train_classifier(data: dict, seed: int, log=print):
   for epoch in range(RECIPE["epochs"]):
     order = rng.permutation(len(x_train))
     for i in range(steps_per_epoch):
-      idx = order[i * bs:(i + 1) * bs]
-      params, opt_state, loss = _train_step(model, params, opt_state, as_input(x_train[idx]),
-                                            jnp.asarray(y_train[idx]), jax.random.fold_in(key, epoch * 100000 + i))
-    log(f"classifier seed {seed}: epoch {epoch + 1}/{RECIPE['epochs']} loss {float(loss):.4f} "
-        f"({time.perf_counter() - t0:.0f}s)")
+      idx = order[i * bs : (i + 1) * bs]
+      params, opt_state, loss = _train_step(
+          model,
+          params,
+          opt_state,
+          as_input(x_train[idx]),
+          jnp.asarray(y_train[idx]),
+          jax.random.fold_in(key, epoch * 100000 + i),
+      )
+    log(
+        f"classifier seed {seed}: epoch {epoch + 1}/{RECIPE['epochs']} loss {float(loss):.4f} "
+        f"({time.perf_counter() - t0:.0f}s)"
+    )
   probs, _ = predict(model, params, data["test"]["x"])
   accuracy = float(np.mean(probs.argmax(1) == data["test"]["y"]))
   return params, accuracy, time.perf_counter() - t0
@@ -99,21 +113,25 @@ def predict(model, params, images_u8, batch: int = 1000):
   n = len(images_u8)
   probs, feats = [], []
   for i in range(0, n, batch):
-    chunk = np.asarray(images_u8[i:i + batch])
+    chunk = np.asarray(images_u8[i : i + batch])
     pad = batch - len(chunk)
     if pad:
       chunk = np.concatenate([chunk, np.zeros((pad,) + chunk.shape[1:], chunk.dtype)])
     p, f = _forward(model, params, jnp.asarray(chunk))
-    probs.append(np.asarray(p)[:batch - pad])
-    feats.append(np.asarray(f)[:batch - pad])
+    probs.append(np.asarray(p)[: batch - pad])
+    feats.append(np.asarray(f)[: batch - pad])
   return np.concatenate(probs), np.concatenate(feats)
 
 
 # ---------------------------------------------------------------------------------------------
 # Weight files: params flattened to "a/b/c" keys in an .npz, named by the sha256 of its bytes.
 
+
 def params_to_bytes(params) -> bytes:
-  flat = {"/".join(k): np.asarray(v) for k, v in traverse_util.flatten_dict(jax.device_get(params)).items()}
+  flat = {
+      "/".join(k): np.asarray(v)
+      for k, v in traverse_util.flatten_dict(jax.device_get(params)).items()
+  }
   buf = io.BytesIO()
   np.savez(buf, **dict(sorted(flat.items())))
   return buf.getvalue()
@@ -145,12 +163,19 @@ class Extractor:
     return predict(self.model, self.params, images_u8)
 
   def describe(self) -> dict:
-    return {"name": self.name, "sha256": self.sha256, "test_accuracy": self.accuracy, "source": self.source}
+    return {
+        "name": self.name,
+        "sha256": self.sha256,
+        "test_accuracy": self.accuracy,
+        "source": self.source,
+    }
 
 
 def _reinstall(what: str) -> "ExtractorError":
-  return ExtractorError(f"The shipped extractor manifest {MANIFEST} {what}. Reinstall the package (git checkout "
-                        "gen_models/metrics/weights), so that image metrics stay comparable with other machines.")
+  return ExtractorError(
+      f"The shipped extractor manifest {MANIFEST} {what}. Reinstall the package (git checkout "
+      "gen_models/metrics/weights), so that image metrics stay comparable with other machines."
+  )
 
 
 def _shipped(dataset: str):
@@ -173,12 +198,16 @@ def _shipped(dataset: str):
     for m in entry["members"]:
       path = os.path.realpath(os.path.join(WEIGHTS_DIR, m["file"]))
       if os.path.dirname(path) != os.path.realpath(WEIGHTS_DIR):
-        raise _reinstall(f"names {str(m['file'])[:100]!r}, which is outside {WEIGHTS_DIR}; it was not read")
+        raise _reinstall(
+            f"names {str(m['file'])[:100]!r}, which is outside {WEIGHTS_DIR}; it was not read"
+        )
       if not os.path.isfile(path):
         raise _reinstall(f"lists {m['file']}, which is missing")
       out.append((int(m["seed"]), path, str(m["sha256"]), float(m["test_accuracy"])))
   except (KeyError, TypeError, ValueError) as e:
-    raise _reinstall(f"has a malformed entry for {dataset} ({type(e).__name__}: {str(e)[:80]})") from None
+    raise _reinstall(
+        f"has a malformed entry for {dataset} ({type(e).__name__}: {str(e)[:80]})"
+    ) from None
   return out
 
 
@@ -187,25 +216,27 @@ def _load_checked(path: str, digest: str):
     raw = f.read()
   got = sha256(raw)
   if got != digest:
-    raise ExtractorError(f"{path} has sha256 {got[:16]}..., but {digest[:16]}... was recorded for it: the "
-                         "file is damaged or was replaced. Reinstall the package (git checkout the file), "
-                         "so that image metrics stay comparable with other machines.")
+    raise ExtractorError(
+        f"{path} has sha256 {got[:16]}..., but {digest[:16]}... was recorded for it: the "
+        "file is damaged or was replaced. Reinstall the package (git checkout the file), "
+        "so that image metrics stay comparable with other machines."
+    )
   return params_from_bytes(raw)
 
 
 def _cache_dir(dataset: str, data: dict) -> str:
-  ident = json.dumps({"recipe": RECIPE, "dataset": dataset, "n_train": len(data["train"]["x"]),
-                      "n_test": len(data["test"]["x"])}, sort_keys=True)
-  return os.path.join(cache_root(), "classifier", f"{dataset}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}")
-
-
-def _write_atomic(path: str, raw: bytes) -> None:
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-  with os.fdopen(fd, "wb") as f:
-    f.write(raw)
-  os.chmod(tmp, 0o644)
-  os.replace(tmp, path)
+  ident = json.dumps(
+      {
+          "recipe": RECIPE,
+          "dataset": dataset,
+          "n_train": len(data["train"]["x"]),
+          "n_test": len(data["test"]["x"]),
+      },
+      sort_keys=True,
+  )
+  return os.path.join(
+      cache_root(), "classifier", f"{dataset}-{hashlib.sha256(ident.encode()).hexdigest()[:10]}"
+  )
 
 
 def _trained_here(dataset: str, data: dict, seed: int, log) -> Extractor:
@@ -217,27 +248,47 @@ def _trained_here(dataset: str, data: dict, seed: int, log) -> Extractor:
       with open(meta_path) as f:
         meta = json.load(f)
       params = _load_checked(path, meta["sha256"])
-      log(f"classifier: {dataset} seed {seed} from the cache {d} (sha256 {meta['sha256'][:12]}, "
-          f"test accuracy {meta['test_accuracy']:.4f})")
-      return Extractor(dataset, seed, params, meta["sha256"], meta["test_accuracy"], "trained here (cached)")
+      log(
+          f"classifier: {dataset} seed {seed} from the cache {d} (sha256 {meta['sha256'][:12]}, "
+          f"test accuracy {meta['test_accuracy']:.4f})"
+      )
+      return Extractor(
+          dataset, seed, params, meta["sha256"], meta["test_accuracy"], "trained here (cached)"
+      )
     except (OSError, ValueError, KeyError, ExtractorError) as e:
       aside = f"{path}.unreadable-{int(time.time())}"
-      log(f"classifier: the cached {path} cannot be read ({type(e).__name__}: {str(e)[:200]}); moved to "
-          f"{aside}, training it again")
+      log(
+          f"classifier: the cached {path} cannot be read ({type(e).__name__}: {str(e)[:200]});"
+          f" moved to {aside}, training it again"
+      )
       try:
         os.rename(path, aside)
       except OSError:
         pass  # another process of a multi-host job set it aside first
-  log(f"classifier: no shipped weights for {dataset}; training member seed {seed} here (cached in {d})")
+  log(
+      f"classifier: no shipped weights for {dataset}; training member seed {seed} here (cached in"
+      f" {d})"
+  )
   params, accuracy, seconds = train_classifier(data, seed, log)
   raw = params_to_bytes(params)
   digest = sha256(raw)
   if jax.process_index() == 0:  # in a multi-host job only process 0 writes the cache
-    _write_atomic(path, raw)
-    meta = {"dataset": dataset, "seed": seed, "sha256": digest, "test_accuracy": accuracy, "train_s": seconds,
-            "recipe": RECIPE, "n_train": len(data["train"]["x"]), "n_test": len(data["test"]["x"])}
-    _write_atomic(meta_path, json.dumps(meta, indent=1).encode())
-  log(f"classifier: {dataset} seed {seed}: test accuracy {accuracy:.4f} after {seconds:.0f}s, sha256 {digest}")
+    rundir.write_atomic(path, raw)
+    meta = {
+        "dataset": dataset,
+        "seed": seed,
+        "sha256": digest,
+        "test_accuracy": accuracy,
+        "train_s": seconds,
+        "recipe": RECIPE,
+        "n_train": len(data["train"]["x"]),
+        "n_test": len(data["test"]["x"]),
+    }
+    rundir.write_atomic(meta_path, json.dumps(meta, indent=1).encode())
+  log(
+      f"classifier: {dataset} seed {seed}: test accuracy {accuracy:.4f} after {seconds:.0f}s,"
+      f" sha256 {digest}"
+  )
   return Extractor(dataset, seed, params_from_bytes(raw), digest, accuracy, "trained here")
 
 
@@ -246,8 +297,16 @@ def _floor_ident(member, n: int, data: dict) -> str:
   (so a new or changed metric never reads an old cache)."""
   with open(FID_SOURCE, "rb") as f:
     code = sha256(f.read())
-  return json.dumps({"member": member.sha256, "n": n, "n_train": len(data["train"]["x"]),
-                     "n_test": len(data["test"]["x"]), "metrics_code": code}, sort_keys=True)
+  return json.dumps(
+      {
+          "member": member.sha256,
+          "n": n,
+          "n_train": len(data["train"]["x"]),
+          "n_test": len(data["test"]["x"]),
+          "metrics_code": code,
+      },
+      sort_keys=True,
+  )
 
 
 def _floor_check(ident: str, values: dict) -> str:
@@ -255,7 +314,8 @@ def _floor_check(ident: str, values: dict) -> str:
 
 
 def _read_floors(path: str, ident: str):
-  """The cached floors at path if they were made by `ident` and are intact, else None (recomputed)."""
+  """The cached floors at path if they were made by `ident` and are intact, else None
+  (recomputed)."""
   try:
     with open(path) as f:
       saved = json.load(f)
@@ -273,8 +333,10 @@ class Ensemble:
     self.dataset, self.data = dataset, data
     shipped = _shipped(dataset)
     if shipped:
-      self.members = [Extractor(dataset, seed, _load_checked(path, digest), digest, acc, "shipped")
-                      for seed, path, digest, acc in shipped]
+      self.members = [
+          Extractor(dataset, seed, _load_checked(path, digest), digest, acc, "shipped")
+          for seed, path, digest, acc in shipped
+      ]
     else:
       self.members = [_trained_here(dataset, data, seed, log) for seed in ENSEMBLE_SEEDS]
     self._real, self._floors = {}, {}
@@ -286,16 +348,24 @@ class Ensemble:
   @property
   def ident(self) -> str:
     """Names the ensemble exactly: runs scored by different idents are not comparable."""
-    return f"{self.dataset}-lenet-v{RECIPE['version']}:" + ",".join(m.sha256[:12] for m in self.members)
+    return f"{self.dataset}-lenet-v{RECIPE['version']}:" + ",".join(
+        m.sha256[:12] for m in self.members
+    )
 
   def describe(self) -> str:
     parts = ", ".join(f"s{m.seed} {m.sha256[:8]} ({m.accuracy:.1%})" for m in self.members)
-    return (f"{len(self.members)} LeNet feature extractors for {self.dataset}, recipe v{RECIPE['version']}, "
-            f"{self.members[0].source}: {parts}")
+    return (
+        f"{len(self.members)} LeNet feature extractors for {self.dataset}, recipe"
+        f" v{RECIPE['version']}, {self.members[0].source}: {parts}"
+    )
 
   def info(self) -> dict:
-    return {"ident": self.ident, "dataset": self.dataset, "recipe": RECIPE,
-            "members": [m.describe() for m in self.members]}
+    return {
+        "ident": self.ident,
+        "dataset": self.dataset,
+        "recipe": RECIPE,
+        "members": [m.describe() for m in self.members],
+    }
 
   def real(self, member: int, n: int, split: str = "test"):
     """(probs, features) of the first n images of a split under one member (the reference set)."""
@@ -314,7 +384,9 @@ class Ensemble:
     if key not in self._floors:
       m = self.members[member]
       ident = _floor_ident(m, n, self.data)
-      path = os.path.join(cache_root(), "classifier", "floors", f"{sha256(ident.encode())[:24]}.json")
+      path = os.path.join(
+          cache_root(), "classifier", "floors", f"{sha256(ident.encode())[:24]}.json"
+      )
       cached = _read_floors(path, ident)
       if cached is None:
         train_probs, train_feats = m(self.data["train"]["x"][:n])
@@ -323,7 +395,12 @@ class Ensemble:
         cached = out
         if jax.process_index() == 0:
           try:
-            _write_atomic(path, json.dumps({"ident": ident, "values": out, "check": _floor_check(ident, out)}).encode())
+            rundir.write_atomic(
+                path,
+                json.dumps(
+                    {"ident": ident, "values": out, "check": _floor_check(ident, out)}
+                ).encode(),
+            )
           except OSError:
             pass  # an unwritable cache only costs recomputing the floors
       self._floors[key] = cached
@@ -335,9 +412,12 @@ class Ensemble:
     the same at the same sample count), the class histogram of member 0 and the counts."""
     n = min(len(images_u8), len(self.data["test"]["x"]))
     if n < MIN_SAMPLES:
-      raise ExtractorError(f"the image metrics need at least {MIN_SAMPLES} images on each side, but they would compare "
-                           f"{n} ({len(images_u8)} generated, {len(self.data['test']['x'])} in the {self.dataset} test "
-                           "split). Give more images, or a data.dir whose test split has enough.")
+      raise ExtractorError(
+          f"the image metrics need at least {MIN_SAMPLES} images on each side, but they would"
+          f" compare {n} ({len(images_u8)} generated, {len(self.data['test']['x'])} in the"
+          f" {self.dataset} test split). Give more images, or a data.dir whose test split has"
+          " enough."
+      )
     out, per = {}, {}
     for k, member in enumerate(self.members):
       probs, feats = member(images_u8[:n])
@@ -375,15 +455,26 @@ def write_shipped(dataset: str, data: dict, seeds=ENSEMBLE_SEEDS, log=print) -> 
     params, accuracy, seconds = train_classifier(data, seed, log)
     raw = params_to_bytes(params)
     name = f"{dataset}-lenet-v{RECIPE['version']}-s{seed}.npz"
-    _write_atomic(os.path.join(WEIGHTS_DIR, name), raw)
-    members.append({"seed": seed, "file": name, "sha256": sha256(raw), "test_accuracy": accuracy,
-                    "train_s": round(seconds, 1), "jax": jax.__version__, "backend": jax.default_backend()})
+    rundir.write_atomic(os.path.join(WEIGHTS_DIR, name), raw)
+    members.append({
+        "seed": seed,
+        "file": name,
+        "sha256": sha256(raw),
+        "test_accuracy": accuracy,
+        "train_s": round(seconds, 1),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+    })
     log(f"{name}: test accuracy {accuracy:.4f}, sha256 {members[-1]['sha256']}")
   manifest = {}
   if os.path.exists(MANIFEST):
     with open(MANIFEST) as f:
       manifest = json.load(f)
-  manifest[dataset] = {"recipe": RECIPE, "n_train": len(data["train"]["x"]), "n_test": len(data["test"]["x"]),
-                       "members": members}
-  _write_atomic(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
+  manifest[dataset] = {
+      "recipe": RECIPE,
+      "n_train": len(data["train"]["x"]),
+      "n_test": len(data["test"]["x"]),
+      "members": members,
+  }
+  rundir.write_atomic(MANIFEST, json.dumps(manifest, indent=1, sort_keys=True).encode())
   return manifest[dataset]

@@ -43,8 +43,11 @@ def kid(features_a, features_b, subsets: int = 100, subset_size: int = 1000, see
   for _ in range(subsets):
     x, y = a[rng.choice(len(a), n, replace=False)], b[rng.choice(len(b), n, replace=False)]
     kxx, kyy, kxy = ((x @ x.T / d + 1) ** 3, (y @ y.T / d + 1) ** 3, (x @ y.T / d + 1) ** 3)
-    mmd = ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
-           - 2 * kxy.mean())
+    mmd = (
+        (kxx.sum() - np.trace(kxx)) / (n * (n - 1))
+        + (kyy.sum() - np.trace(kyy)) / (n * (n - 1))
+        - 2 * kxy.mean()
+    )
     out.append(mmd)
   return float(np.mean(out)), float(np.std(out))
 
@@ -57,8 +60,8 @@ def _knn_radii(x, k, block=2048):
   """Distance from every point to its k-th nearest other point of the same set."""
   radii = np.empty(len(x), np.float32)
   for i in range(0, len(x), block):
-    d = _sq_dists(x[i:i + block], x)
-    radii[i:i + block] = np.sqrt(np.partition(d, k, axis=1)[:, k])  # index 0 is the point itself
+    d = _sq_dists(x[i : i + block], x)
+    radii[i : i + block] = np.sqrt(np.partition(d, k, axis=1)[:, k])  # index 0 is the point itself
   return radii
 
 
@@ -70,7 +73,7 @@ def _coverage(queries, points, radii, block=2048):
   r2 = radii.astype(np.float32) ** 2
   p_norm = (points * points).sum(1)
   for i in range(0, len(queries), block):
-    q = queries[i:i + block]
+    q = queries[i : i + block]
     slack = 1e-5 * ((q * q).sum(1)[:, None] + p_norm[None, :])
     inside += int(np.sum(np.any(_sq_dists(q, points) <= r2[None, :] + slack, axis=1)))
   return inside / len(queries)
@@ -96,8 +99,12 @@ def class_stats(probs, min_share: float = 0.01) -> dict:
   hist = np.bincount(p.argmax(axis=1), minlength=c) / len(p)
   nz = hist > 0
   kl_uniform = float(np.sum(hist[nz] * np.log(hist[nz] * c)))
-  return {"class_score": score, "classes_covered": int(np.sum(hist >= min_share)),
-          "class_kl": kl_uniform, "class_hist": hist.tolist()}
+  return {
+      "class_score": score,
+      "classes_covered": int(np.sum(hist >= min_share)),
+      "class_kl": kl_uniform,
+      "class_hist": hist.tolist(),
+  }
 
 
 def all_metrics(real_features, fake_features, fake_probs, kid_subsets=100, pr_k=3) -> dict:

@@ -25,8 +25,12 @@ def _batch_metrics(ae, x, noise, key, *, vae, bce):
   out = ae.apply_fn({"params": ae.params}, x_in, train=False)
   recon = jax.nn.sigmoid(out["logits"])
   mse = losses.mse(recon, x)
-  m = {"mse": mse, "bce": losses.bce_logits_per_example(out["logits"], x), "psnr": psnr(mse),
-       "noisy_psnr": psnr(losses.mse(jnp.clip(x_in, 0.0, 1.0), x))}
+  m = {
+      "mse": mse,
+      "bce": losses.bce_logits_per_example(out["logits"], x),
+      "psnr": psnr(mse),
+      "noisy_psnr": psnr(losses.mse(jnp.clip(x_in, 0.0, 1.0), x)),
+  }
   if vae:
     sampled = ae.apply_fn({"params": ae.params}, x, train=True, rngs={"noise": key})
     n_pix = x[0].size
@@ -44,7 +48,7 @@ def evaluate(ae, x_u8, *, noise_std: float, key, vae: bool, bce: bool, batch: in
   so every evaluation of a run sees the same noise."""
   sums, n = {}, len(x_u8)
   for i in range(0, n, batch):
-    chunk = np.asarray(x_u8[i:i + batch])
+    chunk = np.asarray(x_u8[i : i + batch])
     valid = len(chunk)
     if valid < batch:
       chunk = np.concatenate([chunk, np.zeros((batch - valid,) + chunk.shape[1:], chunk.dtype)])

@@ -8,6 +8,7 @@ runs share one pytree structure, and the compiled step is reused across a sweep.
 import functools
 
 from gen_models.models import registry
+
 # Each model file registers its architectures on import; a new one is one more line here.
 from gen_models.models import mlp  # pylint: disable=unused-import
 from gen_models.models import dcgan  # pylint: disable=unused-import

@@ -17,12 +17,15 @@ glorot = nn.initializers.glorot_uniform()  # Keras' default, which the seeds use
 
 class DenseAE(nn.Module):
   """Seed 001: 784 -> Dense(encoding_dim, relu) -> Dense(784, sigmoid)."""
+
   latent_dim: int = 32
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    z = nn.relu(nn.Dense(self.latent_dim, kernel_init=glorot, dtype=self.dtype)(x.reshape(x.shape[0], -1)))
+    z = nn.relu(
+        nn.Dense(self.latent_dim, kernel_init=glorot, dtype=self.dtype)(x.reshape(x.shape[0], -1))
+    )
     logits = nn.Dense(784, kernel_init=glorot, dtype=self.dtype)(z).reshape(-1, 28, 28, 1)
     return {"logits": logits.astype(jnp.float32), "z": z}
 
@@ -43,12 +46,14 @@ class ConvAE(nn.Module):
   """Seed 000: Conv16 3x3 relu, MaxPool2, Conv8 relu, MaxPool2, Conv8 s2 relu (code 4x4x8) |
   Conv8 relu, Up2, Conv8 relu, Up2, Conv16 3x3 *valid* relu, Up2, Conv1 3x3 sigmoid.
   The one valid conv turns 16x16 into 14x14, which is what makes the decoder end at 28x28."""
+
   dtype: Any = jnp.float32
 
   @nn.compact
   def __call__(self, x, train: bool = True):
-    conv = lambda f, s=1, pad="SAME": nn.Conv(f, (3, 3), strides=(s, s), padding=pad, kernel_init=glorot,
-                                              dtype=self.dtype)
+    conv = lambda f, s=1, pad="SAME": nn.Conv(
+        f, (3, 3), strides=(s, s), padding=pad, kernel_init=glorot, dtype=self.dtype
+    )
     h = _maxpool_same(nn.relu(conv(16)(x)))  # 14x14
     h = _maxpool_same(nn.relu(conv(8)(h)))  # 7x7
     z = nn.relu(conv(8, 2)(h))  # 4x4x8
@@ -61,6 +66,7 @@ class ConvAE(nn.Module):
 class VAE(nn.Module):
   """Convolutional VAE: Conv32 s2 -> Conv64 s2 -> Dense(2 * latent) (mean, log-variance) |
   z = mean + exp(logvar / 2) * eps | Dense 7*7*64 -> ConvT 32 s2 -> ConvT 1 s2 (logits)."""
+
   latent_dim: int = 16
   dtype: Any = jnp.float32
 
@@ -96,6 +102,10 @@ class VAE(nn.Module):
 
 
 # cpu_chunk 50: dense steps gain from lax.scan on XLA CPU; conv nets run slower inside it (1).
-registry.register("ae_dense", "autoencoder", "sigmoid", cpu_chunk=50)(lambda m, data_shape: DenseAE(m.latent_dim, _dtype(m.dtype)))
-registry.register("ae_conv", "autoencoder", "sigmoid")(lambda m, data_shape: ConvAE(_dtype(m.dtype)))
+registry.register("ae_dense", "autoencoder", "sigmoid", cpu_chunk=50)(
+    lambda m, data_shape: DenseAE(m.latent_dim, _dtype(m.dtype))
+)
+registry.register("ae_conv", "autoencoder", "sigmoid")(
+    lambda m, data_shape: ConvAE(_dtype(m.dtype))
+)
 registry.register("vae", "vae", "sigmoid")(lambda m, data_shape: VAE(m.latent_dim, _dtype(m.dtype)))

@@ -7,6 +7,7 @@ import jax.numpy as jnp
 
 class LeNet(nn.Module):
   """Conv 32 3x3 -> Conv 64 3x3 s2 -> Conv 128 3x3 s2 -> Dense 128 (the features) -> Dense 10."""
+
   num_classes: int = 10
   features: int = 128
 

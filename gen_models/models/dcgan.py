@@ -100,6 +100,7 @@ class UpConv(nn.Module):
   upsampled pixel are pre-added: 36/100 of the multiply-adds for k = 5); for "transpose" four
   stride-1 convs, one per output parity, with exactly the taps that reach it.
   impl="reference" runs the layer literally."""
+
   features: int
   kernel_size: int = 5
   mode: str = "upsample"
@@ -115,15 +116,20 @@ class UpConv(nn.Module):
     dn = ("NHWC", "HWIO", "NHWC")
     if self.impl == "reference":
       if self.mode == "upsample":
-        y = jax.lax.conv_general_dilated(upsample2(x), kernel.astype(self.dtype), (1, 1), "SAME",
-                                         dimension_numbers=dn)
+        y = jax.lax.conv_general_dilated(
+            upsample2(x), kernel.astype(self.dtype), (1, 1), "SAME", dimension_numbers=dn
+        )
       else:
-        y = jax.lax.conv_transpose(x, kernel.astype(self.dtype), (2, 2), "SAME", dimension_numbers=dn)
+        y = jax.lax.conv_transpose(
+            x, kernel.astype(self.dtype), (2, 2), "SAME", dimension_numbers=dn
+        )
     elif self.mode == "transpose":
       y = transpose_conv_phases(x, kernel.astype(self.dtype))
     else:
       w = subpixel_kernel(kernel, self.mode).astype(self.dtype)
-      y = depth_to_space(jax.lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=dn))
+      y = depth_to_space(
+          jax.lax.conv_general_dilated(x, w, (1, 1), ((1, 1), (1, 1)), dimension_numbers=dn)
+      )
     return y + bias.astype(self.dtype)
 
 
@@ -150,6 +156,7 @@ class Dropout(nn.Module):
   impl="fast" draws the Bernoulli mask from hash_uniform_bits (threshold exact to 2^-32);
   impl="reference" is flax's nn.Dropout (threefry bits per element). Same distribution, different
   random streams."""
+
   rate: float
   impl: str = "fast"
 
@@ -160,7 +167,7 @@ class Dropout(nn.Module):
     if deterministic or self.rate == 0.0:
       return x
     bits = hash_uniform_bits(self.make_rng("dropout"), x.shape)
-    keep = bits >= jnp.uint32(round(self.rate * 2 ** 32))
+    keep = bits >= jnp.uint32(round(self.rate * 2**32))
     return jnp.where(keep, x / (1.0 - self.rate), jnp.zeros_like(x))
 
 
@@ -183,8 +190,11 @@ def im2col_conv(x, kernel, stride: int):
   oh, ph = _same_pads(h, k, stride)
   ow, pw = _same_pads(w, k, stride)
   xp = jnp.pad(x, ((0, 0), ph, pw, (0, 0)))
-  cols = [xp[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride, :]
-          for i in range(k) for j in range(k)]
+  cols = [
+      xp[:, i : i + stride * (oh - 1) + 1 : stride, j : j + stride * (ow - 1) + 1 : stride, :]
+      for i in range(k)
+      for j in range(k)
+  ]
   patches = jnp.concatenate(cols, axis=-1).reshape(b * oh * ow, k * k * c)
   return jnp.dot(patches, kernel.reshape(k * k * c, f)).reshape(b, oh, ow, f)
 
@@ -195,6 +205,7 @@ class Conv(nn.Module):
   everywhere (a D whose input gradient is differentiated again, for R1 or WGAN-GP: XLA CPU's second
   derivative of a strided convolution is ~10x slower than the patch matmul's); impl="reference"
   always XLA's convolution."""
+
   features: int
   stride: int = 1
   kernel_size: int = 5
@@ -211,8 +222,9 @@ class Conv(nn.Module):
     if self.impl == "patches" or (self.impl == "fast" and out_pixels <= 16):
       y = im2col_conv(x, kernel, self.stride)
     else:
-      y = jax.lax.conv_general_dilated(x, kernel, (self.stride, self.stride), "SAME",
-                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
+      y = jax.lax.conv_general_dilated(
+          x, kernel, (self.stride, self.stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
+      )
     return y + bias
 
 
@@ -221,7 +233,8 @@ def _conv(features, stride=1, dtype=jnp.float32, impl="fast"):
 
 
 def _sn(layer, x, sn: bool, train: bool):
-  """layer(x), or with D's kernels spectrally normalised (Miyato et al. 2018): flax.linen.SpectralNorm,
+  """layer(x), or with D's kernels spectrally normalised (Miyato et al. 2018):
+  flax.linen.SpectralNorm,
   one power iteration per training call, its vectors in the "batch_stats" collection."""
   if not sn:
     return layer(x)
@@ -229,13 +242,15 @@ def _sn(layer, x, sn: bool, train: bool):
 
 
 def _convT(features, stride, dtype=jnp.float32):
-  return nn.ConvTranspose(features, (5, 5), strides=(stride, stride), padding="SAME",
-                          kernel_init=glorot, dtype=dtype)
+  return nn.ConvTranspose(
+      features, (5, 5), strides=(stride, stride), padding="SAME", kernel_init=glorot, dtype=dtype
+  )
 
 
 class Generator(nn.Module):
   """Seed 000: z(100) -> Dense 7*7*128 + LeakyReLU 0.2 -> BN -> 7x7x128 -> up x2 -> Conv 64 5x5
   -> BN -> LeakyReLU 0.2 -> up x2 -> Conv 1 5x5 -> tanh. Output in [-1, 1]."""
+
   dtype: Any = jnp.float32
   impl: str = "fast"
 
@@ -252,6 +267,7 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
   """Seed 000: Conv 64 5x5 s2 -> LeakyReLU 0.2 -> Dropout 0.2 -> Conv 128 5x5 s2 -> LeakyReLU 0.2
   -> Dropout 0.3 -> Flatten -> Dense 1."""
+
   dtype: Any = jnp.float32
   impl: str = "fast"
   sn: bool = False  # spectral normalisation of every kernel (model.spectral_norm)
@@ -262,7 +278,9 @@ class Discriminator(nn.Module):
     x = Dropout(0.2, self.impl)(x, deterministic=not train)
     x = nn.leaky_relu(_sn(_conv(128, 2, self.dtype, self.impl), x, self.sn, train), 0.2)
     x = Dropout(0.3, self.impl)(x, deterministic=not train)
-    x = _sn(nn.Dense(1, kernel_init=glorot, dtype=self.dtype), x.reshape(x.shape[0], -1), self.sn, train)
+    x = _sn(
+        nn.Dense(1, kernel_init=glorot, dtype=self.dtype), x.reshape(x.shape[0], -1), self.sn, train
+    )
     return x.astype(jnp.float32)[:, 0]
 
 
@@ -270,6 +288,7 @@ class GeneratorTranspose(nn.Module):
   """Seed 001: z(32) -> Dense 7*7*64 -> BN(.9) -> LeakyReLU -> 7x7x64 -> Dropout 0.4 -> up x2 ->
   ConvT 32 5x5 -> BN(.9) -> LeakyReLU -> up x2 -> ConvT 16 5x5 -> BN(.9) -> LeakyReLU -> Conv 1 5x5
   -> sigmoid. Output in [0, 1]. (Keras' LeakyReLU() default slope is 0.3.)"""
+
   dtype: Any = jnp.float32
   impl: str = "fast"
 
@@ -288,6 +307,7 @@ class GeneratorTranspose(nn.Module):
 
 class DiscriminatorTranspose(nn.Module):
   """Seed 001: [Conv 5x5 s2 relu, Dropout 0.4] x (64, 128, 256) -> Flatten -> Dense 1."""
+
   dtype: Any = jnp.float32
   impl: str = "fast"
   sn: bool = False  # spectral normalisation of every kernel (model.spectral_norm)
@@ -297,13 +317,16 @@ class DiscriminatorTranspose(nn.Module):
     for features in (64, 128, 256):
       x = nn.relu(_sn(_conv(features, 2, self.dtype, self.impl), x, self.sn, train))
       x = Dropout(0.4, self.impl)(x, deterministic=not train)
-    x = _sn(nn.Dense(1, kernel_init=glorot, dtype=self.dtype), x.reshape(x.shape[0], -1), self.sn, train)
+    x = _sn(
+        nn.Dense(1, kernel_init=glorot, dtype=self.dtype), x.reshape(x.shape[0], -1), self.sn, train
+    )
     return x.astype(jnp.float32)[:, 0]
 
 
 class GeneratorAtienza(nn.Module):
   """Seed 002 (Atienza, Advanced Deep Learning with Keras): z(100) -> Dense 7*7*128 -> 7x7x128 ->
   [BN, ReLU, ConvT 5x5] with (filters, stride) (128, 2), (64, 2), (32, 1), (1, 1) -> sigmoid."""
+
   dtype: Any = jnp.float32
   impl: str = "fast"
 
@@ -322,6 +345,7 @@ class GeneratorAtienza(nn.Module):
 class DiscriminatorAtienza(nn.Module):
   """Seed 002: [LeakyReLU 0.2, Conv 5x5] with (filters, stride) (32, 2), (64, 2), (128, 2), (256, 1)
   -> Flatten -> Dense 1. (The first LeakyReLU acts on the input image, as in the book.)"""
+
   dtype: Any = jnp.float32
   impl: str = "fast"
   sn: bool = False  # spectral normalisation of every kernel (model.spectral_norm)
@@ -330,16 +354,25 @@ class DiscriminatorAtienza(nn.Module):
   def __call__(self, x, train: bool = True):
     for features, stride in ((32, 2), (64, 2), (128, 2), (256, 1)):
       x = _sn(_conv(features, stride, self.dtype, self.impl), nn.leaky_relu(x, 0.2), self.sn, train)
-    x = _sn(nn.Dense(1, kernel_init=glorot, dtype=self.dtype), x.reshape(x.shape[0], -1), self.sn, train)
+    x = _sn(
+        nn.Dense(1, kernel_init=glorot, dtype=self.dtype), x.reshape(x.shape[0], -1), self.sn, train
+    )
     return x.astype(jnp.float32)[:, 0]
 
 
 def _build(generator, discriminator):
-  return lambda m, data_shape: (generator(_dtype(m.dtype), m.impl), discriminator(_dtype(m.dtype), m.impl, m.spectral_norm))
+  return lambda m, data_shape: (
+      generator(_dtype(m.dtype), m.impl),
+      discriminator(_dtype(m.dtype), m.impl, m.spectral_norm),
+  )
 
 
-registry.register("dcgan", "image_gan", "tanh", spectral_norm=True, patch_d=True)(_build(Generator, Discriminator))
+registry.register("dcgan", "image_gan", "tanh", spectral_norm=True, patch_d=True)(
+    _build(Generator, Discriminator)
+)
 registry.register("dcgan_transpose", "image_gan", "sigmoid", spectral_norm=True, patch_d=True)(
-    _build(GeneratorTranspose, DiscriminatorTranspose))
+    _build(GeneratorTranspose, DiscriminatorTranspose)
+)
 registry.register("dcgan_atienza", "image_gan", "sigmoid", spectral_norm=True, patch_d=True)(
-    _build(GeneratorAtienza, DiscriminatorAtienza))
+    _build(GeneratorAtienza, DiscriminatorAtienza)
+)

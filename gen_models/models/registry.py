@@ -18,20 +18,29 @@ class Arch:
   output_range: str = ""  # "tanh" ([-1, 1]) / "sigmoid" ([0, 1]): the data range its images need
   spectral_norm: bool = False  # whether its D accepts model.spectral_norm
   cpu_chunk: int = 1  # train.scan_chunk=0 on CPU: steps per lax.scan dispatch (gen_models.loop)
-  patch_d: bool = False  # whether its D takes impl="patches" (convs as patch matmuls), used when D is differentiated twice
+  # whether its D takes impl="patches" (convs as patch matmuls), used when D is differentiated twice
+  patch_d: bool = False
 
 
 ARCHS: dict[str, Arch] = {}
 
 
-def register(name: str, family: str, output_range: str = "", spectral_norm: bool = False, cpu_chunk: int = 1,
-             patch_d: bool = False):
+def register(
+    name: str,
+    family: str,
+    output_range: str = "",
+    spectral_norm: bool = False,
+    cpu_chunk: int = 1,
+    patch_d: bool = False,
+):
   """Decorator: registers `build(model_cfg, data_shape)` as architecture `name`."""
+
   def wrap(build):
     if name in ARCHS:
       raise ValueError(f"architecture {name!r} is registered twice")
     ARCHS[name] = Arch(name, family, build, output_range, spectral_norm, cpu_chunk, patch_d)
     return build
+
   return wrap
 
 
