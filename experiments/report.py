@@ -13,12 +13,17 @@ import sys
 
 import numpy as np
 
-from gen_models import plots
-from gen_models import rundir
+from experiments import cli
+from experiments import registry
+from gen_models import config as config_lib
 from gen_models import families
 from gen_models import metric_names as names
 from gen_models import notes as notes_lib
+from gen_models import plots
+from gen_models import rundir
+from gen_models import stats
 from gen_models import tracking
+from gen_models.errors import RunError
 
 
 def headline_keys(cfg) -> list[str]:
@@ -53,7 +58,6 @@ def _arm_keys(exp) -> set:
 
 def _protocol(cfg) -> dict:
   """What a run's results depend on, apart from its seed: every key but EXECUTION_KEYS."""
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
 
   return {k: v for k, v in config_lib.flatten(cfg).items() if k not in EXECUTION_KEYS}
 
@@ -63,7 +67,6 @@ def reference_configs(exp, arm_cfgs, previous_base=None, disk_cfgs=()):
   command's own configs for the arms it names, and for the others the command's settings with
   that arm's overrides. Without a command (a rebuild), the settings recorded in the previous
   summary.json, else the ones most runs on disk share. Returns ({arm: cfg}, base settings)."""
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
 
   arm_keys = _arm_keys(exp)
   exp_flat = config_lib.flatten(exp.config)
@@ -146,7 +149,7 @@ def _recover(run_dir, cfg, rows):
   """The result of a finished run rebuilt from metrics.jsonl (its final evaluation row), or None."""
   steps = cfg.train.steps
   evals = [r for r in rows if r.get("step") == steps and names.is_eval_row(r)]
-  if not evals or not os.path.isdir(os.path.join(run_dir, "checkpoints", str(steps))):
+  if not evals or not os.path.isdir(rundir.RunPaths(run_dir).checkpoint(steps)):
     return None
   final_eval = names.unprefixed(evals[-1], names.EVAL)
   return {
@@ -159,7 +162,7 @@ def _recover(run_dir, cfg, rows):
 
 def _previous(exp_dir) -> dict:
   """{(arm, seed): (status, {metric: value}), ...} from the summary.json on disk, if readable."""
-  arms = _read_dict(os.path.join(exp_dir, "summary.json")).get("arms")
+  arms = _read_dict(rundir.ExpPaths(exp_dir).summary).get("arms")
   out = {}
   number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
   for arm in arms if isinstance(arms, list) else []:
@@ -178,16 +181,13 @@ def _previous(exp_dir) -> dict:
 
 
 def seeds_on_disk(arm_dir) -> list[int]:
-  if not os.path.isdir(arm_dir):
-    return []
-  return sorted(int(d[4:]) for d in os.listdir(arm_dir) if d.startswith("seed") and d[4:].isdigit())
+  return rundir.ExpPaths(os.path.dirname(arm_dir)).seeds(os.path.basename(arm_dir))
 
 
 def _run_config(run_dir):
   """A run's saved config, or None when its config.json is missing or unreadable."""
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
 
-  saved = _read(os.path.join(run_dir, "config.json"))
+  saved = _read(rundir.RunPaths(run_dir).config)
   if not isinstance(saved, dict):
     return None
   try:
@@ -205,14 +205,13 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
   is never reported); each such case is listed in summary["problems"] and the arm's "recovered".
   A run whose config differs from its arm's reference config (`refs`, see reference_configs) in
   anything but its seed is shown apart, in the arm's "other_configs", never pooled or compared."""
+  paths = rundir.ExpPaths(exp_dir)
   previous = _previous(exp_dir)
   refs = refs or {}
   arms, curves, problems, extractors = [], {}, [], {}
   for arm, overrides, cfg, seeds in arm_cfgs:
     listed_only = sorted(
-        s
-        for a, s in previous
-        if a == arm and not os.path.isdir(os.path.join(exp_dir, arm, f"seed{s}"))
+        s for a, s in previous if a == arm and not os.path.isdir(paths.run(arm, s).dir)
     )
     if listed_only:
       problems.append(
@@ -223,21 +222,22 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
     per_seed, statuses, rows_by_seed, wall, done_seeds = {}, {}, [], 0.0, []
     recovered, apart = {}, {}
     for seed in seeds:
-      run_dir = os.path.join(exp_dir, arm, f"seed{seed}")
+      run = paths.run(arm, seed)
+      run_dir = run.dir
       run_cfg = _run_config(run_dir) if os.path.isdir(run_dir) else None
       if run_cfg is not None and arm in refs:
         differs = belongs(run_cfg, refs[arm])
         if differs:
           apart[str(seed)] = differs
           continue
-      elif os.path.isdir(run_dir) and os.path.exists(os.path.join(run_dir, "result.json")):
+      elif os.path.isdir(run_dir) and os.path.exists(run.result):
         problems.append(
             f"{arm}/seed{seed}: config.json is missing or unreadable, so it cannot be checked"
             " against the arm's config; it is reported as if it matched"
         )
-      path = os.path.join(run_dir, "result.json")
+      path = run.result
       damaged = []
-      rows = tracking.read_jsonl(os.path.join(run_dir, "metrics.jsonl"), damaged)
+      rows = tracking.read_jsonl(run.metrics, damaged)
       if damaged:
         problems.append(
             f"{arm}/seed{seed}: metrics.jsonl has {len(damaged)} damaged line(s) (line "
@@ -326,7 +326,6 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
     })
     curves[arm] = rows_by_seed
   if len(extractors) > 1:
-    from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
 
     raise RunError(
         f"The runs in {exp_dir} were scored by different feature extractors, whose FIDs cannot "
@@ -389,7 +388,6 @@ def comparisons(summary, exp, k) -> list:
   """summary.json's `comparisons`: each arm against the baseline on each compared metric's
   headline value, paired by seed; image metrics also under every extractor on its own, and a
   verdict that is not the same under all of them is marked extractor-dependent."""
-  from gen_models import stats  # pylint: disable=g-import-not-at-top
 
   metrics = families.get(summary["family"]).verdict_metrics
   values = {
@@ -461,7 +459,7 @@ def arms_on_disk(exp_dir, exp, arm_cfgs=(), refs=None):
       out.append((arm, dict(overrides), refs[arm], []))
       continue
     for seed in seeds:
-      cfg = _run_config(os.path.join(exp_dir, arm, f"seed{seed}"))
+      cfg = _run_config(rundir.ExpPaths(exp_dir).run(arm, seed).dir)
       if cfg is not None:
         out.append((arm, dict(overrides), cfg, []))
         break
@@ -535,7 +533,7 @@ def _floors_from_runs(summary):
 def summarize(exp_dir, exp, arm_cfgs, command=None):
   """(summary, per-arm curves, arm configs with their reported seeds) from what is on disk: every
   arm of `exp` with runs there, not only `arm_cfgs`. The summary.json schema: docs/summary.md."""
-  old = _read_dict(os.path.join(exp_dir, "summary.json"))
+  old = _read_dict(rundir.ExpPaths(exp_dir).summary)
   disk = [(o, c) for a, o, c, _ in arms_on_disk(exp_dir, exp)]
   refs, base = reference_configs(
       exp, list(arm_cfgs), old.get("protocol") if not arm_cfgs else None, disk
@@ -552,7 +550,7 @@ def summarize(exp_dir, exp, arm_cfgs, command=None):
   k = arm_cfgs[0][2].eval.last_k
   summary["headline_k"] = k
   summary["comparisons"] = comparisons(summary, exp, k)
-  noise = _read_dict(os.path.join(exp_dir, "eval_noise.json"))
+  noise = _read_dict(rundir.ExpPaths(exp_dir).eval_noise)
   summary["eval_noise"] = noise if isinstance(noise.get("std"), dict) else None
   return summary, curves, arm_cfgs
 
@@ -847,17 +845,15 @@ def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
   runs on disk, not only `arm_cfgs`). summary["problems"] lists unreadable per-run files."""
   summary, curves, arm_cfgs = summarize(exp_dir, exp, arm_cfgs, command)
   drawn = draw(exp_dir, exp, summary, curves, arm_cfgs) if figures else {}
-  summary_path = os.path.join(exp_dir, "summary.json")
+  summary_path = rundir.ExpPaths(exp_dir).summary
   write_atomic(summary_path, json.dumps(summary, indent=1))
   lines = [line for section in SECTIONS for line in section(summary, exp, arm_cfgs, drawn)]
-  report_path = os.path.join(exp_dir, "report.md")
+  report_path = rundir.ExpPaths(exp_dir).report
   write_atomic(report_path, "\n".join(lines))
   return {"summary": summary_path, "report": report_path, "summary_obj": summary, **drawn}
 
 
 def _rebuild(exp_dir) -> int:
-  from experiments import registry  # pylint: disable=g-import-not-at-top
-  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
 
   if not os.path.isdir(exp_dir):
     raise RunError(
@@ -866,7 +862,7 @@ def _rebuild(exp_dir) -> int:
     )
   name = os.path.basename(os.path.abspath(exp_dir))
   if name not in registry.names():
-    if os.path.exists(os.path.join(exp_dir, "config.json")):
+    if os.path.exists(rundir.RunPaths(exp_dir).config):
       hint = (
           " It is a single run's directory; its experiment directory is"
           f" {os.path.dirname(os.path.dirname(os.path.abspath(exp_dir)))}."
@@ -903,7 +899,6 @@ def main(argv=None) -> int:
         file=sys.stderr,
     )
     return 2
-  from experiments import cli  # pylint: disable=g-import-not-at-top
 
   return cli.guarded(lambda: _rebuild(argv[0].rstrip("/") or "/"))
 

@@ -137,7 +137,7 @@ def build_configs(exp, sets: list[str], seeds_flag, arms_flag):
 
 
 def _run_dir(out, exp_name, arm, seed):
-  return os.path.join(out, exp_name, arm, f"seed{seed}")
+  return rundir.ExpPaths.of(out, exp_name).run(arm, seed).dir
 
 
 # Keys a resumed run may change: training longer continues the same trajectory.
@@ -156,8 +156,7 @@ def _config_diff(saved: dict, new: dict) -> list[str]:
 
 def _steps_reached(run_dir, result) -> int:
   """The furthest step a run has on disk: its checkpoints and its result.json."""
-  ckpt = os.path.join(run_dir, "checkpoints")
-  steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()] if os.path.isdir(ckpt) else []
+  steps = rundir.RunPaths(run_dir).checkpoint_steps()
   if result and isinstance(result.get("step"), int) and result.get("status") == "finished":
     steps.append(result["step"])
   return max(steps, default=0)
@@ -181,7 +180,7 @@ def plan_runs(exp, arm_cfgs, out, resume):
             "skip finished runs) add --resume; to start afresh pick another --out "
             f"directory (e.g. --out runs_{time.strftime('%Y%m%d_%H%M%S')})."
         )
-      saved = rundir.read_json(os.path.join(run_dir, "config.json"))
+      saved = rundir.read_json(rundir.RunPaths(run_dir).config)
       if not isinstance(saved, dict):
         raise RunError(
             f"{run_dir} exists but has no readable config.json (missing, damaged or not a JSON "
@@ -202,7 +201,7 @@ def plan_runs(exp, arm_cfgs, out, resume):
             + "\nUse the original settings to resume, or pick "
             "another --out directory for the new ones."
         )
-      result = rundir.read_json(os.path.join(run_dir, "result.json"))
+      result = rundir.read_json(rundir.RunPaths(run_dir).result)
       result = result if isinstance(result, dict) else None
       reached = _steps_reached(run_dir, result)
       if reached > run_cfg.train.steps:
@@ -299,10 +298,9 @@ def check_run_dirs(plan) -> None:
   for arm, _, seed, run_dir, action in plan:
     if action != "skip" and os.path.isdir(run_dir):
       rundir.ensure_writable(run_dir, f"The run directory of {arm}/seed{seed}")
-      if os.path.isdir(os.path.join(run_dir, "checkpoints")):
-        rundir.ensure_writable(
-            os.path.join(run_dir, "checkpoints"), f"The checkpoints of {arm}/seed{seed}"
-        )
+      checkpoints = rundir.RunPaths(run_dir).checkpoints
+      if os.path.isdir(checkpoints):
+        rundir.ensure_writable(checkpoints, f"The checkpoints of {arm}/seed{seed}")
 
 
 def _distributed() -> bool:
@@ -396,7 +394,7 @@ def _undecided(exp_dir) -> tuple[list[str], list[str]]:
   the same for those with one), each with the number of paired seeds the verdict used."""
   from gen_models import families  # pylint: disable=g-import-not-at-top
 
-  summary = rundir.read_json(os.path.join(exp_dir, "summary.json"))
+  summary = rundir.read_json(rundir.ExpPaths(exp_dir).summary)
   if not isinstance(summary, dict) or not isinstance(summary.get("comparisons"), list):
     return [], []
   primary = families.get(summary["family"]).rank_by

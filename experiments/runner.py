@@ -16,11 +16,12 @@ from experiments import report
 from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
 from gen_models import data as data_lib
+from gen_models import families
 from gen_models import loop
+from gen_models import rundir
 from gen_models import runs
 from gen_models import runtime
 from gen_models import signals
-from gen_models import families
 from gen_models import tracking
 
 WANDB_PROJECT = os.environ.get("WANDB_PROJECT", "gen-models")
@@ -54,14 +55,14 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
   try:
     for arm, cfg, run_dir, _ in items:
       os.makedirs(run_dir, exist_ok=True)
-      _write_json(os.path.join(run_dir, "config.json"), config_lib.to_dict(cfg))
+      _write_json(rundir.RunPaths(run_dir).config, config_lib.to_dict(cfg))
       label = f"{exp.name}/{arm}/seed{cfg.seed}"
       data = data_lib.load(cfg)
       key = jax.random.key(cfg.seed)
       task = families.make_task(cfg, data, key, run_dir)
       if describe and not runs:
         print_fn(f"[{label}] {families.describe(jax.eval_shape(task.init, key))}")
-      checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
+      checkpointer = ckpt_lib.Checkpointer(rundir.RunPaths(run_dir).checkpoints, keep=cfg.ckpt.keep)
       tracker = (
           tracking.Tracker(
               run_dir,
@@ -138,7 +139,7 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
     for run, c in zip(runs, ctx):
       c["result"]["wall_s"] = wall  # a vectorised group's wall time, shared equally
       if c["result"]["status"] != "running":
-        _write_json(os.path.join(c["run_dir"], "result.json"), c["result"])
+        _write_json(rundir.RunPaths(c["run_dir"]).result, c["result"])
       run.tracker.finish(0 if c["result"]["status"] == "finished" else 1)
       run.checkpointer.close()
   return list(zip(states or [None] * len(ctx), [c["result"] for c in ctx]))
@@ -158,9 +159,7 @@ def _group_key(cfg, run_dir, action):
     static = config_lib.set_key(static, key, config_lib.get(config_lib.Config(), key))
   start = 0
   if action == "resume":
-    ckpt = os.path.join(run_dir, "checkpoints")
-    steps = [int(d) for d in os.listdir(ckpt) if d.isdigit()] if os.path.isdir(ckpt) else []
-    start = max(steps, default=0)
+    start = max(rundir.RunPaths(run_dir).checkpoint_steps(), default=0)
   return (static, family.step(cfg)), start
 
 
@@ -256,21 +255,20 @@ def evaluation_noise(exp_dir, exp):
   sampling seeds and writes the spread to exp_dir/eval_noise.json (once per checkpoint), so the
   report can set the evaluation's own noise beside the seed-to-seed spread."""
   arm = exp.baseline_arm()
-  arm_dir = os.path.join(exp_dir, arm)
-  seeds = report.seeds_on_disk(arm_dir)
+  paths = rundir.ExpPaths(exp_dir)
+  result_of = lambda s: rundir.read_json(paths.run(arm, s).result)
   finished = [
       s
-      for s in seeds
-      # pylint: disable-next=protected-access
-      if (report._read(os.path.join(arm_dir, f"seed{s}", "result.json")) or {}).get("status")
-      == "finished"
+      for s in paths.seeds(arm)
+      if (result_of(s) if isinstance(result_of(s), dict) else {}).get("status") == "finished"
   ]
   if not finished:
     return
-  run_dir = os.path.join(arm_dir, f"seed{finished[0]}")
-  path = os.path.join(exp_dir, "eval_noise.json")
-  old = report._read(path) or {}  # pylint: disable=protected-access
-  result = report._read(os.path.join(run_dir, "result.json"))  # pylint: disable=protected-access
+  run_dir = paths.run(arm, finished[0]).dir
+  path = paths.eval_noise
+  old = rundir.read_json(path)
+  old = old if isinstance(old, dict) else {}
+  result = result_of(finished[0])
   if old.get("run") == f"{arm}/seed{finished[0]}" and old.get("step") == result.get("step"):
     return
   cfg, state, data, key, step = load_run(run_dir)

@@ -18,6 +18,7 @@ import numpy as np
 
 from gen_models import data as data_lib
 from gen_models import metric_names as names
+from gen_models import models
 from gen_models import signals
 
 TRACE_COUNT = {"chunk": 0}  # incremented while tracing: tests assert one trace per run
@@ -119,7 +120,6 @@ ACCELERATOR_CHUNK = 50
 
 def auto_chunk(arch: str, backend: str) -> int:
   if backend == "cpu":
-    from gen_models import models  # pylint: disable=g-import-not-at-top
 
     return models.arch(arch).cpu_chunk
   return ACCELERATOR_CHUNK

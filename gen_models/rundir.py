@@ -1,4 +1,10 @@
-"""Output paths: checked before anything is compiled, and one writer per experiment directory.
+"""Output paths: the run-directory layout, checked before anything is compiled, and one writer per
+experiment directory.
+
+The layout is spelled out here only (ExpPaths, RunPaths); every other module asks them:
+
+  <out>/<exp>/                 summary.json, report.md, eval_noise.json, .lock, the sweep's figures
+  <out>/<exp>/<arm>/seed<k>/   config.json, result.json, metrics.jsonl, checkpoints/, samples/
 
 `ensure_writable(path, what)` creates a directory and proves it can be written, or raises a
 RunError that says which path and what to do. `lock(exp_dir)` holds an exclusive advisory lock
@@ -8,6 +14,7 @@ any way (crash and SIGKILL included), so a lock is never stale.
 """
 
 import contextlib
+import dataclasses
 import datetime
 import errno
 import fcntl
@@ -19,6 +26,56 @@ import tempfile
 from gen_models.errors import RunError
 
 LOCK_NAME = ".lock"
+
+
+@dataclasses.dataclass(frozen=True)
+class RunPaths:
+  """The files of one run: <exp_dir>/<arm>/seed<k>/."""
+
+  dir: str
+
+  config = property(lambda self: os.path.join(self.dir, "config.json"))
+  result = property(lambda self: os.path.join(self.dir, "result.json"))
+  metrics = property(lambda self: os.path.join(self.dir, "metrics.jsonl"))
+  checkpoints = property(lambda self: os.path.join(self.dir, "checkpoints"))
+  samples = property(lambda self: os.path.join(self.dir, "samples"))
+
+  def checkpoint(self, step: int) -> str:
+    return os.path.join(self.checkpoints, str(step))
+
+  def checkpoint_steps(self) -> list[int]:
+    """The steps with a checkpoint directory (committed or not: orbax renames on commit)."""
+    d = self.checkpoints
+    return sorted(int(s) for s in os.listdir(d) if s.isdigit()) if os.path.isdir(d) else []
+
+
+@dataclasses.dataclass(frozen=True)
+class ExpPaths:
+  """The files of one experiment directory: <out>/<exp>/."""
+
+  dir: str
+
+  summary = property(lambda self: os.path.join(self.dir, "summary.json"))
+  report = property(lambda self: os.path.join(self.dir, "report.md"))
+  eval_noise = property(lambda self: os.path.join(self.dir, "eval_noise.json"))
+  lock = property(lambda self: os.path.join(self.dir, LOCK_NAME))
+
+  @classmethod
+  def of(cls, out: str, exp_name: str) -> "ExpPaths":
+    return cls(os.path.join(out, exp_name))
+
+  def arm(self, arm: str) -> str:
+    return os.path.join(self.dir, arm)
+
+  def run(self, arm: str, seed: int) -> RunPaths:
+    return RunPaths(os.path.join(self.dir, arm, f"seed{seed}"))
+
+  def seeds(self, arm: str) -> list[int]:
+    """The seeds with a run directory of this arm."""
+    d = self.arm(arm)
+    if not os.path.isdir(d):
+      return []
+    return sorted(int(s[4:]) for s in os.listdir(d) if s.startswith("seed") and s[4:].isdigit())
 
 
 def read_json(path, default=None):
@@ -77,7 +134,7 @@ def _busy(exp_dir, holder):
 @contextlib.contextmanager
 def lock(exp_dir: str):
   """Exclusive lock on exp_dir for the duration; raises RunError if another process holds it."""
-  path = os.path.join(exp_dir, LOCK_NAME)
+  path = ExpPaths(exp_dir).lock
   fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
   try:
     try:
@@ -95,7 +152,7 @@ def lock(exp_dir: str):
 
 def refuse_if_locked(exp_dir: str) -> None:
   """Raises lock()'s RunError if another process holds exp_dir's lock; writes nothing."""
-  path = os.path.join(exp_dir, LOCK_NAME)
+  path = ExpPaths(exp_dir).lock
   if not os.path.exists(path):
     return
   fd = os.open(path, os.O_RDONLY)

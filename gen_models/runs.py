@@ -10,12 +10,13 @@ from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import families
+from gen_models import rundir
 from gen_models.errors import RunError
 
 
 def load_run(run_dir: str):
   """(cfg, state, data, key, step) of a saved run, from its config.json and latest checkpoint."""
-  path = os.path.join(run_dir, "config.json")
+  path = rundir.RunPaths(run_dir).config
   if not os.path.exists(path):
     raise RunError(
         f"{run_dir} is not a run directory (no config.json). Give a path like "
@@ -36,7 +37,7 @@ def load_run(run_dir: str):
   data = data_lib.load(cfg, log=lambda s: None)
   key = jax.random.key(cfg.seed)
   task = families.make_task(cfg, data, key)
-  checkpointer = ckpt_lib.Checkpointer(os.path.join(run_dir, "checkpoints"), keep=cfg.ckpt.keep)
+  checkpointer = ckpt_lib.Checkpointer(rundir.RunPaths(run_dir).checkpoints, keep=cfg.ckpt.keep)
   try:
     state, meta = checkpointer.restore_latest(task.init(jax.random.fold_in(key, 1)))
   finally:

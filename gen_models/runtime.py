@@ -17,6 +17,8 @@ is imported (GEN_MODELS_TUNING=0 turns them off; measured by `python -m experime
 import os
 import sys
 
+from gen_models.errors import RunError
+
 TCMALLOC_PATHS = (
     "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4",
     "/usr/lib/aarch64-linux-gnu/libtcmalloc_minimal.so.4",
@@ -142,7 +144,6 @@ def configure(module: str = None) -> None:
 
 
 def _env_problem(text: str):
-  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
 
   return RunError(text + " Nothing was written.")
 

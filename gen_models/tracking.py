@@ -13,6 +13,7 @@ import sys
 import uuid
 
 from gen_models import metric_names as names
+from gen_models import rundir
 
 WANDB_MODES = ("online", "offline", "disabled")
 
@@ -88,7 +89,7 @@ class Tracker:
       name: str,
       config: dict,
   ):
-    self.path = os.path.join(run_dir, "metrics.jsonl")
+    self.path = rundir.RunPaths(run_dir).metrics
     self._file = open(self.path, "a")
     self._wandb = None
     if mode != "disabled":

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_models import data as data_lib
-from gen_models import loop
 from gen_models import families
+from gen_models import loop
 from tests import helpers
 from tests.conftest import tiny_image
 

@@ -10,9 +10,9 @@ from experiments import run
 from gen_models import checkpoint as ckpt_lib
 from gen_models import data as data_lib
 from gen_models import loop
+from gen_models import tracking
 from gen_models.families import gan as gan_family
 from gen_models.families import image_gan
-from gen_models import tracking
 from tests.conftest import tiny_1d, tiny_image
 
 TINY = [

@@ -8,9 +8,9 @@ import optax
 import pytest
 
 from gen_models import data as data_lib
+from gen_models import families
 from gen_models import losses
 from gen_models import steps
-from gen_models import families
 from tests.conftest import tiny_1d
 
 

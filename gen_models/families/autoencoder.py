@@ -8,13 +8,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import loop
 from gen_models import plots
+from gen_models import rundir
 from gen_models import state as state_lib
 from gen_models import steps
-from gen_models.families.base import GAN_KEYS, Family, eval_key, first_seed_files, refuse_unused
 from gen_models.families import image_gan
+from gen_models.families.base import GAN_KEYS, Family, eval_key, first_seed_files, refuse_unused
+from gen_models.metrics import recon
 
 
 def validate(cfg):
@@ -43,7 +46,6 @@ HPARAMS = {
 
 
 def hparams(cfg) -> dict:
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
 
   return {name: fn(config_lib.get(cfg, key)) for name, (key, fn) in HPARAMS.items()}
 
@@ -68,7 +70,6 @@ def make_task(cfg, data, key, run_dir=None, step_fn=None, evaluate=None):
 
 
 def recon_metrics(cfg, state, data, key, vae=False):
-  from gen_models.metrics import recon  # pylint: disable=g-import-not-at-top
 
   out = recon.evaluate(
       state["ae"],
@@ -98,7 +99,7 @@ def _encode(ae, x):
 
 
 def artifacts(cfg, state, data, rows, run_dir, key, title):
-  sample_dir = os.path.join(run_dir, "samples")
+  sample_dir = rundir.RunPaths(run_dir).samples
   ae = state["ae"]
   test_x, test_y = data["test"]["x"], data["test"]["y"]
   x = jnp.asarray(test_x[:10], jnp.float32) / 255.0

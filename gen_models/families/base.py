@@ -10,8 +10,9 @@ from typing import Callable, Optional
 
 import jax
 
-from gen_models import state as state_lib
 from gen_models import config as config_lib
+from gen_models import rundir
+from gen_models import state as state_lib
 from gen_models.config import ConfigError
 
 
@@ -66,7 +67,7 @@ def first_seed_files(exp_dir, summary, arm_cfgs, *names):
     if not arm_summary["seeds"]:
       continue
     seed = arm_summary["seeds"][0]
-    paths = [os.path.join(exp_dir, arm, f"seed{seed}", "samples", n) for n in names]
+    paths = [os.path.join(rundir.ExpPaths(exp_dir).run(arm, seed).samples, n) for n in names]
     found = [p for p in paths if os.path.exists(p)]
     if found:
       yield arm, cfg, seed, found[0]

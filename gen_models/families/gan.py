@@ -8,6 +8,7 @@ import jax
 from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import gan_losses
+from gen_models import models
 from gen_models import state as state_lib
 from gen_models import steps
 from gen_models.config import ConfigError
@@ -48,7 +49,6 @@ def traced_keys(cfg) -> tuple:
 
 def validate_loss(cfg):
   """Options that only some losses or architectures support."""
-  from gen_models import models  # pylint: disable=g-import-not-at-top
 
   loss, l = loss_of(cfg), cfg.loss
   if not loss.smoothing and (l.real_target, l.fake_target, l.gen_target) != (1.0, 0.0, None):

@@ -7,13 +7,14 @@ import jax
 import numpy as np
 
 from gen_models import config as config_lib
-from gen_models import metric_names as names
 from gen_models import data as data_lib
 from gen_models import loop
+from gen_models import metric_names as names
 from gen_models import plots
+from gen_models import rundir
 from gen_models.config import ConfigError
-from gen_models.families.base import Family, refuse_denoising, eval_key, first_seed_files
 from gen_models.families import gan
+from gen_models.families.base import Family, refuse_denoising, eval_key, first_seed_files
 from gen_models.metrics import distribution
 
 MIN_EVAL_SAMPLES, MIN_KL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_1D, config_lib.MIN_KL_SAMPLES
@@ -101,7 +102,7 @@ def evaluate_saved(cfg, state, data, key):
 
 
 def artifacts(cfg, state, data, rows, run_dir, key, title):
-  sample_dir = os.path.join(run_dir, "samples")
+  sample_dir = rundir.RunPaths(run_dir).samples
   m = cfg.model
   fake = np.asarray(
       gan.generate(

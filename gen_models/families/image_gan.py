@@ -8,12 +8,16 @@ import jax
 import numpy as np
 
 from gen_models import config as config_lib
-from gen_models import metric_names as names
 from gen_models import loop
+from gen_models import metric_names as names
+from gen_models import models
 from gen_models import plots
+from gen_models import rundir
 from gen_models.config import ConfigError
-from gen_models.families.base import Family, refuse_denoising, eval_key, first_seed_files
 from gen_models.families import gan
+from gen_models.families.base import Family, refuse_denoising, eval_key, first_seed_files
+from gen_models.metrics import features
+from gen_models.metrics import fid
 
 MIN_EVAL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_IMAGES
 GRID_SAMPLES = 64  # fixed-noise samples drawn at every evaluation
@@ -21,7 +25,6 @@ GRID_SAMPLES = 64  # fixed-noise samples drawn at every evaluation
 
 def validate_images(cfg):
   """What every family trained on images checks (the VAE's too)."""
-  from gen_models import models  # pylint: disable=g-import-not-at-top
 
   if cfg.data.name == "gaussian1d":
     raise ConfigError(
@@ -74,7 +77,6 @@ def image_metrics(cfg, data, images_u8, log=print) -> dict:
   """Classifier-feature metrics of generated images against the test split under each extractor
   of the dataset's ensemble (<name>_e<k>) and their mean (<name>), with the real-data floors
   (the same metrics between as many training and test images) as <name>_floor."""
-  from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
 
   return features.get(cfg.data.name, data, log).metrics(images_u8)
 
@@ -83,7 +85,6 @@ def extractor_info(cfg, data):
   """The identity of the ensemble that scores this run's images (None if nothing is scored)."""
   if cfg.eval.num_samples == 0:
     return None
-  from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
 
   return features.get(cfg.data.name, data, lambda s: None).info()
 
@@ -92,7 +93,7 @@ def _evaluate(cfg, run_dir, key, data, state, step):
   out = {}
   g = gan.generator_of(state)
   if run_dir:
-    path = os.path.join(run_dir, "samples", f"step_{step:07d}.png")
+    path = os.path.join(rundir.RunPaths(run_dir).samples, f"step_{step:07d}.png")
     out["_images"] = {"samples": plots.save_grid(fixed_samples(cfg, g, key), path)}
   if cfg.eval.num_samples > 0 and "test" in data:
     images = generate_u8(cfg, g, jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
@@ -147,7 +148,7 @@ def latent_walk(cfg, g, n=12):
 def artifacts(cfg, state, data, rows, run_dir, key, title):
   from PIL import Image  # pylint: disable=g-import-not-at-top
 
-  sample_dir = os.path.join(run_dir, "samples")
+  sample_dir = rundir.RunPaths(run_dir).samples
   g = gan.generator_of(state)
   out = [plots.save_grid(fixed_samples(cfg, g, key), os.path.join(sample_dir, "final.png"))]
   steps_png = sorted(
@@ -171,8 +172,6 @@ def artifacts(cfg, state, data, rows, run_dir, key, title):
         plots.save_grid(latent_walk(cfg, g), os.path.join(sample_dir, "latent_walk.png"), cols=12)
     )
   if cfg.eval.num_samples > 0 and "test" in data:
-    from gen_models.metrics import fid  # pylint: disable=g-import-not-at-top
-    from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
 
     images = generate_u8(cfg, g, jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
     ensemble = features.get(cfg.data.name, data)

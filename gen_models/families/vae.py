@@ -9,10 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_models import plots
+from gen_models import rundir
 from gen_models import steps
-from gen_models.families.base import GAN_KEYS, Family, refuse_denoising, refuse_unused, eval_key
 from gen_models.families import autoencoder
 from gen_models.families import image_gan
+from gen_models.families.base import GAN_KEYS, Family, refuse_denoising, refuse_unused, eval_key
 from gen_models.models import autoencoder as models_ae
 
 
@@ -75,7 +76,7 @@ def make_task(cfg, data, key, run_dir=None):
 
 
 def artifacts(cfg, state, data, rows, run_dir, key, title):
-  sample_dir = os.path.join(run_dir, "samples")
+  sample_dir = rundir.RunPaths(run_dir).samples
   out = autoencoder.artifacts(cfg, state, data, rows, run_dir, key, title)
   prior = prior_samples(cfg, state, jax.random.fold_in(eval_key(key), 6), 64)
   out.insert(-1, plots.save_grid(prior, os.path.join(sample_dir, "prior_samples.png")))
