@@ -12,6 +12,7 @@ import os
 import sys
 
 import numpy as np
+from scipy import stats as sp_stats
 
 from experiments import cli
 from experiments import registry
@@ -357,12 +358,13 @@ def eval_steps(cfg) -> list[int]:
 
 
 def headline_values(rows, cfg, final) -> tuple[dict, list]:
-  """(<metric>_last<k>: the mean of a run's last k evaluations of each compared metric (and of
-  each extractor's variant), less noisy than the last evaluation alone; the names of those whose
+  """(<metric>_last<k>: the mean of a run's last k evaluations in the last quarter of training
+  (never an early, untrained one) of each compared metric (and of each extractor's variant), less
+  noisy than the last evaluation alone; the names of those whose
   window is not complete in `rows`). The last evaluation is the run's final one (`final`, from
   result.json) when its row is missing, e.g. torn by a kill."""
   k = cfg.eval.last_k
-  window = eval_steps(cfg)[-k:]
+  window = [s for s in eval_steps(cfg) if s >= LATE_WINDOW * cfg.train.steps][-k:]
   by_step = {}
   for r in rows:
     if names.is_eval_row(r):
@@ -384,11 +386,34 @@ def headline_values(rows, cfg, final) -> tuple[dict, list]:
   return out, incomplete
 
 
+LATE_WINDOW = 0.75  # a run's headline value averages only evaluations from its last quarter
+
+
+def _divergence(c, diverged: dict) -> None:
+  """Divergence is a result, never a silent drop: a comparison whose arms diverged on different
+  numbers of seeds gets no verdict on its metric and no interval (the finished seeds alone would
+  condition the worst outcome away); the counts and an exact sign test over the seeds where only
+  one of the two diverged say which diverges more."""
+  a, b = set(diverged.get(c["arm"], [])), set(diverged.get(c["baseline"], []))
+  c["diverged"] = {c["arm"]: sorted(a), c["baseline"]: sorted(b)}
+  only_a, only_b = len(a - b), len(b - a)
+  if only_a + only_b:
+    c["divergence_p"] = float(sp_stats.binomtest(only_a, only_a + only_b, 0.5).pvalue)
+  if len(a) != len(b):
+    c["ci_low"], c["ci_high"] = -np.inf, np.inf
+    c["verdict"] = (
+        f"no verdict: {c['arm']} diverged on {len(a)} seed(s), {c['baseline']} on {len(b)}"
+        f" (sign test over the seeds where one diverged: p = {c['divergence_p']:.3g})"
+    )
+
+
 def comparisons(summary, exp, k) -> list:
   """summary.json's `comparisons`: each arm against the baseline on each compared metric's
-  headline value, paired by seed; image metrics also under every extractor on its own, and a
-  verdict that is not the same under all of them is marked extractor-dependent."""
-
+  headline value, paired by seed (no verdict where the arms diverged on different numbers of
+  seeds: _divergence); image metrics also
+  under every extractor on its own: a verdict "holds under every extractor" only when each
+  extractor's own test rejects in the same direction (an intersection-union test, valid without
+  a further correction); otherwise the per-extractor verdicts are only shown."""
   metrics = families.get(summary["family"]).verdict_metrics
   values = {
       a["name"]: {m: dict(zip(a["seeds"], a["metrics"][m]["per_seed"])) for m in a["metrics"]}
@@ -397,25 +422,30 @@ def comparisons(summary, exp, k) -> list:
   baseline = exp.baseline_arm()
   if baseline not in values or len(values) < 2:
     return []
-  main = stats.compare(
-      values, baseline, {names.headline(m, k): lower for m, lower in metrics.items()}
-  )
+  compared = {names.headline(m, k): lower for m, lower in metrics.items()}
+  main = stats.compare(values, baseline, compared)
   n_ex = names.extractors_in(m for a in summary["arms"] for m in a["metrics"])
   per_ex = {}
   for e in range(n_ex):
     table = {names.headline(names.per_extractor(m, e), k): m for m in metrics}
-    for c in stats.compare(values, baseline, {h: metrics[m] for h, m in table.items()}):
+    on_e = {h: metrics[m] for h, m in table.items()}
+    for c in stats.compare(values, baseline, on_e):
       per_ex.setdefault((c["arm"], table[c["metric"]]), []).append(c["verdict"])
+  diverged = {a["name"]: a.get("diverged", []) for a in summary["arms"]}
   for c in main:
-    # named by the metric; the value is its last-k mean
+    # named by the metric; the value is its late-window mean
     c["metric"] = names.split_headline(c["metric"])[0]
-    c["headline"] = f"mean of the last {k} evaluations"
+    c["headline"] = f"mean of the evaluations in the last quarter of training (at most {k})"
+    _divergence(c, diverged)
     verdicts = per_ex.get((c["arm"], c["metric"]))
     if verdicts:
       kind = lambda v: v if v in ("better", "worse") else "none"
       c["per_extractor"] = verdicts
-      if any(kind(v) != kind(c["verdict"]) for v in verdicts):
-        c["verdict"] += " (extractor-dependent: " + ", ".join(kind(v) for v in verdicts) + ")"
+      c["every_extractor"] = c["verdict"] in ("better", "worse") and all(
+          kind(v) == c["verdict"] for v in verdicts
+      )
+      if c["every_extractor"]:
+        c["verdict"] += " (holds under every extractor)"
     for key in ("ci_low", "ci_high"):
       if not np.isfinite(c[key]):
         c[key] = None  # unbounded (too few seeds for the exact test): JSON has no infinity
@@ -429,15 +459,20 @@ def verdict_text(summary, markdown: bool = True) -> str:
     return ""
   fmt = lambda v: "∞" if v is None else f"{v:.4g}"
   lines = [
-      "| arm vs baseline | metric | n seeds | mean diff | 95% interval | p | p (Holm) | verdict |",
-      "|---|---|---|---|---|---|---|---|",
+      (
+          "| arm vs baseline | metric | n seeds | mean diff | interval (Holm-adjusted 95%) | p | p"
+          " (Holm) | diverged (arm / baseline) | verdict |"
+      ),
+      "|---|---|---|---|---|---|---|---|---|",
   ]
   for c in comps:
     lo = "-∞" if c["ci_low"] is None else f"{c['ci_low']:.4g}"
+    div = c.get("diverged") or {}
+    div_text = f"{len(div.get(c['arm'], []))} / {len(div.get(c['baseline'], []))}"
     lines.append(
         f"| {c['arm']} vs {c['baseline']} | {c['metric']} {'↓' if c['lower_is_better'] else '↑'} |"
         f" {c['n']} | {c['mean_diff']:+.4g} | [{lo}, {fmt(c['ci_high'])}] | {c['p']:.3g} |"
-        f" {c['p_holm']:.3g} | "
+        f" {c['p_holm']:.3g} | {div_text} | "
         + (c["verdict"].replace("|", "\\|") if markdown else c["verdict"])
         + " |"
     )
@@ -565,8 +600,8 @@ def draw(exp_dir, exp, summary, curves, arm_cfgs) -> dict:
     out["forest"] = plots.forest(
         primary,
         os.path.join(exp_dir, "forest.png"),
-        f"{exp.name}: paired differences of {primary[0]['metric']} (mean of the last "
-        f"{summary['headline_k']} evaluations) per seed, with the 95% interval",
+        f"{exp.name}: paired differences of {primary[0]['metric']} (late-window mean) per seed,"
+        " with the Holm-adjusted 95% interval",
     )
   if any(a["seeds"] for a in summary["arms"]):
     out.update(family.sweep_figures(exp_dir, summary, curves, arm_cfgs))
@@ -619,13 +654,17 @@ def _verdicts(summary, exp, arm_cfgs, figures):
       "## Verdicts: each arm against the baseline, paired by seed",
       "",
       (
-          f"Each run's headline value of a metric is the mean of its last {summary['headline_k']}"
-          " evaluations (late GAN metrics oscillate). Seed k of every arm shares its initial"
-          " parameters, data order and evaluation latents, so arms are compared through per-seed"
-          " differences (arm - baseline): their mean, a 95% interval from the exact sign-flip test"
-          " inverted (distribution-free; unbounded until there are enough seeds), the sign-flip"
-          " p-value and its Holm correction over the arms (each metric its own family). A verdict"
-          " is about this protocol, this dataset and this metric, nothing wider."
+          "Each run's headline value of a metric is the mean of its evaluations in the last quarter"
+          f" of training (at most {summary['headline_k']}; late GAN metrics oscillate, early ones"
+          " are untrained). Seed k of every arm shares its initial parameters, data order and"
+          " evaluation latents, so arms are compared through per-seed differences (arm -"
+          " baseline): their mean, the exact sign-flip p-value (which assumes the differences are"
+          " symmetric about their mean) and its Holm correction over the arms (each metric its own"
+          " family), and the sign-flip test inverted at the level Holm tested that comparison at,"
+          " so a verdict is given exactly when its interval excludes 0 (unbounded until there are"
+          " enough seeds). Arms that diverged on different numbers of seeds get no verdict. An"
+          " image verdict says it holds under every extractor only when each extractor's own test"
+          " agrees. A verdict is about this protocol, this dataset and this metric, nothing wider."
       ),
       "",
       verdict_text(summary),

@@ -7,11 +7,15 @@ through the per-seed differences d_k = A_k - B_k of a metric:
 - p-value: scipy's exact sign-flip permutation test of mean(d) = 0 (every sign pattern for
   n <= 13 seeds, a fixed-seed Monte Carlo sample beyond), two-sided; Holm-corrected across the
   comparisons of a sweep.
-- 95% interval: the sign-flip test inverted: every shift delta for which d - delta is not
-  rejected. Distribution-free, so honest about small n: with n <= 5 seeds no sign pattern is
-  rare enough (2 / 2^5 > 0.05) and the interval is unbounded; a verdict needs at least 6 seeds.
-- verdict: "better" / "worse" when the Holm-corrected p < alpha (the interval then excludes 0),
-  else "no difference detected (|diff| < X at 95%)", X the largest |value| in the interval.
+- interval: the sign-flip test inverted at the level Holm tested the comparison at (alpha / m for
+  the smallest p of m, ...; holm_levels): every shift delta for which d - delta is not rejected.
+  The test assumes the differences are symmetric about their mean (not distribution-free for the
+  mean: skewed differences make it approximate). With few seeds no sign pattern is rare enough
+  (2 / 2^n >= level) and the interval is unbounded; a verdict needs at least 6 seeds (more under
+  Holm).
+- verdict: "better" / "worse" when the Holm-corrected p < alpha, which is exactly when the
+  interval excludes 0; else "no difference detected (|diff| < X, ...)", X the largest |value| in
+  the interval.
 
 References: Henderson et al. 2018; Agarwal et al. 2021 (rliable); Lucic et al. 2018.
 """
@@ -48,14 +52,16 @@ def sign_flip_p(diffs) -> float:
 
 def sign_flip_interval(diffs, alpha: float = ALPHA, tol: float = 1e-6):
   """(low, high): the shifts delta not rejected by the sign-flip test of diffs - delta at level
-  alpha (the test inverted). (-inf, inf) when n is too small for any rejection."""
+  alpha (the test inverted: delta is rejected when its p-value is below alpha, as a verdict is),
+  so the interval excludes 0 exactly when the test at this level rejects. (-inf, inf) when n is
+  too small for any rejection at this level."""
   d = np.asarray(diffs, np.float64)
   n = len(d)
-  if n < 2 or 2.0 / 2**n > alpha:
+  if n < 2 or 2.0 / 2**n >= alpha:
     return -math.inf, math.inf
   center = float(np.mean(d))
   spread = float(np.max(np.abs(d - center))) + 1e-12
-  accept = lambda delta: sign_flip_p(d - delta) > alpha
+  accept = lambda delta: sign_flip_p(d - delta) >= alpha
 
   def edge(direction):
     inside, outside = center, center + direction * spread
@@ -66,7 +72,29 @@ def sign_flip_interval(diffs, alpha: float = ALPHA, tol: float = 1e-6):
       inside, outside = (mid, outside) if accept(mid) else (inside, mid)
     return inside
 
-  return edge(-1.0), edge(1.0)
+  lo, hi = edge(-1.0), edge(1.0)
+  # The accepted shifts need not be one interval: 0 is inside exactly when it is accepted.
+  if accept(0.0):
+    lo, hi = min(lo, 0.0), max(hi, 0.0)
+  else:
+    lo, hi = (lo, min(hi, -tol * spread)) if center < 0 else (max(lo, tol * spread), hi)
+  return lo, hi
+
+
+def holm_levels(p_values, alpha: float = ALPHA) -> list:
+  """The level Holm's step-down procedure tests each p-value at (input order): alpha / (m - r) for
+  the r-th smallest while every smaller one was rejected, and after the first that was not, that
+  step's level for all the rest. An interval at this level excludes 0 exactly when Holm rejects."""
+  p = np.asarray(p_values, np.float64)
+  m = len(p)
+  out = np.empty(m)
+  stopped = None
+  for r, i in enumerate(np.argsort(p, kind="stable")):
+    level = alpha / (m - r) if stopped is None else stopped
+    if stopped is None and not p[i] < level:
+      stopped = level
+    out[i] = level
+  return out.tolist()
 
 
 def holm(p_values) -> list:
@@ -108,13 +136,13 @@ def verdict(
 ) -> str:
   if diffs is not None and not np.any(np.asarray(diffs)):
     return "no difference detected (identical in every seed)"
-  if p_holm < alpha and (ci_low > 0 or ci_high < 0):
+  if p_holm < alpha:  # the Holm-level interval then excludes 0 (holm_levels)
     improved = (mean_diff < 0) == lower_is_better
     return "better" if improved else "worse"
   x = max(abs(ci_low), abs(ci_high))
   need = min_seeds(m, alpha)
   more = f"; at least {need} seeds are needed for any verdict" if n < need else ""
-  return f"no difference detected (|diff| < {_num(x)} at 95%{more})"
+  return f"no difference detected (|diff| < {_num(x)}, Holm-adjusted 95% interval{more})"
 
 
 def compare(arm_values: dict, baseline: str, metrics: dict, alpha: float = ALPHA) -> list:
@@ -122,7 +150,10 @@ def compare(arm_values: dict, baseline: str, metrics: dict, alpha: float = ALPHA
 
   arm_values: {arm: {metric: {seed: value}}}; metrics: {metric: lower_is_better}.
   Only seeds finished in both arms are paired. Each metric is its own family: Holm's correction
-  runs over the arms' comparisons on that metric. Returns the summary.json `comparisons` entries."""
+  runs over the arms' comparisons on that metric, and each interval is at the level Holm tested
+  its comparison at (holm_levels), so better/worse <=> the interval excludes 0. The sign-flip test
+  assumes the paired differences are symmetric about their mean under the null. Returns the
+  summary.json `comparisons` entries."""
   out = []
   for arm, values in arm_values.items():
     if arm == baseline:
@@ -133,7 +164,6 @@ def compare(arm_values: dict, baseline: str, metrics: dict, alpha: float = ALPHA
       if not seeds:
         continue
       d = np.array([a[s] - b[s] for s in seeds], np.float64)
-      lo, hi = sign_flip_interval(d, alpha)
       out.append({
           "arm": arm,
           "baseline": baseline,
@@ -143,14 +173,15 @@ def compare(arm_values: dict, baseline: str, metrics: dict, alpha: float = ALPHA
           "seeds": seeds,
           "diffs": d.tolist(),
           "mean_diff": float(np.mean(d)),
-          "ci_low": lo,
-          "ci_high": hi,
           "p": sign_flip_p(d),
       })
   for metric in metrics:
     family = [c for c in out if c["metric"] == metric]
-    for c, adj in zip(family, holm([c["p"] for c in family])):
+    ps = [c["p"] for c in family]
+    for c, adj, level in zip(family, holm(ps), holm_levels(ps, alpha)):
       c["p_holm"] = adj
+      c["level"] = level  # the interval's level: the one Holm tested this comparison at
+      c["ci_low"], c["ci_high"] = sign_flip_interval(c["diffs"], level)
       c["verdict"] = verdict(
           c["mean_diff"],
           c["ci_low"],
