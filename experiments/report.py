@@ -8,7 +8,9 @@ summary.json: {"experiment", "arms": [{"name", "overrides", "seeds", "metrics": 
 
 import datetime
 import json
+import math
 import os
+from typing import Optional
 import sys
 
 import numpy as np
@@ -22,6 +24,7 @@ from gen_models import metric_names as names
 from gen_models import notes as notes_lib
 from gen_models import plots
 from gen_models import rundir
+from gen_models import sequential
 from gen_models import stats
 from gen_models import tracking
 from gen_models.errors import RunError
@@ -452,6 +455,86 @@ def comparisons(summary, exp, k) -> list:
   return main
 
 
+def apply_design(summary, exp_dir) -> Optional[dict]:
+  """With seeds on demand (a sequential.json written by --until-decided), the primary metric's
+  verdicts are the design's: at a look, gen_models.sequential.decide at its level (a decision,
+  once made, is kept in sequential.json); elsewhere the decisions made so far. Returns
+  summary["sequential"]: the design, the look, every decision and whether the sweep can stop."""
+  path = rundir.ExpPaths(exp_dir).sequential
+  seq = _read_dict(path)
+  if not isinstance(seq.get("design"), dict):
+    return None
+  design = sequential.Design.from_dict(seq["design"])
+  metric = seq.get("metric") or families.get(summary["family"]).rank_by
+  prim = [c for c in summary["comparisons"] if c["metric"] == metric]
+  ns = {c["n"] for c in prim}
+  look = design.look(ns.pop()) if len(ns) == 1 else None
+  kept = {
+      a: d
+      for a, d in (seq.get("decisions") or {}).items()
+      if isinstance(d, dict) and d.get("verdict")
+  }
+  decisions = dict(kept)
+  if look is not None:
+    inf = lambda v: -math.inf if v is None else v
+    eligible = [
+        {**c, "ci_low": inf(c["ci_low"])}
+        for c in prim
+        if not c["verdict"].startswith("no verdict:")
+    ]
+    decisions = sequential.decide(eligible, design, look, kept)
+    new = {a: d for a, d in decisions.items() if d["verdict"]}
+    if new != kept:
+      write_atomic(path, json.dumps({**seq, "decisions": new}, indent=1))
+  K = len(design.looks)
+  for c in prim:
+    d = decisions.get(c["arm"])
+    if not d:
+      continue
+    # the values the design decided on, at its look (a decision is kept; the data go on)
+    c["level"], c["ci_low"], c["ci_high"] = d["level"], d["ci_low"], d["ci_high"]
+    c["n"], c["mean_diff"], c["p"], c["design_look"] = d["n"], d["mean_diff"], d["p"], d["look"]
+    if d["verdict"]:
+      c["verdict"] = f"{d['verdict']} (decided at look {d['look'] + 1} of {K}, {d['n']} seeds)"
+    elif d["look"] == K - 1:
+      bound = max(abs(d["ci_low"]), abs(d["ci_high"]))
+      c["verdict"] = (
+          f"no difference detected (|diff| < {bound:.3g}, the design's last look, {d['n']} seeds)"
+      )
+    else:
+      c["verdict"] = (
+          f"no verdict yet (look {d['look'] + 1} of {K}, {d['n']} seeds; the design goes on)"
+      )
+    for key in ("ci_low", "ci_high"):
+      if c[key] is not None and not np.isfinite(c[key]):
+        c[key] = None
+  for c in summary["comparisons"]:
+    if c["metric"] != metric and c["verdict"].startswith(("better", "worse")):
+      c["verdict"] += " (secondary metric: fixed-n at these seeds, descriptive)"
+  open_ = [c["arm"] for c in prim if not (decisions.get(c["arm"]) or {}).get("verdict")]
+  stop = None
+  if prim and not open_:
+    stop = "every comparison is decided"
+  elif look == K - 1:
+    stop = "the seed budget (the design's last look) is reached"
+  return {
+      "design": design.to_dict(),
+      "metric": metric,
+      "look": look,
+      "decisions": decisions,
+      "open": open_,
+      "stop": stop,
+      "described": design.describe(),
+  }
+
+
+def _holm_cell(c) -> str:
+  """The p (Holm) cell: the adjusted p, or for a seeds-on-demand verdict the design's level."""
+  if "design_look" in c:
+    return f"design level {c['level']:.2g}"
+  return f"{c['p_holm']:.3g}"
+
+
 def verdict_text(summary, markdown: bool = True) -> str:
   """The verdict table of a summary's comparisons (markdown escapes the verdicts' |diff|)."""
   comps = summary.get("comparisons") or []
@@ -472,7 +555,7 @@ def verdict_text(summary, markdown: bool = True) -> str:
     lines.append(
         f"| {c['arm']} vs {c['baseline']} | {c['metric']} {'↓' if c['lower_is_better'] else '↑'} |"
         f" {c['n']} | {c['mean_diff']:+.4g} | [{lo}, {fmt(c['ci_high'])}] | {c['p']:.3g} |"
-        f" {c['p_holm']:.3g} | {div_text} | "
+        f" {_holm_cell(c)} | {div_text} | "
         + (c["verdict"].replace("|", "\\|") if markdown else c["verdict"])
         + " |"
     )
@@ -585,6 +668,7 @@ def summarize(exp_dir, exp, arm_cfgs, command=None):
   k = arm_cfgs[0][2].eval.last_k
   summary["headline_k"] = k
   summary["comparisons"] = comparisons(summary, exp, k)
+  summary["sequential"] = apply_design(summary, exp_dir)
   noise = _read_dict(rundir.ExpPaths(exp_dir).eval_noise)
   summary["eval_noise"] = noise if isinstance(noise.get("std"), dict) else None
   return summary, curves, arm_cfgs
@@ -673,6 +757,35 @@ def _verdicts(summary, exp, arm_cfgs, figures):
   if figures.get("forest"):
     lines += [f"![paired differences]({os.path.basename(figures['forest'])})", ""]
   return lines
+
+
+def _design(summary, exp, arm_cfgs, figures):
+  del exp, arm_cfgs, figures
+  seq = summary.get("sequential")
+  if not seq:
+    return []
+  lines = [
+      "## Seeds on demand: the sequential design",
+      "",
+      (
+          f"Fixed before the first look (`--until-decided`): {seq['described']}. The design's"
+          f" levels replace the fixed-n ones for the primary metric ({seq['metric']}); the other"
+          " metrics' verdicts above are fixed-n at the current seeds."
+      ),
+      "",
+  ]
+  look = seq["look"]
+  lines.append(
+      f"This report is at look {look + 1} of {len(seq['design']['looks'])}."
+      if look is not None
+      else (
+          "The current seed count is not one of the design's looks: the decisions are the earlier"
+          " looks'."
+      )
+  )
+  if seq["stop"]:
+    lines.append(f"The sweep stopped: {seq['stop']}.")
+  return lines + [""]
 
 
 def _per_extractor(summary, exp, arm_cfgs, figures):
@@ -866,6 +979,7 @@ SECTIONS = (
     _overrides,
     _metrics,
     _verdicts,
+    _design,
     _per_extractor,
     _noise,
     _notes,

@@ -61,8 +61,10 @@ def parse_args(argv):
       "--until-decided",
       action="store_true",
       help=(
-          "add seeds (--seed-batch at a time, up to --max-seeds) until every arm's comparison "
-          "with the baseline on the headline metric has a verdict other than 'no difference'"
+          "seeds on demand as a group-sequential design: looks at --seeds, + --seed-batch, ...,"
+          " --max-seeds fixed before the first; each look tests the headline metric at its"
+          " O'Brien-Fleming level (false-verdict rate <= 5% over all looks) and stops once every"
+          " comparison is better, worse or equivalent within --delta"
       ),
   )
   p.add_argument(
@@ -76,6 +78,14 @@ def parse_args(argv):
       type=int,
       default=2,
       help="seeds added per round by --until-decided (default 2)",
+  )
+  p.add_argument(
+      "--delta",
+      type=float,
+      help=(
+          "smallest difference of interest in the headline metric for --until-decided's"
+          " equivalence stop (default: the model family's, e.g. 5 FID, 0.01 W1; 0 = none)"
+      ),
   )
   return p.parse_args(argv)
 
@@ -357,51 +367,86 @@ def _run(args, argv) -> int:
     from experiments import runner  # pylint: disable=g-import-not-at-top
 
     command = "python -m experiments.run " + " ".join(a for a in argv if a != "--resume")
+    design = _start_design(exp, arm_cfgs, args, exp_dir) if args.until_decided else None
     while True:
       code = runner.run_plan(exp, arm_cfgs, plan, args.out, mode, quiet=args.quiet, command=command)
       if code != 0 or not args.until_decided or not runtime.is_main_process():
         return code
-      seeds = len(arm_cfgs[0][3])
-      undecided, decided = _undecided(exp_dir)
-      if not undecided and decided:
+      seq = (rundir.read_json(rundir.ExpPaths(exp_dir).summary) or {}).get("sequential") or {}
+      decided = [
+          f"{a}: {d['verdict']} (look {d['look'] + 1}, {d['n']} seeds)"
+          for a, d in (seq.get("decisions") or {}).items()
+          if d.get("verdict")
+      ]
+      if seq.get("look") is None:
         print(
-            "--until-decided: stopped: every comparison on the headline metric has a verdict: "
-            f"{'; '.join(decided)}.",
+            "--until-decided: stopped: the seeds per arm on disk are not one of the design's looks"
+            f" ({', '.join(map(str, design.looks))}), so no valid decision can be made here. Rerun"
+            " with the --seeds, --seed-batch and --max-seeds the sweep was started with, or pick"
+            " another --out.",
             flush=True,
         )
         return 0
-      if seeds >= args.max_seeds:
+      if seq.get("stop"):
         print(
-            f"--until-decided: stopped at the seed budget (--max-seeds {args.max_seeds}); still"
-            " undecided: "
-            + ("; ".join(undecided) or "no comparison could be made")
-            + ".",
+            f"--until-decided: stopped at look {seq['look'] + 1} of {len(design.looks)} "
+            f"({design.looks[seq['look']]} seeds per arm): {seq['stop']}. Decided: "
+            + ("; ".join(decided) or "none")
+            + (f". Still open: {', '.join(seq['open'])}." if seq["open"] else "."),
             flush=True,
         )
         return 0
-      more = min(args.seed_batch, args.max_seeds - seeds)
+      seeds = design.looks[seq["look"] + 1]
+      more = seeds - design.looks[seq["look"]]
       print(
-          f"--until-decided: {'; '.join(undecided) or 'no comparison yet'} (the command's {seeds}"
-          f" seeds per arm). Adding {more}.",
+          f"--until-decided: look {seq['look'] + 1} of {len(design.looks)}: "
+          + (f"decided {'; '.join(decided)}; " if decided else "")
+          + f"open: {', '.join(seq['open'])}. Adding {more} seed(s) per arm (next look: {seeds}).",
           flush=True,
       )
-      arm_cfgs = build_configs(exp, args.set, seeds + more, args.arms)
+      arm_cfgs = build_configs(exp, args.set, seeds, args.arms)
       plan = plan_runs(exp, arm_cfgs, args.out, True)
 
 
-def _undecided(exp_dir) -> tuple[list[str], list[str]]:
-  """('arm vs baseline: verdict (n seeds)' for the headline metric's comparisons without a verdict,
-  the same for those with one), each with the number of paired seeds the verdict used."""
+def _start_design(exp, arm_cfgs, args, exp_dir):
+  """The group-sequential design of this --until-decided sweep, fixed before its first look and
+  kept in <exp>/sequential.json; a later command with other looks on the same sweep is refused."""
   from gen_models import families  # pylint: disable=g-import-not-at-top
+  from gen_models import sequential  # pylint: disable=g-import-not-at-top
 
-  summary = rundir.read_json(rundir.ExpPaths(exp_dir).summary)
-  if not isinstance(summary, dict) or not isinstance(summary.get("comparisons"), list):
-    return [], []
-  primary = families.get(summary["family"]).rank_by
-  text = lambda c: f"{c['arm']} vs {c['baseline']}: {c['verdict']} ({c['n']} paired seeds)"
-  comps = [c for c in summary["comparisons"] if c["metric"] == primary]
-  decided = lambda c: c["verdict"].startswith(("better", "worse"))
-  return [text(c) for c in comps if not decided(c)], [text(c) for c in comps if decided(c)]
+  start = len(arm_cfgs[0][3])
+  if start >= args.max_seeds:
+    raise ConfigError(
+        f"--until-decided starts at --seeds {start}, which leaves no look before --max-seeds "
+        f"{args.max_seeds}: give fewer starting seeds or a larger --max-seeds."
+    )
+  family = families.of(arm_cfgs[0][2])
+  delta = family.sesoi if args.delta is None else (args.delta or None)
+  m = sum(a != exp.baseline_arm() for a, *_ in arm_cfgs)
+  looks = sequential.looks_of(start, args.seed_batch, args.max_seeds)
+  t = time.perf_counter()
+  design = sequential.calibrate(looks, m, delta=delta)
+  path = rundir.ExpPaths(exp_dir).sequential
+  old = rundir.read_json(path)
+  mine = json.loads(json.dumps(design.to_dict()))
+  if isinstance(old, dict) and old.get("design") not in (None, mine):
+    raise RunError(
+        f"{exp_dir} was started with another seeds-on-demand design ({old['design'].get('looks')}"
+        f" seeds, delta {old['design'].get('delta')}); changing the looks after seeing results"
+        " would void its error rate. Rerun with the --seeds, --seed-batch, --max-seeds and --delta"
+        " it was started with, or pick another --out."
+    )
+  if not isinstance(old, dict) or old.get("design") is None:
+    rundir.write_atomic(
+        path, json.dumps({"design": mine, "metric": family.rank_by, "decisions": {}}, indent=1)
+    )
+  print(
+      f"--until-decided: a group-sequential design for {m} comparison(s) on {family.rank_by}, fixed"
+      f" now: {design.describe()} (calibrated by simulation of the exact sign-flip test in"
+      f" {time.perf_counter() - t:.1f}s).",
+      flush=True,
+  )
+  return design
 
 
 def main(argv=None) -> int:

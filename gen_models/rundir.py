@@ -58,6 +58,7 @@ class ExpPaths:
   summary = property(lambda self: os.path.join(self.dir, "summary.json"))
   report = property(lambda self: os.path.join(self.dir, "report.md"))
   eval_noise = property(lambda self: os.path.join(self.dir, "eval_noise.json"))
+  sequential = property(lambda self: os.path.join(self.dir, "sequential.json"))
   lock = property(lambda self: os.path.join(self.dir, LOCK_NAME))
 
   @classmethod

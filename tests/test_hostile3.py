@@ -382,10 +382,23 @@ def test_9_until_decided_without_a_baseline_comparison_is_refused(tmp_path, caps
   assert not os.listdir(tmp_path)
 
 
-def test_9_until_decided_states_the_seeds_the_verdicts_used(sweep):
-  # pylint: disable-next=protected-access
-  undecided, decided = run._undecided(str(sweep / "gaussian1d_loss"))
-  assert not decided and undecided and all("(2 paired seeds)" in u for u in undecided)
+def test_9_until_decided_keeps_its_design_and_says_where_it_stopped(sweep, capsys):
+  # A design over the 2 seeds on disk (looks 2, 4), then the same sweep asked for other looks.
+  args = [
+      "--seeds",
+      "2",
+      "--set",
+      "train.steps=60",
+      "--until-decided",
+      "--max-seeds",
+      "4",
+      "--resume",
+  ]
+  assert _main(sweep, "gaussian1d_loss", *args) == 0
+  out = capsys.readouterr().out
+  assert "look 1 of 2" in out and "stopped at look 2 of 2 (4 seeds per arm)" in out
+  assert _main(sweep, "gaussian1d_loss", *args[:-3], "--max-seeds", "6", "--resume") == 2
+  assert "another seeds-on-demand design" in _err(capsys)
 
 
 # --- 10: wandb never stops a run ---------------------------------------------------------------

@@ -179,7 +179,9 @@ def test_until_decided_adds_seeds_and_stops_at_the_budget(tmp_path, capsys):
       == 0
   )
   out = capsys.readouterr().out
-  assert "Adding 1" in out and "stopped at the seed budget (--max-seeds 4)" in out
+  assert "a group-sequential design for 1 comparison(s) on w1, fixed now: 3 looks at 2, 3, 4" in out
+  assert "Adding 1 seed(s) per arm (next look: 3)" in out
+  assert "stopped at look 3 of 3 (4 seeds per arm): the seed budget" in out
   assert sorted(p.name for p in (tmp_path / "gaussian1d_loss" / "ns").iterdir()) == [
       "seed0",
       "seed1",
@@ -190,22 +192,42 @@ def test_until_decided_adds_seeds_and_stops_at_the_budget(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_until_decided_stops_once_decided(tmp_path, capsys, monkeypatch):
+  from gen_models import sequential  # pylint: disable=g-import-not-at-top
+
   calls = []
-  monkeypatch.setattr(
-      run,
-      "_undecided",
-      lambda exp_dir: calls.append(1) or ([], ["minimax vs ns: better (2 paired seeds)"]),
-  )
+  real = sequential.decide
+
+  def decided_at_once(comps, design, look, decided):
+    calls.append(look)
+    return {a: {**d, "verdict": "better"} for a, d in real(comps, design, look, decided).items()}
+
+  monkeypatch.setattr(sequential, "decide", decided_at_once)
+  argv = SWEEP + ["--seeds", "2", "--out", str(tmp_path), "--until-decided", "--max-seeds", "9"]
+  assert run.main(argv) == 0
+  out = capsys.readouterr().out
+  assert "stopped at look 1 of 5 (2 seeds per arm): every comparison is decided" in out
+  assert calls == [0] and not (tmp_path / "gaussian1d_loss" / "ns" / "seed2").exists()
+  # The design is kept: the same sweep with other looks is refused (they would void its error rate).
   assert (
       run.main(
-          SWEEP + ["--seeds", "2", "--out", str(tmp_path), "--until-decided", "--max-seeds", "9"]
+          SWEEP
+          + [
+              "--seeds",
+              "2",
+              "--out",
+              str(tmp_path),
+              "--until-decided",
+              "--max-seeds",
+              "8",
+              "--resume",
+          ]
       )
-      == 0
+      == 2
   )
-  assert "every comparison on the headline metric has a verdict" in capsys.readouterr().out
-  assert len(calls) == 1 and not (tmp_path / "gaussian1d_loss" / "ns" / "seed2").exists()
+  assert "another seeds-on-demand design" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_runs_scored_by_different_extractors_are_not_put_in_one_table(tmp_path, capsys):
   from experiments import report  # pylint: disable=g-import-not-at-top
 

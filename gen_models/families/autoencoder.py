@@ -221,6 +221,7 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
 
 
 FAMILY = Family(
+    sesoi=0.0005,
     name="autoencoder",
     make_task=make_task,
     step=step,

@@ -45,6 +45,9 @@ class Family:
   # state -> the TrainState images are drawn from (EMA when on)
   generator_of: Optional[Callable] = None
   floors: tuple = ()  # the <metric>_floor names its notes may use (gen_models.notes)
+  # The smallest difference in the primary metric (rank_by) worth finding: seeds on demand stop
+  # with "equivalent within +-sesoi" once an interval lies inside it (--delta overrides).
+  sesoi: Optional[float] = None
 
 
 def describe(state) -> str:

@@ -229,6 +229,7 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
 
 FAMILY = Family(
     floors=tuple(FLOOR_KEYS.values()),
+    sesoi=0.01,
     name="gan1d",
     make_task=make_task,
     step=gan.step,

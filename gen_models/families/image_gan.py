@@ -314,6 +314,7 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
 
 FAMILY = Family(
     floors=tuple(FLOOR_KEYS.values()),
+    sesoi=5.0,
     name="image_gan",
     make_task=make_task,
     step=gan.step,

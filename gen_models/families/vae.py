@@ -117,6 +117,7 @@ def notes(cfgs, summary):
 
 FAMILY = Family(
     floors=tuple(image_gan.FLOOR_KEYS.values()),
+    sesoi=0.0005,
     name="vae",
     make_task=make_task,
     step=lambda cfg: steps.vae_step,
