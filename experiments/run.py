@@ -80,6 +80,15 @@ def parse_args(argv):
       help="seeds added per round by --until-decided (default 2)",
   )
   p.add_argument(
+      "--plan",
+      action="store_true",
+      help=(
+          "print the --until-decided design of this command and, from the runs already on disk (a"
+          " pilot), the seeds it needs for 80%% power at --delta and at the effect seen, and their"
+          " cost here; trains nothing"
+      ),
+  )
+  p.add_argument(
       "--delta",
       type=float,
       help=(
@@ -350,6 +359,8 @@ def _run(args, argv) -> int:
 
   mode = tracking.resolve_mode(args.wandb)
   preflight(arm_cfgs)
+  if args.plan:
+    return _plan(exp, arm_cfgs, args)
   if args.summary:
     print_summary(exp, arm_cfgs)
     return 0
@@ -408,24 +419,95 @@ def _run(args, argv) -> int:
       plan = plan_runs(exp, arm_cfgs, args.out, True)
 
 
-def _start_design(exp, arm_cfgs, args, exp_dir):
-  """The group-sequential design of this --until-decided sweep, fixed before its first look and
-  kept in <exp>/sequential.json; a later command with other looks on the same sweep is refused."""
+def _design_of(exp, arm_cfgs, args):
+  """(design, family) of a seeds-on-demand command: its looks, comparisons and delta."""
   from gen_models import families  # pylint: disable=g-import-not-at-top
   from gen_models import sequential  # pylint: disable=g-import-not-at-top
 
   start = len(arm_cfgs[0][3])
   if start >= args.max_seeds:
     raise ConfigError(
-        f"--until-decided starts at --seeds {start}, which leaves no look before --max-seeds "
-        f"{args.max_seeds}: give fewer starting seeds or a larger --max-seeds."
+        f"--until-decided starts at --seeds {start}, which leaves no look before --max-seeds"
+        f" {args.max_seeds}: give fewer starting seeds or a larger --max-seeds."
     )
   family = families.of(arm_cfgs[0][2])
   delta = family.sesoi if args.delta is None else (args.delta or None)
   m = sum(a != exp.baseline_arm() for a, *_ in arm_cfgs)
   looks = sequential.looks_of(start, args.seed_batch, args.max_seeds)
+  return sequential.calibrate(looks, m, delta=delta), family
+
+
+def plan_lines(exp_dir, design, family, batch) -> list:
+  """What a pilot (the sweep's runs on disk) says about the design: per comparison on the primary
+  metric, the seeds needed for 80% power at delta and at the effect seen, and their cost here."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from gen_models import sequential  # pylint: disable=g-import-not-at-top
+
+  summary = rundir.read_json(rundir.ExpPaths(exp_dir).summary)
+  if not isinstance(summary, dict):
+    return []
+  comps = [
+      c
+      for c in summary.get("comparisons") or []
+      if c.get("metric") == family.rank_by and c.get("n", 0) >= 3
+  ]
+  walls = [
+      a["wall_s"] / len(a["seeds"])
+      for a in summary.get("arms", [])
+      if a.get("seeds") and a.get("wall_s")
+  ]
+  per_run = float(np.mean(walls)) if walls else None
+  arms = len(summary.get("arms", []))
+  lines = []
+  for c in comps:
+    sd = float(np.std(c["diffs"], ddof=1))
+    parts = []
+    for label, effect in (("delta", design.delta), ("the effect seen", c["mean_diff"])):
+      if not effect or not sd:
+        continue
+      need = sequential.seeds_for_power(design.looks[0], batch, design.m, effect, sd)
+      now = sequential.power(design, abs(effect), sd)
+      secs = need * arms * per_run if need and per_run else 0
+      cost = (
+          f", {secs / 3600:.1f} h of runs here"
+          if secs >= 3600
+          else (f", {secs / 60:.0f} min of runs here" if secs else "")
+      )
+      parts.append(
+          f"at {label} ({effect:+.3g}, d_z {abs(effect) / sd:.2f}): power {now:.2f} with this"
+          " budget; "
+          + (f"{need} seeds per arm for 80%{cost}" if need else "over 60 seeds per arm for 80%")
+      )
+    lines.append(
+        f"  {c['arm']} vs {c['baseline']} ({len(c['diffs'])} pilot seeds, paired sd {sd:.3g}): "
+        + "; ".join(parts)
+    )
+  return lines
+
+
+def _plan(exp, arm_cfgs, args) -> int:
+  design, family = _design_of(exp, arm_cfgs, args)
+  exp_dir = rundir.ExpPaths.of(args.out, exp.name).dir
+  print(f"{exp.name}: seeds on demand with this command: {design.describe()}.")
+  lines = plan_lines(exp_dir, design, family, args.seed_batch)
+  if not lines:
+    raise ConfigError(
+        f"--plan needs a pilot: finished runs of {exp.name} in {exp_dir} with at least 3 paired"
+        f" seeds on {family.rank_by} (run the sweep with --seeds 3 first, into the same --out)."
+    )
+  print(
+      f"From the pilot in {exp_dir} (paired differences taken as normal; power is a lower bound):"
+  )
+  print("\n".join(lines))
+  return 0
+
+
+def _start_design(exp, arm_cfgs, args, exp_dir):
+  """The group-sequential design of this --until-decided sweep, fixed before its first look and
+  kept in <exp>/sequential.json; a later command with other looks on the same sweep is refused."""
   t = time.perf_counter()
-  design = sequential.calibrate(looks, m, delta=delta)
+  design, family = _design_of(exp, arm_cfgs, args)
+  m = design.m
   path = rundir.ExpPaths(exp_dir).sequential
   old = rundir.read_json(path)
   mine = json.loads(json.dumps(design.to_dict()))
@@ -446,6 +528,8 @@ def _start_design(exp, arm_cfgs, args, exp_dir):
       f" {time.perf_counter() - t:.1f}s).",
       flush=True,
   )
+  for line in plan_lines(exp_dir, design, family, args.seed_batch):
+    print(f"--until-decided: the pilot on disk: {line.strip()}", flush=True)
   return design
 
 

@@ -182,3 +182,45 @@ def decide(comps: list, design: Design, look: int, decided: dict) -> dict:
         "mean_diff": c["mean_diff"],
     }
   return out
+
+
+def power(
+    design: Design,
+    effect: float,
+    sd: float,
+    m: Optional[int] = None,
+    sims: int = 2000,
+    seed: int = 0,
+) -> float:
+  """The chance that the design gives a verdict on one of m comparisons when that arm's paired
+  differences are N(effect, sd) per seed: Holm's first step at every look (level / m), a lower
+  bound. m defaults to the design's; a design calibrated for one comparison with m > 1 is the
+  quick approximation the planner uses (the levels differ by under 10%)."""
+  m = m or design.m
+  if sd <= 0:
+    return 1.0 if effect else 0.0
+  d = np.random.default_rng(seed).normal(effect, sd, size=(sims, design.looks[-1]))
+  p = np.stack([sign_flip_p_many(d[:, :n]) for n in design.looks])  # (looks, sims)
+  levels = np.asarray(design.levels[design.m])[:, None] / m
+  return float(np.mean(np.any(p < levels, axis=0)))
+
+
+def seeds_for_power(
+    start: int, batch: int, m: int, effect: float, sd: float, target: float = 0.8, limit: int = 60
+) -> Optional[int]:
+  """The smallest budget (seeds per arm at the last look, the same start and batch) whose design
+  reaches `target` power at this effect, or None if not even `limit` seeds do. Planning only:
+  each candidate design is calibrated for one comparison (1,000 null sweeps) and tested at level/m.
+  """
+  budgets = list(range(start + batch, limit + 1, batch))
+  if not budgets or effect == 0:
+    return None
+  design = lambda n: calibrate(looks_of(start, batch, n), 1, sims=1000)
+  ok = lambda n: power(design(n), abs(effect), sd, m=m, sims=1000) >= target
+  if not ok(budgets[-1]):
+    return None
+  lo, hi = 0, len(budgets) - 1  # power grows with the budget: bisect for the first that suffices
+  while lo < hi:
+    mid = (lo + hi) // 2
+    lo, hi = (lo, mid) if ok(budgets[mid]) else (mid + 1, hi)
+  return budgets[lo]

@@ -720,3 +720,16 @@ def test_19_an_out_too_long_for_the_files_below_it_is_refused(tmp_path, capsys):
   assert _main(out, "gaussian1d", "--set", "train.steps=60") == 2
   assert "path limit" in _err(capsys)
   assert not os.path.exists(str(tmp_path / ("d" * 200)))
+
+
+def test_plan_needs_a_pilot_and_then_says_what_the_design_can_find(sweep, tmp_path, capsys):
+  args = ["--seeds", "3", "--max-seeds", "9", "--plan"]
+  assert _main(tmp_path / "empty", "gaussian1d_loss", *args) == 2
+  assert "--plan needs a pilot" in _err(capsys)
+  assert _main(sweep, "gaussian1d_loss", "--seeds", "3", "--set", "train.steps=60", "--resume") == 0
+  capsys.readouterr()
+  assert _main(sweep, "gaussian1d_loss", "--set", "train.steps=60", *args) == 0
+  out = capsys.readouterr().out
+  assert "4 looks at 3, 5, 7, 9 seeds per arm" in out
+  assert "minimax vs ns (3 pilot seeds" in out and "seeds per arm for 80%" in out
+  assert not (sweep / "gaussian1d_loss" / "ns" / "seed3").exists()  # --plan trains nothing

@@ -139,3 +139,15 @@ def test_arms_equivalent_within_delta_stop_with_an_equivalence_verdict_before_th
       "lower_is_better": True,
   }
   assert sq.decide([c], plain, looks.index(n), {})["x"]["verdict"] is None
+
+
+def test_power_at_one_look_is_the_fixed_n_tests_and_grows_with_seeds():
+  from scipy import stats as sp_stats  # pylint: disable=g-import-not-at-top
+
+  n, dz = 12, 1.0
+  design = sq.calibrate((n,), 1, sims=2000)  # one look: a fixed-n test at (about) 5%
+  t_crit = sp_stats.t.ppf(0.975, n - 1)
+  reference = sp_stats.nct.sf(t_crit, n - 1, dz * np.sqrt(n))  # the paired t-test's power
+  assert sq.power(design, dz, 1.0) == pytest.approx(reference, abs=0.06)
+  assert sq.seeds_for_power(7, 2, 1, 1.0, 1.0) < sq.seeds_for_power(7, 2, 1, 0.5, 1.0)
+  assert sq.seeds_for_power(7, 2, 1, 0.01, 1.0) is None  # beyond 60 seeds: said so, not guessed
