@@ -13,6 +13,10 @@ class Experiment:
   config: Config
   arms: tuple = ()  # ((arm name, {key: value}), ...); empty = one arm called "base"
   baseline: str = ""  # the arm every other arm is compared with (default: the first)
+  # The metric the verdict and the stopping rule are about (default: the family's ranking metric:
+  # FID for the image GANs, W1 for the 1-D GAN, test MSE for the autoencoders); the others are
+  # secondary, corrected together.
+  primary: str = ""
 
   def __post_init__(self):  # checked when defined, not after hours of training
     if self.baseline and self.baseline not in dict(self.arm_items()):
@@ -24,8 +28,14 @@ class Experiment:
     from gen_models import families
     from gen_models import notes  # pylint: disable=g-import-not-at-top
 
+    family = families.of(self.config)
+    if self.primary and self.primary not in family.verdict_metrics:
+      raise ConfigError(
+          f"experiment {self.name!r}: primary metric {self.primary!r} is not one the "
+          f"{family.name} family compares ({', '.join(family.verdict_metrics)})."
+      )
     try:
-      notes.check(families.of(self.config), self.config)
+      notes.check(family, self.config)
     except ValueError as e:
       raise ConfigError(f"experiment {self.name!r}: {e}") from None
 

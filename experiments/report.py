@@ -426,16 +426,21 @@ def comparisons(summary, exp, k) -> list:
   if baseline not in values or len(values) < 2:
     return []
   compared = {names.headline(m, k): lower for m, lower in metrics.items()}
-  main = stats.compare(values, baseline, compared)
+  # One primary metric carries the verdict; the others share one Holm family (arms x metrics).
+  primary = names.headline(exp.primary or families.get(summary["family"]).rank_by, k)
+  groups = {h: "primary" if h == primary else "secondary" for h in compared}
+  main = stats.compare(values, baseline, compared, families=groups)
   n_ex = names.extractors_in(m for a in summary["arms"] for m in a["metrics"])
   per_ex = {}
   for e in range(n_ex):
     table = {names.headline(names.per_extractor(m, e), k): m for m in metrics}
     on_e = {h: metrics[m] for h, m in table.items()}
-    for c in stats.compare(values, baseline, on_e):
+    on_groups = {h: groups[names.headline(m, k)] for h, m in table.items()}
+    for c in stats.compare(values, baseline, on_e, families=on_groups):
       per_ex.setdefault((c["arm"], table[c["metric"]]), []).append(c["verdict"])
   diverged = {a["name"]: a.get("diverged", []) for a in summary["arms"]}
   for c in main:
+    c["role"] = groups[c["metric"]]
     # named by the metric; the value is its late-window mean
     c["metric"] = names.split_headline(c["metric"])[0]
     c["headline"] = f"mean of the evaluations in the last quarter of training (at most {k})"
@@ -449,6 +454,8 @@ def comparisons(summary, exp, k) -> list:
       )
       if c["every_extractor"]:
         c["verdict"] += " (holds under every extractor)"
+    if c["role"] == "secondary" and c["verdict"].startswith(("better", "worse")):
+      c["verdict"] += " (secondary: Holm over every arm and secondary metric)"
     for key in ("ci_low", "ci_high"):
       if not np.isfinite(c[key]):
         c[key] = None  # unbounded (too few seeds for the exact test): JSON has no infinity
@@ -465,7 +472,7 @@ def apply_design(summary, exp_dir) -> Optional[dict]:
   if not isinstance(seq.get("design"), dict):
     return None
   design = sequential.Design.from_dict(seq["design"])
-  metric = seq.get("metric") or families.get(summary["family"]).rank_by
+  metric = seq.get("metric") or families.get(summary["family"]).rank_by  # the primary metric
   prim = [c for c in summary["comparisons"] if c["metric"] == metric]
   ns = {c["n"] for c in prim}
   look = design.look(ns.pop()) if len(ns) == 1 else None
@@ -510,7 +517,7 @@ def apply_design(summary, exp_dir) -> Optional[dict]:
         c[key] = None
   for c in summary["comparisons"]:
     if c["metric"] != metric and c["verdict"].startswith(("better", "worse")):
-      c["verdict"] += " (secondary metric: fixed-n at these seeds, descriptive)"
+      c["verdict"] += " (fixed-n at these seeds: descriptive)"
   open_ = [c["arm"] for c in prim if not (decisions.get(c["arm"]) or {}).get("verdict")]
   stop = None
   if prim and not open_:

@@ -437,7 +437,7 @@ def _design_of(exp, arm_cfgs, args):
   return sequential.calibrate(looks, m, delta=delta), family
 
 
-def plan_lines(exp_dir, design, family, batch) -> list:
+def plan_lines(exp, exp_dir, design, family, batch) -> list:
   """What a pilot (the sweep's runs on disk) says about the design: per comparison on the primary
   metric, the seeds needed for 80% power at delta and at the effect seen, and their cost here."""
   import numpy as np  # pylint: disable=g-import-not-at-top
@@ -449,7 +449,7 @@ def plan_lines(exp_dir, design, family, batch) -> list:
   comps = [
       c
       for c in summary.get("comparisons") or []
-      if c.get("metric") == family.rank_by and c.get("n", 0) >= 3
+      if c.get("metric") == (exp.primary or family.rank_by) and c.get("n", 0) >= 3
   ]
   walls = [
       a["wall_s"] / len(a["seeds"])
@@ -489,11 +489,12 @@ def _plan(exp, arm_cfgs, args) -> int:
   design, family = _design_of(exp, arm_cfgs, args)
   exp_dir = rundir.ExpPaths.of(args.out, exp.name).dir
   print(f"{exp.name}: seeds on demand with this command: {design.describe()}.")
-  lines = plan_lines(exp_dir, design, family, args.seed_batch)
+  lines = plan_lines(exp, exp_dir, design, family, args.seed_batch)
   if not lines:
     raise ConfigError(
         f"--plan needs a pilot: finished runs of {exp.name} in {exp_dir} with at least 3 paired"
-        f" seeds on {family.rank_by} (run the sweep with --seeds 3 first, into the same --out)."
+        f" seeds on {(exp.primary or family.rank_by)} (run the sweep with --seeds 3 first, into the"
+        " same --out)."
     )
   print(
       f"From the pilot in {exp_dir} (paired differences taken as normal; power is a lower bound):"
@@ -520,15 +521,18 @@ def _start_design(exp, arm_cfgs, args, exp_dir):
     )
   if not isinstance(old, dict) or old.get("design") is None:
     rundir.write_atomic(
-        path, json.dumps({"design": mine, "metric": family.rank_by, "decisions": {}}, indent=1)
+        path,
+        json.dumps(
+            {"design": mine, "metric": exp.primary or family.rank_by, "decisions": {}}, indent=1
+        ),
     )
   print(
-      f"--until-decided: a group-sequential design for {m} comparison(s) on {family.rank_by}, fixed"
-      f" now: {design.describe()} (calibrated by simulation of the exact sign-flip test in"
-      f" {time.perf_counter() - t:.1f}s).",
+      f"--until-decided: a group-sequential design for {m} comparison(s) on"
+      f" {(exp.primary or family.rank_by)}, fixed now: {design.describe()} (calibrated by"
+      f" simulation of the exact sign-flip test in {time.perf_counter() - t:.1f}s).",
       flush=True,
   )
-  for line in plan_lines(exp_dir, design, family, args.seed_batch):
+  for line in plan_lines(exp, exp_dir, design, family, args.seed_batch):
     print(f"--until-decided: the pilot on disk: {line.strip()}", flush=True)
   return design
 

@@ -21,6 +21,7 @@ References: Henderson et al. 2018; Agarwal et al. 2021 (rliable); Lucic et al. 2
 """
 
 import math
+from typing import Optional
 
 import numpy as np
 from scipy import stats as sp_stats
@@ -145,12 +146,19 @@ def verdict(
   return f"no difference detected (|diff| < {_num(x)}, Holm-adjusted 95% interval{more})"
 
 
-def compare(arm_values: dict, baseline: str, metrics: dict, alpha: float = ALPHA) -> list:
+def compare(
+    arm_values: dict,
+    baseline: str,
+    metrics: dict,
+    alpha: float = ALPHA,
+    families: Optional[dict] = None,
+) -> list:
   """Paired comparisons of every arm with `baseline`.
 
   arm_values: {arm: {metric: {seed: value}}}; metrics: {metric: lower_is_better}.
-  Only seeds finished in both arms are paired. Each metric is its own family: Holm's correction
-  runs over the arms' comparisons on that metric, and each interval is at the level Holm tested
+  Only seeds finished in both arms are paired. families: {metric: family name}; by default each
+  metric is its own family. Holm's correction runs over the comparisons of a family (the arms'
+  comparisons on its metrics), and each interval is at the level Holm tested
   its comparison at (holm_levels), so better/worse <=> the interval excludes 0. The sign-flip test
   assumes the paired differences are symmetric about their mean under the null. Returns the
   summary.json `comparisons` entries."""
@@ -175,8 +183,9 @@ def compare(arm_values: dict, baseline: str, metrics: dict, alpha: float = ALPHA
           "mean_diff": float(np.mean(d)),
           "p": sign_flip_p(d),
       })
-  for metric in metrics:
-    family = [c for c in out if c["metric"] == metric]
+  families = families or {m: m for m in metrics}
+  for name in dict.fromkeys(families[m] for m in metrics):
+    family = [c for c in out if families[c["metric"]] == name]
     ps = [c["p"] for c in family]
     for c, adj, level in zip(family, holm(ps), holm_levels(ps, alpha)):
       c["p_holm"] = adj

@@ -122,3 +122,25 @@ def test_the_headline_value_never_includes_an_untrained_evaluation():
   rows = [{"step": s, "eval/w1": s / 1000} for s in range(0, 1001, 100)]
   values, _ = report.headline_values(rows, cfg, {"w1": 1.0})
   assert values["w1_last3"] == pytest.approx(np.mean([0.8, 0.9, 1.0]))
+
+
+def test_one_primary_metric_and_one_holm_family_for_all_secondary_ones():
+  cfg = registry.get("dcgan").config
+  exp = registry.Experiment("z", "z", cfg, (("base", {}), ("a", {}), ("b", {})))
+  rng = np.random.default_rng(2)
+  names = ("fid", "kid", "precision", "recall")
+  arms = []
+  for arm in ("base", "a", "b"):
+    vals = {f"{m}_last3": {"per_seed": list(rng.normal(0, 1, 8))} for m in names}
+    arms.append({"name": arm, "seeds": list(range(8)), "metrics": vals, "diverged": []})
+  comps = report.comparisons(_summary(arms, "image_gan"), exp, 3)
+  primary = [c for c in comps if c["role"] == "primary"]
+  secondary = [c for c in comps if c["role"] == "secondary"]
+  assert {c["metric"] for c in primary} == {"fid"} and len(primary) == 2
+  assert len(secondary) == 6  # 2 arms x 3 secondary metrics: one family
+  np.testing.assert_allclose(
+      [c["p_holm"] for c in secondary], stats.holm([c["p"] for c in secondary])
+  )
+  np.testing.assert_allclose([c["p_holm"] for c in primary], stats.holm([c["p"] for c in primary]))
+  with pytest.raises(config_lib.ConfigError, match="primary metric 'psnr'"):
+    registry.Experiment("w", "w", cfg, (("base", {}), ("a", {})), primary="psnr")
