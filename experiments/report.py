@@ -1052,6 +1052,9 @@ def _rebuild(exp_dir) -> int:
 
 def main(argv=None) -> int:
   argv = sys.argv[1:] if argv is None else argv
+  if argv in (["-h"], ["--help"]):
+    print("usage: python -m experiments.report runs/<exp>\n" + __doc__)
+    return 0
   if len(argv) != 1 or argv[0].startswith("-"):
     print(
         "usage: python -m experiments.report runs/<exp>\nRebuilds summary.json, report.md and the "

@@ -63,7 +63,7 @@ def parse_args(argv):
       help=(
           "seeds on demand as a group-sequential design: looks at --seeds, + --seed-batch, ...,"
           " --max-seeds fixed before the first; each look tests the headline metric at its"
-          " O'Brien-Fleming level (false-verdict rate <= 5% over all looks) and stops once every"
+          " O'Brien-Fleming level (false-verdict rate <= 5%% over all looks) and stops once every"
           " comparison is better, worse or equivalent within --delta"
       ),
   )

@@ -90,3 +90,18 @@ def test_every_documented_command_parses(page, tool, argv):
     assert len(argv) == 1 and not argv[0].startswith("-"), (page, argv)
   else:
     importlib.import_module(f"experiments.{tool}").parse_args(argv)  # SystemExit on a bad flag
+
+
+@pytest.mark.parametrize(
+    "tool", ["run", "evaluate", "sample", "diagnose", "extractors", "bench", "peers.keras_ae"]
+)
+def test_every_tool_prints_its_help(tool, capsys):
+  with pytest.raises(SystemExit) as e:
+    importlib.import_module(f"experiments.{tool}").parse_args(["--help"])
+  assert e.value.code == 0 and "usage:" in capsys.readouterr().out
+
+
+def test_the_report_tool_prints_its_help(capsys):
+  from experiments import report  # pylint: disable=g-import-not-at-top
+
+  assert report.main(["--help"]) == 0 and "usage:" in capsys.readouterr().out
