@@ -12,6 +12,18 @@ from gen_models import stats
 LOOKS = sq.looks_of(7, 2, 20)  # the README protocol's start, batch and budget: 7, 9, ..., 19, 20
 
 
+def _comp(arm, d):
+  """A comparison of one arm with the baseline from its paired differences d (lower is better)."""
+  d = np.asarray(d, np.float64)
+  return {
+      "arm": arm,
+      "p": stats.sign_flip_p(d),
+      "diffs": d.tolist(),
+      "mean_diff": float(d.mean()),
+      "lower_is_better": True,
+  }
+
+
 def test_the_looks_are_start_batch_and_budget():
   assert LOOKS == (7, 9, 11, 13, 15, 17, 19, 20)
   assert sq.looks_of(5, 5, 20) == (5, 10, 15, 20)
@@ -53,13 +65,7 @@ def test_decide_is_the_rule_the_simulation_measures():
       comps = []
       for j in range(2):
         d = arms[j, :n] - base[:n]
-        comps.append({
-            "arm": f"a{j}",
-            "p": stats.sign_flip_p(d),
-            "diffs": d.tolist(),
-            "mean_diff": float(d.mean()),
-            "lower_is_better": True,
-        })
+        comps.append(_comp(f"a{j}", d))
       p_at.append([c["p"] for c in comps])
       decisions = sq.decide(comps, design, k, decided)
       decided = {a: d for a, d in decisions.items() if d["verdict"]}
@@ -73,21 +79,9 @@ def test_decide_is_the_rule_the_simulation_measures():
 def test_a_decided_comparison_keeps_its_verdict_and_frees_its_share():
   design = sq.calibrate((6, 10, 14), 2, sims=2000)
   d = -1.0 - 0.1 * np.arange(10)  # a clear effect: every sign agrees, p = 2 / 2^10
-  strong = {
-      "arm": "x",
-      "p": stats.sign_flip_p(d),
-      "diffs": d.tolist(),
-      "mean_diff": float(d.mean()),
-      "lower_is_better": True,
-  }
+  strong = _comp("x", d)
   e = 0.1 * np.array([1, -1, 2, -2, 1, -1, 1, -1, 2, -2.0])
-  weak = {
-      "arm": "y",
-      "p": stats.sign_flip_p(e),
-      "diffs": e.tolist(),
-      "mean_diff": float(e.mean()),
-      "lower_is_better": True,
-  }
+  weak = _comp("y", e)
   first = sq.decide([strong, weak], design, 1, {})
   assert first["x"]["verdict"] == "better" and first["y"]["verdict"] is None
   assert first["x"]["level"] == pytest.approx(design.levels[2][1] / 2)  # Holm's first step of two
@@ -113,13 +107,7 @@ def test_arms_equivalent_within_delta_stop_with_an_equivalence_verdict_before_th
   stopped = None
   for k, n in enumerate(looks):
     d = arm[:n] - base[:n]
-    c = {
-        "arm": "x",
-        "p": stats.sign_flip_p(d),
-        "diffs": d.tolist(),
-        "mean_diff": float(d.mean()),
-        "lower_is_better": True,
-    }
+    c = _comp("x", d)
     decision = sq.decide([c], design, k, {})["x"]
     if decision["verdict"]:
       stopped = (n, decision)
@@ -131,13 +119,7 @@ def test_arms_equivalent_within_delta_stop_with_an_equivalence_verdict_before_th
   # Without a smallest effect of interest the same data only say "no verdict yet".
   plain = sq.calibrate(looks, 1, sims=2000)
   d = arm[:n] - base[:n]
-  c = {
-      "arm": "x",
-      "p": stats.sign_flip_p(d),
-      "diffs": d.tolist(),
-      "mean_diff": float(d.mean()),
-      "lower_is_better": True,
-  }
+  c = _comp("x", d)
   assert sq.decide([c], plain, looks.index(n), {})["x"]["verdict"] is None
 
 
