@@ -275,3 +275,22 @@ def test_diagnose_tells_collapse_from_coverage():
     # copies sit at distance 0 from each other (float32 rounding of |a|^2 + |b|^2 - 2ab aside)
     assert b["generated"]["median_knn_radius_k3"] < 0.05 * g["generated"]["median_knn_radius_k3"]
     assert g["real_median_knn_radius_k3"] == b["real_median_knn_radius_k3"] > 0
+
+
+def test_density_and_coverage_match_a_brute_force_reference():
+  from scipy.spatial.distance import cdist  # pylint: disable=g-import-not-at-top
+
+  rng = np.random.default_rng(0)
+  real = rng.normal(size=(300, 8))
+  fake = rng.normal(0.3, 1.2, size=(250, 8))
+  k = 5
+  radii = np.sort(cdist(real, real), axis=1)[:, k]  # column 0 is the point itself
+  inside = cdist(fake, real) <= radii[None, :]  # Naeem et al. 2020, eq. (3) and (4)
+  density, coverage = fid.density_coverage(real, fake, k)
+  assert density == pytest.approx(inside.sum() / (k * len(fake)), rel=1e-3)
+  assert coverage == pytest.approx(inside.any(axis=0).mean(), abs=1.5 / len(real))
+  # Every real ball holds its own copy; a far outlier among the fakes changes neither value.
+  assert fid.density_coverage(real, real, k)[1] == 1.0
+  far = np.vstack([fake, np.full((1, 8), 50.0)])
+  assert fid.density_coverage(real, far, k)[1] == pytest.approx(coverage)
+  assert fid.density_coverage(real, far, k)[0] == pytest.approx(density * 250 / 251, rel=1e-6)

@@ -88,6 +88,26 @@ def precision_recall(real_features, fake_features, k: int = 3):
   return precision, recall
 
 
+def density_coverage(real_features, fake_features, k: int = 5, block=2048):
+  """Density and coverage (Naeem et al. 2020, k = 5 as the authors), from the k-NN balls of the
+  real features only, so an outlier among the fakes cannot stretch a manifold the way it does for
+  recall. density: the mean number of real balls a fake lies in, divided by k (about 1 when the
+  sets match; above 1 where fakes crowd dense real regions); coverage: the share of real balls
+  that hold at least one fake. Same float32 rounding slack as _coverage."""
+  real = np.asarray(real_features, np.float32)
+  fake = np.asarray(fake_features, np.float32)
+  r2 = _knn_radii(real, k).astype(np.float32) ** 2
+  r_norm = (real * real).sum(1)
+  inside_count, covered = 0, np.zeros(len(real), bool)
+  for i in range(0, len(fake), block):
+    f = fake[i : i + block]
+    slack = 1e-5 * ((f * f).sum(1)[:, None] + r_norm[None, :])
+    inside = _sq_dists(f, real) <= r2[None, :] + slack  # (fakes, reals): fake j in real ball i
+    inside_count += int(inside.sum())
+    covered |= inside.any(axis=0)
+  return inside_count / (k * len(fake)), float(covered.mean())
+
+
 def class_stats(probs, min_share: float = 0.01) -> dict:
   """From softmax outputs (N, C): classifier score exp(E KL(p(y|x) || p(y))), the histogram of
   argmax classes, the number of classes holding at least `min_share` of the samples, and
@@ -111,5 +131,6 @@ def all_metrics(real_features, fake_features, fake_probs, kid_subsets=100, pr_k=
   out = {"fid": fid(real_features, fake_features)}
   out["kid"], out["kid_std"] = kid(real_features, fake_features, subsets=kid_subsets)
   out["precision"], out["recall"] = precision_recall(real_features, fake_features, pr_k)
+  out["density"], out["coverage"] = density_coverage(real_features, fake_features)
   out.update(class_stats(fake_probs))
   return out
