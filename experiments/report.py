@@ -164,9 +164,9 @@ def _recover(run_dir, cfg, rows):
   }
 
 
-def _previous(exp_dir) -> dict:
-  """{(arm, seed): (status, {metric: value}), ...} from the summary.json on disk, if readable."""
-  arms = _read_dict(rundir.ExpPaths(exp_dir).summary).get("arms")
+def _previous(old: dict) -> dict:
+  """{(arm, seed): {metric: value}} from the previous summary.json (already read), if usable."""
+  arms = old.get("arms")
   out = {}
   number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
   for arm in arms if isinstance(arms, list) else []:
@@ -184,10 +184,6 @@ def _previous(exp_dir) -> dict:
   return out
 
 
-def seeds_on_disk(arm_dir) -> list[int]:
-  return rundir.ExpPaths(os.path.dirname(arm_dir)).seeds(os.path.basename(arm_dir))
-
-
 def _run_config(run_dir):
   """A run's saved config, or None when its config.json is missing or unreadable."""
 
@@ -200,7 +196,7 @@ def _run_config(run_dir):
     return None
 
 
-def collect(exp_dir, exp, arm_cfgs, refs=None):
+def collect(exp_dir, exp, arm_cfgs, refs=None, old=None):
   """Reads every run's result.json and metrics.jsonl. Returns (summary dict, {arm: [rows]}).
 
   Nothing that was on disk is lost: a run whose result.json is missing or unreadable is rebuilt
@@ -210,7 +206,7 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
   A run whose config differs from its arm's reference config (`refs`, see reference_configs) in
   anything but its seed is shown apart, in the arm's "other_configs", never pooled or compared."""
   paths = rundir.ExpPaths(exp_dir)
-  previous = _previous(exp_dir)
+  previous = _previous(_read_dict(paths.summary) if old is None else old)
   refs = refs or {}
   arms, curves, problems, extractors = [], {}, [], {}
   for arm, overrides, cfg, seeds in arm_cfgs:
@@ -222,7 +218,7 @@ def collect(exp_dir, exp, arm_cfgs, refs=None):
           f"{arm}: the previous summary.json lists seed(s) {', '.join(map(str, listed_only))} with"
           " no run directory on disk; their values are not reported"
       )
-    seeds = sorted(set(seeds) | set(seeds_on_disk(os.path.join(exp_dir, arm))))
+    seeds = sorted(set(seeds) | set(paths.seeds(arm)))
     per_seed, statuses, rows_by_seed, wall, done_seeds = {}, {}, [], 0.0, []
     recovered, apart = {}, {}
     for seed in seeds:
@@ -579,7 +575,7 @@ def arms_on_disk(exp_dir, exp, arm_cfgs=(), refs=None):
     if arm in given:
       out.append(given[arm])
       continue
-    seeds = seeds_on_disk(os.path.join(exp_dir, arm))
+    seeds = rundir.ExpPaths(exp_dir).seeds(arm)
     if seeds and refs and arm in refs:
       out.append((arm, dict(overrides), refs[arm], []))
       continue
@@ -664,7 +660,7 @@ def summarize(exp_dir, exp, arm_cfgs, command=None):
       exp, list(arm_cfgs), old.get("protocol") if not arm_cfgs else None, disk
   )
   arm_cfgs = arms_on_disk(exp_dir, exp, arm_cfgs, refs)
-  summary, curves = collect(exp_dir, exp, arm_cfgs, refs)
+  summary, curves = collect(exp_dir, exp, arm_cfgs, refs, old)
   summary["protocol"] = base
   arm_cfgs = [(a, o, c, arm["seeds"]) for (a, o, c, _), arm in zip(arm_cfgs, summary["arms"])]
   command = command or old.get("command")

@@ -203,8 +203,3 @@ def compare(
           c["diffs"],
       )
   return out
-
-
-def decided(comparisons) -> bool:
-  """True when every comparison has a verdict other than 'no difference detected'."""
-  return bool(comparisons) and all(c["verdict"] in ("better", "worse") for c in comparisons)
