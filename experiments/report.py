@@ -996,10 +996,13 @@ SECTIONS = (
 )
 
 
-def build(exp_dir, exp, arm_cfgs, command=None, figures=True) -> dict:
+def build(exp_dir, exp, arm_cfgs, command=None, figures=True, built_from=None) -> dict:
   """Writes summary.json, report.md and the comparison PNGs into exp_dir (every arm of `exp` with
-  runs on disk, not only `arm_cfgs`). summary["problems"] lists unreadable per-run files."""
+  runs on disk, not only `arm_cfgs`). summary["problems"] lists unreadable per-run files;
+  `built_from` (the runner's status@step of each run) tells a sweep's workers it is current."""
   summary, curves, arm_cfgs = summarize(exp_dir, exp, arm_cfgs, command)
+  if built_from is not None:
+    summary["built_from"] = built_from
   drawn = draw(exp_dir, exp, summary, curves, arm_cfgs) if figures else {}
   summary_path = rundir.ExpPaths(exp_dir).summary
   write_atomic(summary_path, json.dumps(summary, indent=1))
@@ -1027,7 +1030,7 @@ def _rebuild(exp_dir) -> int:
       hint = " Its name must be the experiment's name (see `python -m experiments.run --list`)."
     raise RunError(f"{exp_dir} is not an experiment directory.{hint}")
   exp = registry.get(name)
-  with rundir.lock(exp_dir):
+  with rundir.lock(exp_dir), rundir.report_lock(exp_dir):
     arm_cfgs = arms_on_disk(exp_dir, exp)
     if not arm_cfgs:
       raise RunError(

@@ -364,14 +364,28 @@ def _run(args, argv) -> int:
   if args.summary:
     print_summary(exp, arm_cfgs)
     return 0
-  if os.path.isdir(os.path.join(args.out, exp.name)) and not _distributed():
-    rundir.refuse_if_locked(os.path.join(args.out, exp.name))  # another process writes there
-  if not args.resume:  # refuse before creating anything when a run is already there
-    plan_runs(exp, arm_cfgs, args.out, args.resume)
   exp_dir = check_outputs(args.out, exp, arm_cfgs)
-  # The processes of one multi-host job share the directory on purpose (only process 0 writes).
-  with contextlib.nullcontext() if _distributed() else rundir.lock(exp_dir):
-    plan = plan_runs(exp, arm_cfgs, args.out, args.resume)  # under the lock: nobody else writes now
+  # Workers started with the same command share the sweep, claiming one run at a time; the
+  # processes of one multi-host job instead train every run together (only process 0 writes).
+  first_check = lambda: None if args.resume else plan_runs(exp, arm_cfgs, args.out, False)
+  joining = (
+      contextlib.nullcontext(False)
+      if _distributed()
+      else rundir.join_sweep(exp_dir, sweep_identity(arm_cfgs), first_check)
+  )
+  with joining as joined:
+    if _distributed():
+      first_check()
+    if joined:
+      print(
+          f"{exp_dir}: joining the sweep other workers run there with this command; this process"
+          " claims the runs nobody holds.",
+          flush=True,
+      )
+    # After the first worker's check every run directory is this sweep's own, so resuming one
+    # (a dead worker's run) is always right.
+    resume = args.resume or not _distributed()
+    plan = plan_runs(exp, arm_cfgs, args.out, resume)
     check_run_dirs(plan)
     if not runtime.is_main_process():
       mode = "disabled"
@@ -379,8 +393,20 @@ def _run(args, argv) -> int:
 
     command = "python -m experiments.run " + " ".join(a for a in argv if a != "--resume")
     design = _start_design(exp, arm_cfgs, args, exp_dir) if args.until_decided else None
+    claims = None if _distributed() else rundir.Claims(exp_dir)
     while True:
-      code = runner.run_plan(exp, arm_cfgs, plan, args.out, mode, quiet=args.quiet, command=command)
+      cfgs = arm_cfgs  # this round's
+      code = runner.run_plan(
+          exp,
+          cfgs,
+          plan,
+          args.out,
+          mode,
+          quiet=args.quiet,
+          command=command,
+          claims=claims,
+          replan=lambda: plan_runs(exp, cfgs, args.out, resume),
+      )
       if code != 0 or not args.until_decided or not runtime.is_main_process():
         return code
       seq = (rundir.read_json(rundir.ExpPaths(exp_dir).summary) or {}).get("sequential") or {}
@@ -416,7 +442,17 @@ def _run(args, argv) -> int:
           flush=True,
       )
       arm_cfgs = build_configs(exp, args.set, seeds, args.arms)
-      plan = plan_runs(exp, arm_cfgs, args.out, True)
+      plan = plan_runs(exp, arm_cfgs, args.out, resume)
+
+
+def sweep_identity(arm_cfgs) -> dict:
+  """What workers of one sweep must agree on: every arm's config except its seeds."""
+  out = {}
+  for arm, _, cfg, _ in arm_cfgs:
+    for k, v in config_lib.flatten(cfg).items():
+      if k not in ("seed", "seeds"):
+        out[f"{arm}/{k}"] = v
+  return json.loads(json.dumps(out, default=str))
 
 
 def _design_of(exp, arm_cfgs, args):

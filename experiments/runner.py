@@ -185,9 +185,116 @@ def _metrics_line(metrics, keys):
   return " ".join(f"{k}={metrics[k]:.4g}" for k in keys if isinstance(metrics.get(k), (int, float)))
 
 
-def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> int:
+def _train_group(exp, group, mode, quiet, describe, done, n_new, key_metrics):
+  """Trains one group; prints a line per run ([k/n] of this process's runs, or [k] for a worker
+  that claims runs as it goes). Returns the updated count of runs trained here."""
+  for (arm, cfg, _, _), (_, result) in zip(
+      group, run_group(exp, group, mode, quiet=quiet, describe=describe)
+  ):
+    done += 1
+    line = (
+        _metrics_line(result.get("metrics", {}), key_metrics)
+        if result["status"] == "finished"
+        else result["status"]
+    )
+    count = f"{done}/{n_new}" if n_new else f"{done}"
+    print(f"[{count}] {arm}/seed{cfg.seed}: {line} ({result['wall_s']:.1f}s)", flush=True)
+  return done
+
+
+# How often a worker with nothing to claim looks again (a run's claim is free the moment its
+# holder exits, so a dead worker's run is taken over within this).
+WAIT_S = float(os.environ.get("GEN_MODELS_CLAIM_POLL_S", "5"))
+
+
+def _claim_next(groups, claims):
+  """The first group whose runs this worker could claim (all of them), or None."""
+  for group in groups:
+    if claims.take([(arm, cfg.seed) for arm, cfg, _, _ in group]):
+      return group
+  return None
+
+
+def _claimed_items(replan, group):
+  """The claimed runs as they stand now (another worker may have finished some since the plan was
+  made), regrouped: [[item, ...], ...] with the resume flags read after claiming."""
+  mine = {(arm, cfg.seed) for arm, cfg, _, _ in group}
+  fresh = [p for p in replan() if (p[0], p[2]) in mine]
+  return _groups(fresh)
+
+
+def _work(exp, replan, claims, mode, quiet, key_metrics):
+  """Claims and trains runs until every run of the plan is finished (by this worker or others).
+  Returns how many this worker trained."""
+  done, said = 0, None
+  while True:
+    if signals.requested():
+      raise loop.Interrupted(None)
+    groups = _groups(replan())
+    if not groups:
+      return done
+    group = _claim_next(groups, claims)
+    if group is None:
+      held = [f"{arm}/seed{cfg.seed}" for g in groups for arm, cfg, _, _ in g]
+      if held != said:
+        print(
+            f"waiting for {len(held)} run(s) other workers are training: {', '.join(held)} (a"
+            " run whose worker dies is taken over)",
+            flush=True,
+        )
+        said = held
+      time.sleep(WAIT_S)
+      continue
+    said = None
+    try:
+      for items in _claimed_items(replan, group):
+        done = _train_group(exp, items, mode, quiet, done == 0, done, None, key_metrics)
+    finally:
+      claims.release()
+    plan = replan()
+    left = sum(a != "skip" for *_, a in plan)
+    print(f"sweep: {len(plan) - left} of {len(plan)} runs finished", flush=True)
+
+
+def _stamp(plan) -> list:
+  """What a report of `plan` is built from: each run's status and step on disk."""
+  out = []
+  for arm, _, seed, run_dir, _ in plan:
+    result = rundir.read_json(rundir.RunPaths(run_dir).result)
+    result = result if isinstance(result, dict) else {}
+    out.append(f"{arm}/seed{seed}:{result.get('status')}@{result.get('step')}")
+  return sorted(out)
+
+
+def _report_once(exp_dir, exp, arm_cfgs, plan, command, since, partial=False):
+  """Builds the report under its lock, unless another worker of this sweep already built it from
+  the same runs after `since`. Returns (summary, built here)."""
+  paths = rundir.ExpPaths(exp_dir)
+  with rundir.report_lock(exp_dir):
+    stamp = _stamp(plan)
+    old = rundir.read_json(paths.summary)
+    if (
+        not partial
+        and isinstance(old, dict)
+        and old.get("built_from") == stamp
+        and os.path.getmtime(paths.summary) >= since
+    ):
+      return old, False
+    if not partial and jax.process_count() == 1:  # others would wait at jax.distributed's barrier
+      evaluation_noise(exp_dir, exp)
+    return report.build(exp_dir, exp, arm_cfgs, command, built_from=stamp)["summary_obj"], True
+
+
+def run_plan(
+    exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None, claims=None, replan=None
+) -> int:
+  """Trains the plan's pending runs, then writes the report. With `claims` (a rundir.Claims) and
+  `replan` (the plan as it stands on disk now) this process is one of any number of workers: it
+  claims one run (or vectorised group) at a time, waits for runs other workers hold, and the report
+  is built once, by the first worker to find every run finished."""
   exp_dir = os.path.join(out, exp.name)
   os.makedirs(exp_dir, exist_ok=True)
+  since = time.time()
   n_new = sum(a != "skip" for *_, a in plan)
   print(
       f"{exp.name}: {len(arm_cfgs)} arm(s) x {len(arm_cfgs[0][3])} seed(s) = {len(plan)} runs "
@@ -201,21 +308,14 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
       print(f"{arm}/seed{seed}: finished earlier, skipped", flush=True)
   done = 0
   try:
-    for group in _groups(plan):
-      if signals.requested():  # stopped between runs: the finished ones are all on disk
-        raise loop.Interrupted(None)
-      for (arm, cfg, _, _), (_, result) in zip(
-          group, run_group(exp, group, mode, quiet=quiet, describe=(done == 0))
-      ):
-        done += 1
-        line = (
-            _metrics_line(result.get("metrics", {}), key_metrics)
-            if result["status"] == "finished"
-            else result["status"]
-        )
-        print(
-            f"[{done}/{n_new}] {arm}/seed{cfg.seed}: {line} ({result['wall_s']:.1f}s)", flush=True
-        )
+    if claims is not None:
+      done = _work(exp, replan, claims, mode, quiet, key_metrics)
+      plan = replan()
+    else:
+      for group in _groups(plan):
+        if signals.requested():  # stopped between runs: the finished ones are all on disk
+          raise loop.Interrupted(None)
+        done = _train_group(exp, group, mode, quiet, done == 0, done, n_new, key_metrics)
   except loop.Interrupted as e:
     where = (
         f"checkpoint saved at step {e.step}"
@@ -228,22 +328,24 @@ def run_plan(exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None) -> in
         flush=True,
     )
     if runtime.is_main_process():
-      paths = report.build(exp_dir, exp, arm_cfgs, command)
-      print(f"Report (partial): {paths['report']}", flush=True)
+      _report_once(exp_dir, exp, arm_cfgs, plan, command, since, partial=True)
+      print(f"Report (partial): {rundir.ExpPaths(exp_dir).report}", flush=True)
     return 130
   if not runtime.is_main_process():
     return 0
-  if jax.process_count() == 1:  # other processes would wait at jax.distributed's shutdown barrier
-    evaluation_noise(exp_dir, exp)
-  paths = report.build(exp_dir, exp, arm_cfgs, command)
-  summary = paths["summary_obj"]
+  summary, built = _report_once(exp_dir, exp, arm_cfgs, plan, command, since)
   for problem in summary["problems"]:
     print(f"WARNING: {problem}", flush=True)
-  print(f"Done in {time.perf_counter() - t0:.1f}s. Report: {paths['report']}", flush=True)
+  print(
+      f"Done in {time.perf_counter() - t0:.1f}s ({done} run(s) trained by this process). Report"
+      f"{'' if built else ' (built by another worker)'}: {rundir.ExpPaths(exp_dir).report}",
+      flush=True,
+  )
   print(report.table_text(summary), flush=True)
   if summary["comparisons"]:
     print("\n" + report.verdict_text(summary, markdown=False), flush=True)
-  tracking.log_comparisons(exp_dir, mode, project=WANDB_PROJECT, group=exp.name, summary=summary)
+  if built:
+    tracking.log_comparisons(exp_dir, mode, project=WANDB_PROJECT, group=exp.name, summary=summary)
   return 0
 
 

@@ -7,10 +7,19 @@ The layout is spelled out here only (ExpPaths, RunPaths); every other module ask
   <out>/<exp>/<arm>/seed<k>/   config.json, result.json, metrics.jsonl, checkpoints/, samples/
 
 `ensure_writable(path, what)` creates a directory and proves it can be written, or raises a
-RunError that says which path and what to do. `lock(exp_dir)` holds an exclusive advisory lock
-(fcntl.flock on exp_dir/.lock) for the life of a command: a second process writing into the same
-experiment directory is refused at once. The kernel releases the lock when its holder exits in
-any way (crash and SIGKILL included), so a lock is never stale.
+RunError that says which path and what to do.
+
+Locks are fcntl.flock advisory locks, which the kernel releases when their holder exits in any way
+(crash and SIGKILL included), so none is ever stale:
+- `join_sweep(exp_dir, identity)`: every worker of a sweep holds exp_dir/.lock shared for its life;
+  the first also writes the sweep's identity (its configs) to exp_dir/sweep.json, and a process
+  with another identity is refused while the sweep is live.
+- `claim(exp_dir, arm, seeds)`: exclusive per-run locks in exp_dir/.claims/: a run is trained by
+  the one worker that holds its claim; a dead worker's claim is free again at once.
+- `report_lock(exp_dir)`: the report (summary.json, report.md, figures) is written by one process
+  at a time.
+- `lock(exp_dir)`: exclusive, for tools that must be alone (experiments.report refuses while a sweep
+  is live).
 """
 
 import contextlib
@@ -60,6 +69,10 @@ class ExpPaths:
   eval_noise = property(lambda self: os.path.join(self.dir, "eval_noise.json"))
   sequential = property(lambda self: os.path.join(self.dir, "sequential.json"))
   lock = property(lambda self: os.path.join(self.dir, LOCK_NAME))
+  sweep = property(lambda self: os.path.join(self.dir, "sweep.json"))
+  claims = property(lambda self: os.path.join(self.dir, ".claims"))
+  report_lock = property(lambda self: os.path.join(self.dir, ".report.lock"))
+  gate = property(lambda self: os.path.join(self.dir, ".gate"))
 
   @classmethod
   def of(cls, out: str, exp_name: str) -> "ExpPaths":
@@ -162,5 +175,176 @@ def refuse_if_locked(exp_dir: str) -> None:
   except OSError:
     holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
     raise RunError(_busy(exp_dir, holder)) from None
+  finally:
+    os.close(fd)
+
+
+def _holder_line(what: str) -> bytes:
+  stamp = datetime.datetime.now().isoformat(timespec="seconds")
+  return f"{what} pid {os.getpid()} on {socket.gethostname()} (since {stamp})\n".encode()
+
+
+def _mount_of(path: str):
+  """(fstype, options) of the mount holding path, from /proc/self/mounts (None off Linux)."""
+  try:
+    with open("/proc/self/mounts") as f:
+      mounts = [line.split() for line in f]
+  except OSError:
+    return None
+  path = os.path.realpath(path)
+  best = None
+  for m in mounts:
+    if len(m) >= 4 and (path == m[1] or path.startswith(m[1].rstrip("/") + "/")):
+      if best is None or len(m[1]) > len(best[1]):
+        best = m
+  return (best[2], best[3].split(",")) if best else None
+
+
+def check_flock(exp_dir: str) -> None:
+  """Refuses a directory where flock cannot keep two workers apart: a filesystem that refuses it
+  (Lustre mounted noflock, some FUSE mounts), one whose locks are local to each node (Lustre
+  localflock, NFSv3 nolock/local_lock), or one where a second open of a locked file still gets it.
+  """
+  fs = _mount_of(exp_dir)
+  if fs:
+    fstype, options = fs
+    local = (fstype == "lustre" and "localflock" in options) or (
+        fstype.startswith("nfs") and ("nolock" in options or "local_lock=all" in options)
+    )
+    if local:
+      raise RunError(
+          f"{exp_dir} is on a {fstype} mount with {','.join(o for o in options if 'lock' in o)}:"
+          " its locks are local to each machine, so workers on two machines could train the same"
+          " run. Mount it with cluster-wide locks (Lustre: -o flock; NFS: without nolock), or use"
+          " a directory on another filesystem."
+      )
+  path = os.path.join(exp_dir, f".flock-probe-{socket.gethostname()}-{os.getpid()}")
+  a = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  b = os.open(path, os.O_RDWR)
+  try:
+    try:
+      fcntl.flock(a, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as e:
+      raise RunError(
+          f"{exp_dir} does not support file locks (flock: {e.strerror}); the workers of a sweep"
+          " claim runs with them. Use a directory on a filesystem with flock (a local disk; NFSv4;"
+          " Lustre mounted with -o flock)."
+      ) from None
+    try:
+      fcntl.flock(b, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      held = False
+    except OSError:
+      held = True
+    if not held:
+      raise RunError(
+          f"{exp_dir}: a file locked with flock can be locked again through a second open, so"
+          " claims would not keep two workers apart there. Use a directory on a filesystem with"
+          " working flock (a local disk; NFSv4; Lustre mounted with -o flock)."
+      )
+  finally:
+    os.close(b)
+    os.close(a)
+    os.remove(path)
+
+
+def _other_command(exp_dir, old, new) -> str:
+  diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+  shown = "; ".join(f"{k}: {old.get(k)!r} (running) vs {new.get(k)!r} (now)" for k in diff[:5])
+  return (
+      f"{exp_dir} is being trained by a sweep started with other settings ({shown}"
+      f"{'; ...' if len(diff) > 5 else ''}). Workers join a sweep only with the same command: wait"
+      " for it to finish (then --resume), use its settings, or pick another --out directory."
+  )
+
+
+@contextlib.contextmanager
+def join_sweep(exp_dir: str, identity: dict, first_check=lambda: None):
+  """Holds exp_dir/.lock shared while the sweep `identity` (flat {key: value} of its arms' configs)
+  runs here. Yields True when this process joined workers already running, False when it is the
+  first; for the first, `first_check()` runs before anything is written (it may raise, e.g. when
+  the directory holds runs and --resume was not given). Raises RunError for another identity."""
+  paths = ExpPaths(exp_dir)
+  check_flock(exp_dir)
+  gate = os.open(paths.gate, os.O_RDWR | os.O_CREAT, 0o644)
+  fd = os.open(paths.lock, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(gate, fcntl.LOCK_EX)  # one joiner at a time decides first / joined
+    try:
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        joined = False
+      except OSError:
+        joined = True
+      if joined:
+        try:
+          fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # held exclusively: a tool that must be alone (experiments.report)
+          holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
+          raise RunError(_busy(exp_dir, holder)) from None
+        old = read_json(paths.sweep)
+        old = old.get("identity") if isinstance(old, dict) else None
+        if old != identity:
+          raise RunError(_other_command(exp_dir, old or {}, identity))
+      else:
+        first_check()
+        write_atomic(paths.sweep, json.dumps({"identity": identity}, indent=1, sort_keys=True))
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, _holder_line("a sweep started by"), 0)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # others may join now (they wait at the gate meanwhile)
+    finally:
+      fcntl.flock(gate, fcntl.LOCK_UN)
+    yield joined
+  finally:
+    os.close(fd)
+    os.close(gate)
+
+
+class Claims:
+  """The runs this process holds: exclusive flocks on exp_dir/.claims/<arm>.seed<k>."""
+
+  def __init__(self, exp_dir: str):
+    self.dir = ExpPaths(exp_dir).claims
+    os.makedirs(self.dir, exist_ok=True)
+    self.held = {}
+
+  def take(self, runs) -> bool:
+    """Claims every (arm, seed) of `runs`, or none of them (returns False)."""
+    got = []
+    for arm, seed in runs:
+      fd = os.open(os.path.join(self.dir, f"{arm}.seed{seed}"), os.O_RDWR | os.O_CREAT, 0o644)
+      try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+      except OSError:
+        os.close(fd)
+        for g in got:
+          self.release([g])
+        return False
+      os.ftruncate(fd, 0)
+      os.pwrite(fd, _holder_line("claimed by"), 0)
+      self.held[(arm, seed)] = fd
+      got.append((arm, seed))
+    return True
+
+  def release(self, runs=None) -> None:
+    for run in list(self.held) if runs is None else runs:
+      fd = self.held.pop(tuple(run), None)
+      if fd is not None:
+        os.close(fd)  # drops the lock; the file stays (removing it would race a new claimer)
+
+  def holder(self, arm, seed) -> str:
+    try:
+      with open(os.path.join(self.dir, f"{arm}.seed{seed}")) as f:
+        return f.read().strip()
+    except OSError:
+      return ""
+
+
+@contextlib.contextmanager
+def report_lock(exp_dir: str):
+  """Exclusive, waiting: one process at a time writes the sweep's report."""
+  fd = os.open(ExpPaths(exp_dir).report_lock, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    yield
   finally:
     os.close(fd)

@@ -1,0 +1,204 @@
+"""Workers sharing one sweep: runs claimed (not directories locked), a dead worker's run taken over,
+the report built once, another command refused, and --workers N."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from gen_models import rundir
+from gen_models.errors import RunError
+from tests import helpers
+
+ROOT = helpers.ROOT
+SWEEP = [
+    "--exp=gaussian1d_loss",
+    "--seeds",
+    "2",
+    "--set",
+    "train.vmap_runs=false",  # one run per claim (a vectorised group is claimed whole)
+    "--set",
+    "train.scan_chunk=1",
+    "--set",
+    "train.log_every=10",
+    "--set",
+    "eval.every=0",
+    "--set",
+    "eval.num_samples=2000",
+    "--set",
+    "ckpt.every=500",
+    "--set",
+    "ckpt.keep=20",
+    "--wandb",
+    "disabled",
+    "--quiet",
+]
+RUNS = {"ns/seed0", "ns/seed1", "minimax/seed0", "minimax/seed1"}
+
+
+def _cmd(out, steps, *extra):
+  return [
+      sys.executable,
+      "-m",
+      "experiments.run",
+      *SWEEP,
+      "--set",
+      f"train.steps={steps}",
+      "--out",
+      str(out),
+      *extra,
+  ]
+
+
+def _env():
+  return dict(helpers.env(), GEN_MODELS_CLAIM_POLL_S="0.3")
+
+
+def _start(out, steps, *extra):
+  return subprocess.Popen(
+      _cmd(out, steps, *extra),
+      cwd=ROOT,
+      env=_env(),
+      stdout=subprocess.PIPE,
+      stderr=subprocess.STDOUT,
+      text=True,
+  )
+
+
+def _per_seed(out):
+  """{(arm, metric): per-seed values} of a sweep's summary.json."""
+  summary = json.loads((out / "gaussian1d_loss" / "summary.json").read_text())
+  return {
+      (a["name"], m): v["per_seed"]
+      for a in summary["arms"]
+      for m, v in a["metrics"].items()
+      if m.startswith(("w1", "ks", "d_loss", "g_loss"))
+  }
+
+
+def _trained(text):
+  """The runs a worker's output says it trained ("[k] arm/seedN: ...")."""
+  return [
+      line.split("] ", 1)[1].split(":", 1)[0]
+      for line in text.splitlines()
+      if line.startswith("[") and "/seed" in line.split(":", 1)[0]
+  ]
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """The same sweep trained by one process alone."""
+  out = tmp_path_factory.mktemp("alone")
+  done = subprocess.run(
+      _cmd(out, 3000), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+  )
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+  assert sorted(_trained(done.stdout)) == sorted(RUNS)
+  return _per_seed(out)
+
+
+@pytest.mark.slow
+def test_two_identical_commands_share_a_sweep_and_write_the_single_process_summary(
+    tmp_path, reference
+):
+  first, second = _start(tmp_path, 3000), _start(tmp_path, 3000)
+  outs = [p.communicate(timeout=600)[0] for p in (first, second)]
+  assert first.returncode == 0 and second.returncode == 0, outs
+  trained = [_trained(o) for o in outs]
+  assert sorted(trained[0] + trained[1]) == sorted(RUNS)  # every run exactly once
+  assert all(trained), f"one worker trained everything: {trained}"  # the work was shared
+  built = [o for o in outs if "Report: " in o and "(built by another worker)" not in o]
+  assert len(built) == 1, outs  # the report was built once
+  assert _per_seed(tmp_path) == reference
+
+
+@pytest.mark.slow
+def test_a_killed_workers_run_is_resumed_by_another_and_the_summary_is_unchanged(
+    tmp_path, reference
+):
+  exp_dir = tmp_path / "gaussian1d_loss"
+  victim = _start(tmp_path, 3000)
+  survivor = None
+  deadline = time.time() + 300
+  killed = None
+  while killed is None:
+    assert victim.poll() is None and time.time() < deadline, victim.stdout.read()[-3000:]
+    if survivor is None and (exp_dir / "sweep.json").exists():
+      survivor = _start(tmp_path, 3000)
+    claims = exp_dir / ".claims"
+    for f in claims.glob("*.seed*") if claims.is_dir() else []:
+      arm, seed = f.name.split(".seed")
+      run = rundir.RunPaths(str(exp_dir / arm / f"seed{seed}"))
+      if (
+          f"pid {victim.pid} " in f.read_text()
+          and run.checkpoint_steps()
+          and not os.path.exists(run.result)
+      ):
+        victim.send_signal(signal.SIGKILL)  # mid-run, after a checkpoint
+        killed = f"{arm}/seed{seed}"
+        break
+    time.sleep(0.05)
+  victim.wait(timeout=60)
+  out = survivor.communicate(timeout=600)[0]
+  assert survivor.returncode == 0, out[-3000:]
+  assert killed in _trained(out)  # taken over
+  arm, seed = killed.split("/seed")
+  result = json.loads((exp_dir / arm / f"seed{seed}" / "result.json").read_text())
+  assert result["status"] == "finished" and result["resumed_from"] > 0  # from its checkpoint
+  assert _per_seed(tmp_path) == reference
+
+
+@pytest.mark.slow
+def test_another_command_on_a_live_sweep_is_refused_and_the_sweep_goes_on(tmp_path):
+  first = _start(tmp_path, 8000)
+  deadline = time.time() + 120
+  while not (tmp_path / "gaussian1d_loss" / "sweep.json").exists():
+    assert first.poll() is None and time.time() < deadline
+    time.sleep(0.05)
+  other = subprocess.run(
+      _cmd(tmp_path, 8000, "--set", "optim.d_lr=0.002"),
+      cwd=ROOT,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
+  )
+  assert other.returncode == 2, other.stdout[-2000:] + other.stderr[-2000:]
+  assert "started with other settings" in other.stderr and "optim.d_lr" in other.stderr
+  assert "Traceback" not in other.stderr
+  first.send_signal(signal.SIGTERM)
+  first.communicate(timeout=300)
+  assert first.returncode == 130
+
+
+def test_claims_are_all_or_nothing_and_free_when_released(tmp_path):
+  a, b = rundir.Claims(str(tmp_path)), rundir.Claims(str(tmp_path))
+  assert a.take([("ns", 0)])
+  assert not b.take([("ns", 1), ("ns", 0)])  # ns/0 is held: b holds nothing
+  assert a.take([("ns", 1)])  # so ns/1 is still free
+  a.release()
+  assert b.take([("ns", 1), ("ns", 0)])
+  assert "claimed by pid" in b.holder("ns", 0)
+
+
+def test_a_filesystem_whose_locks_are_local_is_refused(tmp_path, monkeypatch):
+  for fs in (("lustre", ["rw", "localflock"]), ("nfs", ["rw", "vers=3", "nolock"])):
+    monkeypatch.setattr(rundir, "_mount_of", lambda path, fs=fs: fs)
+    with pytest.raises(RunError, match="local to each machine"):
+      rundir.check_flock(str(tmp_path))
+  monkeypatch.setattr(rundir, "_mount_of", lambda path: ("nfs4", ["rw", "vers=4.2"]))
+  rundir.check_flock(str(tmp_path))  # NFSv4 locks are the server's
+  assert not [f for f in os.listdir(tmp_path) if f.startswith(".flock-probe")]
+
+
+def test_a_filesystem_without_flock_is_refused(tmp_path, monkeypatch):
+  def no_flock(fd, op):
+    raise OSError(38, "Function not implemented")
+
+  monkeypatch.setattr(rundir.fcntl, "flock", no_flock)
+  with pytest.raises(RunError, match="does not support file locks"):
+    rundir.check_flock(str(tmp_path))
