@@ -129,7 +129,7 @@ def test_a_failing_final_evaluation_keeps_the_trained_checkpoint(tmp_path, capsy
 
 
 @pytest.mark.slow
-def test_a_second_process_on_the_same_out_is_refused_and_the_first_loses_nothing(tmp_path):
+def test_another_command_on_the_same_out_is_refused_and_the_first_loses_nothing(tmp_path):
   args = GAN[:1] + [
       "--set",
       "train.steps=3000",
@@ -157,10 +157,17 @@ def test_a_second_process_on_the_same_out_is_refused_and_the_first_loses_nothing
   while not (lock.exists() and lock.read_text().strip()):
     assert first.poll() is None and time.time() < deadline
     time.sleep(0.02)
+  # Another command (other settings) is refused; the same command would join as a worker
+  # (tests/test_workers.py).
   second = subprocess.run(
-      _cmd(args, tmp_path), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=300
+      _cmd(args + ["--set", "optim.d_lr=0.002"], tmp_path),
+      cwd=ROOT,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=300,
   )
-  assert second.returncode == 2 and "is being written by pid" in second.stderr, second.stderr[
+  assert second.returncode == 2 and "started with other settings" in second.stderr, second.stderr[
       -2000:
   ]
   assert "Traceback" not in second.stderr
