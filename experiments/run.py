@@ -58,6 +58,16 @@ def parse_args(argv):
   )
   p.add_argument("--quiet", action="store_true", help="only print one line per finished run")
   p.add_argument(
+      "--workers",
+      type=int,
+      default=1,
+      help=(
+          "train the sweep with N worker processes here, each pinned to its share of the cores (or"
+          " one GPU each); the same command started by hand (or by SLURM) on more machines joins"
+          " the same sweep (default 1)"
+      ),
+  )
+  p.add_argument(
       "--until-decided",
       action="store_true",
       help=(
@@ -585,6 +595,24 @@ def main(argv=None) -> int:
   if args.until_decided and (args.max_seeds < 2 or args.seed_batch < 1):
     print("error: --until-decided needs --max-seeds >= 2 and --seed-batch >= 1.", file=sys.stderr)
     return 2
+  if args.workers < 1:
+    print("error: --workers needs N >= 1.", file=sys.stderr)
+    return 2
+  if args.workers > 1 and not (args.summary or args.plan):
+    if _distributed():
+      print(
+          "error: --workers starts independent workers; a GEN_MODELS_DISTRIBUTED=1 job is one run"
+          " over all its processes. Use one or the other.",
+          file=sys.stderr,
+      )
+      return 2
+    from experiments import workers  # pylint: disable=g-import-not-at-top
+
+    try:
+      return workers.launch(argv, args.workers)
+    except ValueError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
   from experiments import cli  # pylint: disable=g-import-not-at-top
 
   with signals.handling():

@@ -186,8 +186,8 @@ def _metrics_line(metrics, keys):
 
 
 def _train_group(exp, group, mode, quiet, describe, done, n_new, key_metrics):
-  """Trains one group; prints a line per run ([k/n] of this process's runs, or [k] for a worker
-  that claims runs as it goes). Returns the updated count of runs trained here."""
+  """Trains one group; prints a line per run ([k/n]: the k-th run this process trained, of the n
+  the sweep had pending when it started; workers share those). Returns the updated count."""
   for (arm, cfg, _, _), (_, result) in zip(
       group, run_group(exp, group, mode, quiet=quiet, describe=describe)
   ):
@@ -223,7 +223,7 @@ def _claimed_items(replan, group):
   return _groups(fresh)
 
 
-def _work(exp, replan, claims, mode, quiet, key_metrics):
+def _work(exp, replan, claims, mode, quiet, key_metrics, n_new):
   """Claims and trains runs until every run of the plan is finished (by this worker or others).
   Returns how many this worker trained."""
   done, said = 0, None
@@ -248,7 +248,7 @@ def _work(exp, replan, claims, mode, quiet, key_metrics):
     said = None
     try:
       for items in _claimed_items(replan, group):
-        done = _train_group(exp, items, mode, quiet, done == 0, done, None, key_metrics)
+        done = _train_group(exp, items, mode, quiet, done == 0, done, n_new, key_metrics)
     finally:
       claims.release()
     plan = replan()
@@ -309,7 +309,7 @@ def run_plan(
   done = 0
   try:
     if claims is not None:
-      done = _work(exp, replan, claims, mode, quiet, key_metrics)
+      done = _work(exp, replan, claims, mode, quiet, key_metrics, n_new)
       plan = replan()
     else:
       for group in _groups(plan):
@@ -341,6 +341,8 @@ def run_plan(
       f"{'' if built else ' (built by another worker)'}: {rundir.ExpPaths(exp_dir).report}",
       flush=True,
   )
+  if not built:  # the worker that built it prints the tables
+    return 0
   print(report.table_text(summary), flush=True)
   if summary["comparisons"]:
     print("\n" + report.verdict_text(summary, markdown=False), flush=True)

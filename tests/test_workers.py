@@ -85,7 +85,7 @@ def _trained(text):
   return [
       line.split("] ", 1)[1].split(":", 1)[0]
       for line in text.splitlines()
-      if line.startswith("[") and "/seed" in line.split(":", 1)[0]
+      if line.startswith("[") and "/seed" in line.split(":", 1)[0] and "] " in line
   ]
 
 
@@ -202,3 +202,34 @@ def test_a_filesystem_without_flock_is_refused(tmp_path, monkeypatch):
   monkeypatch.setattr(rundir.fcntl, "flock", no_flock)
   with pytest.raises(RunError, match="does not support file locks"):
     rundir.check_flock(str(tmp_path))
+
+
+@pytest.mark.slow
+def test_workers_n_starts_pinned_workers_that_share_the_sweep(tmp_path):
+  done = subprocess.run(
+      _cmd(tmp_path, 1000, "--workers", "2"),
+      cwd=ROOT,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=600,
+  )
+  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+  lines = done.stdout.splitlines()
+  per_worker = {
+      k: _trained("\n".join(l[5:] for l in lines if l.startswith(f"[w{k}] "))) for k in (0, 1)
+  }
+  assert sorted(per_worker[0] + per_worker[1]) == sorted(RUNS), per_worker
+  assert "w0 on cores" in lines[0] and "each with status 0" in lines[-1]
+  assert sum("Report: " in l for l in lines) == 1  # one merged view, one report
+
+
+def test_cores_are_split_between_workers_without_sharing():
+  from experiments import workers  # pylint: disable=g-import-not-at-top
+
+  assert workers.cpu_shares(2, [0, 1, 2, 3, 4]) == [[0, 1], [2, 3, 4]]
+  assert workers.cpu_shares(3, [0, 1]) == [[0], [1], [0]]  # more workers than cores
+  assert workers.strip_workers(["--exp=x", "--workers", "2", "--workers=3", "--quiet"]) == [
+      "--exp=x",
+      "--quiet",
+  ]
