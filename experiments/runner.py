@@ -313,7 +313,7 @@ def run_plan(
       plan = replan()
     else:
       for group in _groups(plan):
-        if signals.requested():  # stopped between runs: the finished ones are all on disk
+        if loop.stop_requested():  # between runs (collective: all processes agree)
           raise loop.Interrupted(None)
         done = _train_group(exp, group, mode, quiet, done == 0, done, n_new, key_metrics)
   except loop.Interrupted as e:

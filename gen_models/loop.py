@@ -488,6 +488,29 @@ class Clock:
     self.last_print = now
 
 
+_SYNC_POINT = {"id": 0}  # how many stop decisions this process has made: equal on every process
+
+
+def stop_requested() -> bool:
+  """Whether to stop at this log point for a SIGTERM / Ctrl-C. With several processes (one
+  multi-host run) the decision is collective: every process reaches the same log points in the same
+  order and decides there together, so they checkpoint and stop at the same step (a process that
+  stopped alone would leave the others waiting in the next step's collectives). jax.distributed
+  takes SIGTERM itself as a preemption notice, which its sync point shares; Ctrl-C (and a SIGTERM
+  this module's handler saw) is shared with an all-gather of each process's flag."""
+  flag = signals.requested()
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+
+  _SYNC_POINT["id"] += 1
+  try:
+    preempted = multihost_utils.reached_preemption_sync_point(_SYNC_POINT["id"])
+  except RuntimeError:  # no preemption service in this jax.distributed setup
+    preempted = False
+  return bool(np.any(multihost_utils.process_allgather(np.int32(flag)))) or preempted
+
+
 def _due(every: int, step: int) -> bool:
   return every > 0 and step % every == 0
 
@@ -526,7 +549,7 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
         shown = log_metrics(group, pending, print_fn)
         pending = []
         clock.progress(group, shown, clock.stop(group), print_fn, force=is_end)
-        if signals.requested() and not is_end:
+        if not is_end and stop_requested():
           save(group)
           raise Interrupted(group.step)
       # Checkpoint before evaluating: an evaluation that fails (a full disk, an unusable cache)

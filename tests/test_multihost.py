@@ -3,9 +3,11 @@ jax.distributed.initialize() train one run together; only process 0 writes logs 
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -42,6 +44,67 @@ def _free_port():
   with socket.socket() as s:
     s.bind(("localhost", 0))
     return s.getsockname()[1]
+
+
+def _start(tmp_path, args, out):
+  port = _free_port()
+  procs = []
+  for pid in (0, 1):  # each process its own classifier cache: only process 0 may write one
+    env = dict(
+        os.environ,
+        GEN_MODELS_DISTRIBUTED="1",
+        GEN_MODELS_COORDINATOR=f"localhost:{port}",
+        GEN_MODELS_NUM_PROCESSES="2",
+        GEN_MODELS_PROCESS_ID=str(pid),
+        JAX_PLATFORMS="cpu",
+        GEN_MODELS_CACHE=str(tmp_path / f"cache{pid}"),
+    )
+    procs.append(
+        subprocess.Popen(
+            [sys.executable, "-m", "experiments.run", *args, "--out", str(out)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    )
+  return procs
+
+
+@pytest.mark.slow
+def test_a_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path):
+  """The stop decision is collective: one process seeing SIGTERM must not checkpoint and leave
+  while the other enters the next step's all-reduce (that hangs the job)."""
+  args = [
+      (
+          "train.steps=4000"
+          if a == "train.steps=4"
+          else "ckpt.every=1000"
+          if a == "ckpt.every=2"
+          else a
+      )
+      for a in ARGS
+  ]
+  procs = _start(tmp_path, args, tmp_path / "multi")
+  rows = tmp_path / "multi" / "dcgan" / "base" / "seed0" / "metrics.jsonl"
+  deadline = time.time() + 300
+  while not (rows.exists() and len(rows.read_text().splitlines()) >= 3):
+    assert all(p.poll() is None for p in procs) and time.time() < deadline
+    time.sleep(0.05)
+  procs[1].send_signal(signal.SIGTERM)  # the process that writes nothing
+  try:
+    outs = [p.communicate(timeout=120)[0] for p in procs]
+  except subprocess.TimeoutExpired:
+    for p in procs:
+      p.kill()
+    tails = [p.communicate()[0][-1500:] for p in procs]
+    pytest.fail(f"a SIGTERM to one process left the job hanging: {tails}")
+  assert [p.returncode for p in procs] == [130, 130], outs[0][-2000:] + outs[1][-2000:]
+  run_dir = rows.parent
+  result = json.loads((run_dir / "result.json").read_text())
+  assert result["status"] == "interrupted" and 0 < result["step"] < 4000
+  assert os.listdir(run_dir / "checkpoints") == [str(result["step"])]  # both saved this step
 
 
 @pytest.mark.slow
