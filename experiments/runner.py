@@ -228,11 +228,11 @@ def _work(exp, replan, claims, mode, quiet, key_metrics, n_new):
   Returns how many this worker trained."""
   done, said = 0, None
   while True:
+    groups = _groups(replan())
+    if not groups:  # all finished: a stop asked for now still gets the full report
+      return done
     if signals.requested():
       raise loop.Interrupted(None)
-    groups = _groups(replan())
-    if not groups:
-      return done
     group = _claim_next(groups, claims)
     if group is None:
       held = [f"{arm}/seed{cfg.seed}" for g in groups for arm, cfg, _, _ in g]
