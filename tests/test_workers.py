@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import pytest
@@ -69,6 +70,11 @@ def _start(out, steps, *extra):
   )
 
 
+def _drain(proc, lines):
+  for line in proc.stdout:
+    lines.append(line)
+
+
 def _per_seed(out):
   """{(arm, metric): per-seed values} of a sweep's summary.json."""
   summary = json.loads((out / "gaussian1d_loss" / "summary.json").read_text())
@@ -122,14 +128,19 @@ def test_a_killed_workers_run_is_resumed_by_another_and_the_summary_is_unchanged
 ):
   exp_dir = tmp_path / "gaussian1d_loss"
   victim = _start(tmp_path, 3000)
-  survivor = None
+  survivor, survivor_out = None, []
   deadline = time.time() + 300
   killed = None
   while killed is None:
     assert victim.poll() is None and time.time() < deadline, victim.stdout.read()[-3000:]
     if survivor is None and (exp_dir / "sweep.json").exists():
       survivor = _start(tmp_path, 3000)
-    claims = exp_dir / ".claims"
+      reader = threading.Thread(target=_drain, args=(survivor, survivor_out), daemon=True)
+      reader.start()
+    # Kill only once the survivor has joined: a command that finds nobody running the sweep is
+    # a new one and (without --resume) is refused, as it should be.
+    joined = any("joining the sweep" in line for line in survivor_out)
+    claims = exp_dir / ".claims" if joined else tmp_path / "not yet"
     for f in claims.glob("*.seed*") if claims.is_dir() else []:
       arm, seed = f.name.split(".seed")
       run = rundir.RunPaths(str(exp_dir / arm / f"seed{seed}"))
@@ -143,7 +154,9 @@ def test_a_killed_workers_run_is_resumed_by_another_and_the_summary_is_unchanged
         break
     time.sleep(0.05)
   victim.wait(timeout=60)
-  out = survivor.communicate(timeout=600)[0]
+  survivor.wait(timeout=600)
+  reader.join(timeout=60)
+  out = "".join(survivor_out)
   assert survivor.returncode == 0, out[-3000:]
   assert killed in _trained(out)  # taken over
   arm, seed = killed.split("/seed")
