@@ -17,6 +17,12 @@ class Experiment:
   # FID for the image GANs, W1 for the 1-D GAN, test MSE for the autoencoders); the others are
   # secondary, corrected together.
   primary: str = ""
+  # (start, batch, budget) seeds per arm: the experiment runs seeds on demand (--until-decided)
+  # by default with these looks; () = a fixed number of seeds (config.seeds).
+  seeds_on_demand: tuple = ()
+  # ((name, what, {key: value}), ...): other protocols, chosen with --protocol NAME (applied
+  # before --set); the default protocol is the config itself.
+  protocols: tuple = ()
 
   def __post_init__(self):  # checked when defined, not after hours of training
     if self.baseline and self.baseline not in dict(self.arm_items()):
@@ -24,6 +30,13 @@ class Experiment:
           f"experiment {self.name!r}: baseline {self.baseline!r} is not one of its arms "
           f"{[a for a, _ in self.arm_items()]}."
       )
+    if self.seeds_on_demand:
+      start, batch, budget = self.seeds_on_demand
+      if not (2 <= start < budget and batch >= 1) or len(self.arm_items()) < 2:
+        raise ConfigError(
+            f"experiment {self.name!r}: seeds_on_demand {self.seeds_on_demand} needs arms and"
+            " 2 <= start < budget, batch >= 1."
+        )
     # pylint: disable-next=g-import-not-at-top
     from gen_models import families
     from gen_models import notes  # pylint: disable=g-import-not-at-top
@@ -38,6 +51,17 @@ class Experiment:
       notes.check(family, self.config)
     except ValueError as e:
       raise ConfigError(f"experiment {self.name!r}: {e}") from None
+
+  def protocol(self, name: str) -> dict:
+    """The overrides of the named protocol (ConfigError naming the known ones otherwise)."""
+    known = {n: o for n, _, o in self.protocols}
+    if name not in known:
+      raise ConfigError(
+          f"--protocol {name!r}: {self.name} has "
+          + (f"the protocols {', '.join(known)}." if known else "no named protocols.")
+          + " Leave --protocol out for its default one."
+      )
+    return dict(known[name])
 
   def arm_items(self):
     return list(self.arms) if self.arms else [("base", {})]

@@ -38,7 +38,18 @@ def parse_args(argv):
       metavar="KEY=VALUE",
       help="override a config key, e.g. --set train.steps=500 (repeatable)",
   )
-  p.add_argument("--seeds", type=int, help="number of seeds per arm (default: the experiment's)")
+  p.add_argument(
+      "--seeds",
+      type=int,
+      help=(
+          "number of seeds per arm (default: the experiment's); alone, a fixed number, also for"
+          " an experiment that runs seeds on demand by default; with --until-decided, its first look"
+      ),
+  )
+  p.add_argument(
+      "--protocol",
+      help="one of the experiment's named protocols (see --summary), applied before --set",
+  )
   p.add_argument("--arms", help="comma-separated subset of the experiment's arms to run")
   p.add_argument("--out", default="runs", help="output root (default: runs)")
   p.add_argument(
@@ -69,25 +80,24 @@ def parse_args(argv):
   )
   p.add_argument(
       "--until-decided",
-      action="store_true",
+      action=argparse.BooleanOptionalAction,
       help=(
           "seeds on demand as a group-sequential design: looks at --seeds, + --seed-batch, ...,"
           " --max-seeds fixed before the first; each look tests the headline metric at its"
           " O'Brien-Fleming level (false-verdict rate <= 5%% over all looks) and stops once every"
-          " comparison is better, worse or equivalent within --delta"
+          " comparison is better, worse or equivalent within --delta (default: on for the"
+          " experiments that declare a design, e.g. the DCGAN sweeps, unless --seeds is given)"
       ),
   )
   p.add_argument(
       "--max-seeds",
       type=int,
-      default=20,
-      help="seed budget per arm for --until-decided (default 20)",
+      help="seed budget per arm for --until-decided (default: the experiment's, else 20)",
   )
   p.add_argument(
       "--seed-batch",
       type=int,
-      default=2,
-      help="seeds added per round by --until-decided (default 2)",
+      help="seeds added per round by --until-decided (default: the experiment's, else 2)",
   )
   p.add_argument(
       "--plan",
@@ -118,8 +128,25 @@ def list_experiments() -> str:
   return "\n".join(lines)
 
 
-def build_configs(exp, sets: list[str], seeds_flag, arms_flag):
-  """[(arm, overrides, cfg, seeds)] for every arm, validated before anything runs."""
+def resolve_design_flags(exp, args):
+  """The experiment's seeds-on-demand default filled into args: --until-decided is on when the
+  experiment declares (start, batch, budget) and neither --seeds (a fixed number) nor
+  --no-until-decided is given; unset --seeds / --seed-batch / --max-seeds take its values."""
+  start, batch, budget = exp.seeds_on_demand or (None, 2, 20)
+  if args.until_decided is None:
+    args.until_decided = bool(exp.seeds_on_demand) and args.seeds is None
+  if args.until_decided and args.seeds is None:
+    args.seeds = start
+  args.seed_batch = batch if args.seed_batch is None else args.seed_batch
+  args.max_seeds = budget if args.max_seeds is None else args.max_seeds
+  if args.until_decided and (args.max_seeds < 2 or args.seed_batch < 1):
+    raise ConfigError("--until-decided needs --max-seeds >= 2 and --seed-batch >= 1.")
+  return args
+
+
+def build_configs(exp, sets: list[str], seeds_flag, arms_flag, protocol=None):
+  """[(arm, overrides, cfg, seeds)] for every arm, validated before anything runs; `protocol`
+  names one of the experiment's protocols, applied under --set."""
   # pylint: disable-next=g-import-not-at-top
   from gen_models import families
 
@@ -133,7 +160,10 @@ def build_configs(exp, sets: list[str], seeds_flag, arms_flag):
     raise ConfigError(
         f"{', '.join(twice)} set more than once with --set ({given}). Give each key once."
     )
-  base = config_lib.apply_overrides(exp.config, cli)
+  base = exp.config
+  if protocol:
+    base = config_lib.apply_overrides(base, exp.protocol(protocol))
+  base = config_lib.apply_overrides(base, cli)
   if seeds_flag is not None:
     base = config_lib.set_key(base, "seeds", seeds_flag)
   arm_items = exp.arm_items()
@@ -275,7 +305,26 @@ def preflight(arm_cfgs):
       )
 
 
-def print_summary(exp, arm_cfgs):
+def protocol_line(cfg, protocol=None) -> str:
+  """The training / evaluation protocol of a config in one line."""
+  from experiments import report  # pylint: disable=g-import-not-at-top
+
+  steps = report.eval_steps(cfg)
+  window = [s for s in steps if s >= report.LATE_WINDOW * cfg.train.steps][-cfg.eval.last_k :]
+  return (
+      f"protocol{f' {protocol!r}' if protocol else ''}: {cfg.train.steps:,} steps x"
+      f" {cfg.train.batch_size}; "
+      + (
+          f"evaluated every {cfg.eval.every:,} steps ({len(steps)} evaluations, the headline from"
+          f" those at {', '.join(f'{s:,}' for s in window)})"
+          if cfg.eval.every > 0
+          else "evaluated once, at the end"
+      )
+      + f"; checkpoints every {cfg.ckpt.every:,} steps"
+  )
+
+
+def print_summary(exp, arm_cfgs, args):
   import jax  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import families  # pylint: disable=g-import-not-at-top
@@ -284,6 +333,17 @@ def print_summary(exp, arm_cfgs):
   for arm, overrides, cfg, seeds in arm_cfgs:
     print(f"  arm {arm}: overrides {overrides or '{}'}; seeds {seeds}")
   cfg = arm_cfgs[0][2]
+  print("  " + protocol_line(cfg, args.protocol))
+  for name, what, _ in exp.protocols:
+    print(f"  other protocol: --protocol {name}: {what}")
+  if args.until_decided:
+    design, _ = _design_of(exp, arm_cfgs, args)
+    print(f"  seeds on demand (--until-decided): {design.describe()}")
+    for line in reachable_lines(design):
+      print(f"    {line}")
+    print("    (--seeds N for a fixed number of seeds instead)")
+  else:
+    print(f"  a fixed {len(arm_cfgs[0][3])} seeds per arm, one look: {fixed_note(exp, arm_cfgs)}")
   data = data_lib.load(cfg)
   task = families.make_task(cfg, data, jax.random.key(cfg.seed))
   print("  " + families.describe(task.init(jax.random.key(0))))
@@ -362,7 +422,8 @@ def _run(args, argv) -> int:
   runtime.init_distributed()
   runtime.check_backend()
   exp = registry.get(args.exp)
-  arm_cfgs = build_configs(exp, args.set, args.seeds, args.arms)
+  resolve_design_flags(exp, args)
+  arm_cfgs = build_configs(exp, args.set, args.seeds, args.arms, args.protocol)
   if args.until_decided:
     _check_until_decided(exp, arm_cfgs)
   from gen_models import tracking  # pylint: disable=g-import-not-at-top
@@ -372,7 +433,7 @@ def _run(args, argv) -> int:
   if args.plan:
     return _plan(exp, arm_cfgs, args)
   if args.summary:
-    print_summary(exp, arm_cfgs)
+    print_summary(exp, arm_cfgs, args)
     return 0
   exp_dir = check_outputs(args.out, exp, arm_cfgs)
   # Workers started with the same command share the sweep, claiming one run at a time; the
@@ -402,6 +463,7 @@ def _run(args, argv) -> int:
     from experiments import runner  # pylint: disable=g-import-not-at-top
 
     command = "python -m experiments.run " + " ".join(a for a in argv if a != "--resume")
+    started = time.perf_counter()
     design = _start_design(exp, arm_cfgs, args, exp_dir) if args.until_decided else None
     claims = None if _distributed() else rundir.Claims(exp_dir)
     while True:
@@ -439,7 +501,9 @@ def _run(args, argv) -> int:
             f"--until-decided: stopped at look {seq['look'] + 1} of {len(design.looks)} "
             f"({design.looks[seq['look']]} seeds per arm): {seq['stop']}. Decided: "
             + ("; ".join(decided) or "none")
-            + (f". Still open: {', '.join(seq['open'])}." if seq["open"] else "."),
+            + (f". Still open: {', '.join(seq['open'])}." if seq["open"] else ".")
+            + f" This command ran {_hms(time.perf_counter() - started)}"
+            + (f" ({args.workers} workers)." if args.workers > 1 else "."),
             flush=True,
         )
         return 0
@@ -451,8 +515,13 @@ def _run(args, argv) -> int:
           + f"open: {', '.join(seq['open'])}. Adding {more} seed(s) per arm (next look: {seeds}).",
           flush=True,
       )
-      arm_cfgs = build_configs(exp, args.set, seeds, args.arms)
+      arm_cfgs = build_configs(exp, args.set, seeds, args.arms, args.protocol)
       plan = plan_runs(exp, arm_cfgs, args.out, resume)
+
+
+def _hms(secs: float) -> str:
+  h, rem = divmod(int(round(secs)), 3600)
+  return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
 
 
 def sweep_identity(arm_cfgs) -> dict:
@@ -481,6 +550,39 @@ def _design_of(exp, arm_cfgs, args):
   m = sum(a != exp.baseline_arm() for a, *_ in arm_cfgs)
   looks = sequential.looks_of(start, args.seed_batch, args.max_seeds)
   return sequential.calibrate(looks, m, delta=delta), family
+
+
+def reachable_lines(design) -> list:
+  """Per look: the smallest p the exact sign-flip test can give with that many seeds (every seed's
+  difference of one sign) against the level Holm's first step tests at, i.e. whether a better /
+  worse verdict is possible there at all."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from gen_models import sequential  # pylint: disable=g-import-not-at-top
+
+  lines = []
+  for k, n in enumerate(design.looks):
+    smallest = float(sequential.sign_flip_p_many(np.ones((1, n)))[0])
+    level = design.levels[design.m][k] / design.m
+    lines.append(
+        f"look {k + 1} ({n} seeds per arm): smallest possible p {smallest:.2g} vs level"
+        f" {level:.2g}: "
+        + ("a verdict is possible" if smallest < level else "no better/worse verdict possible")
+    )
+  return lines
+
+
+def fixed_note(exp, arm_cfgs) -> str:
+  """Whether a fixed-seed sweep can reach a verdict at all."""
+  from gen_models import stats  # pylint: disable=g-import-not-at-top
+
+  m = sum(a != exp.baseline_arm() for a, *_ in arm_cfgs)
+  if m == 0:
+    return "no comparisons (one arm)"
+  need, n = stats.min_seeds(m), len(arm_cfgs[0][3])
+  return (
+      f"{m} comparison(s) need at least {need} seeds for any verdict"
+      + (" (this many reach one)" if n >= need else f" (with {n}, every one reads no difference)")
+  )
 
 
 def plan_lines(exp, exp_dir, design, family, batch) -> list:
@@ -591,9 +693,6 @@ def main(argv=None) -> int:
     return 0
   if not args.exp:
     print("error: give an experiment with --exp=NAME (see --list).", file=sys.stderr)
-    return 2
-  if args.until_decided and (args.max_seeds < 2 or args.seed_batch < 1):
-    print("error: --until-decided needs --max-seeds >= 2 and --seed-batch >= 1.", file=sys.stderr)
     return 2
   if args.workers < 1:
     print("error: --workers needs N >= 1.", file=sys.stderr)

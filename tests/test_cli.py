@@ -162,3 +162,68 @@ def test_an_experiment_compares_with_the_baseline_it_names():
   comps = [c for c in report.comparisons(summary, exp, 3) if c["metric"] == "w1"]
   assert [(c["arm"], c["baseline"]) for c in comps] == [("a", "c"), ("b", "c")]
   assert comps[0]["mean_diff"] == pytest.approx((0.1 + 0.1 + 0.2) / 3)  # a - c, seed by seed
+
+
+CARD_SWEEPS = (
+    "dcgan_label_smoothing",
+    "dcgan_loss",
+    "dcgan_latent",
+    "dcgan_losses",
+    "dcgan_critic_steps",
+    "dcgan_stabilisers",
+)
+
+
+@pytest.mark.parametrize("name", CARD_SWEEPS)
+def test_the_card_sweeps_default_to_the_book_protocol_and_a_reachable_design(name):
+  exp = registry.get(name)
+  args = run.resolve_design_flags(exp, run.parse_args([f"--exp={name}"]))
+  assert args.until_decided and (args.seeds, args.seed_batch, args.max_seeds) == (11, 5, 21)
+  arm_cfgs = run.build_configs(exp, [], args.seeds, args.arms)
+  cfg = arm_cfgs[0][2]
+  assert (cfg.train.steps, cfg.train.batch_size, cfg.eval.every) == (4000, 32, 500)
+  design, _ = run._design_of(exp, arm_cfgs, args)  # pylint: disable=protected-access
+  m = len(exp.arm_items()) - 1
+  assert design.looks == (11, 16, 21) and design.m == m
+  # Every look can give a verdict: with all n seeds of one sign the exact two-sided sign-flip p
+  # is 2 / 2^n (textbook), below Holm's first-step level there (the first look is the tightest).
+  assert 2 / 2**11 < design.levels[m][0] / m
+  assert all("a verdict is possible" in line for line in run.reachable_lines(design))
+  # The seed's own length is one flag away.
+  long = run.build_configs(exp, [], 3, None, "epochs")[0][2]
+  assert (long.train.steps, long.eval.every) == (9375, 1000)
+
+
+def test_seeds_alone_is_a_fixed_number_and_no_until_decided_turns_the_default_off():
+  exp = registry.get("dcgan_loss")
+  fixed = run.resolve_design_flags(exp, run.parse_args(["--exp=dcgan_loss", "--seeds", "7"]))
+  assert not fixed.until_decided and fixed.seeds == 7
+  off = run.resolve_design_flags(exp, run.parse_args(["--exp=dcgan_loss", "--no-until-decided"]))
+  assert not off.until_decided and off.seeds is None  # the config's seeds
+  start = run.resolve_design_flags(
+      exp, run.parse_args(["--exp=dcgan_loss", "--until-decided", "--seeds", "7"])
+  )
+  assert start.until_decided and start.seeds == 7 and start.max_seeds == 21
+  plain = registry.get("gaussian1d_loss")  # declares no design: fixed seeds, the old flags' defaults
+  args = run.resolve_design_flags(plain, run.parse_args(["--exp=gaussian1d_loss"]))
+  assert not args.until_decided and (args.seed_batch, args.max_seeds) == (2, 20)
+
+
+def test_summary_shows_the_protocol_and_the_design(capsys):
+  argv = ["--exp=dcgan_label_smoothing", "--set", "data.name=synthetic", "--summary"]
+  assert run.main(argv) == 0
+  out = capsys.readouterr().out
+  assert "protocol: 4,000 steps x 32; evaluated every 500 steps" in out
+  assert "those at 3,000, 3,500, 4,000" in out
+  assert "3 looks at 11, 16, 21 seeds per arm" in out
+  assert "look 1 (11 seeds per arm): smallest possible p 0.00098" in out
+  assert "no better/worse verdict possible" not in out
+  assert "--protocol epochs" in out
+  assert run.main(argv + ["--seeds", "3"]) == 0
+  assert "every one reads no difference" in capsys.readouterr().out  # 3 seeds cannot decide
+
+
+def test_an_unknown_protocol_names_the_known_ones(capsys):
+  assert run.main(["--exp=dcgan_loss", "--protocol", "long", "--summary"]) == 2
+  err = capsys.readouterr().err
+  assert "'long'" in err and "epochs" in err

@@ -81,11 +81,12 @@ def test_every_documented_command_parses(page, tool, argv):
     if args.list:
       return
     exp = registry.get(args.exp)
-    # experiment, arms, keys, values, ranges
-    run.build_configs(exp, args.set, args.seeds, args.arms)
+    run.resolve_design_flags(exp, args)  # the experiment's seeds-on-demand default
+    # experiment, protocol, arms, keys, values, ranges
+    arm_cfgs = run.build_configs(exp, args.set, args.seeds, args.arms, args.protocol)
     if args.until_decided:
-      # pylint: disable-next=protected-access
-      run._check_until_decided(exp, run.build_configs(exp, args.set, args.seeds, args.arms))
+      run._check_until_decided(exp, arm_cfgs)  # pylint: disable=protected-access
+      run._design_of(exp, arm_cfgs, args)  # pylint: disable=protected-access
   elif tool == "report":
     assert len(argv) == 1 and not argv[0].startswith("-"), (page, argv)
   else:
