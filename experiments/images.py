@@ -73,9 +73,17 @@ DCGAN_ATIENZA = Config(
 # 3,000-4,000; seeds on demand under the group-sequential design, looks at 11, 16 and 21 seeds per
 # arm: 11 is the fewest at which an exact verdict is possible at the first look's level with up to
 # 4 comparisons (2 / 2^11 against 0.0016 for dcgan_losses; `--summary` prints it per look).
+# The 6 evaluations before the headline window only draw curves: 2,000 samples there (the count is
+# marked on the curves), 10,000 in the window (`python -m experiments.bench --eval-samples`).
 DCGAN_SWEEP = config_lib.apply_overrides(
     DCGAN,
-    {"train.steps": 4000, "eval.every": 500, "ckpt.every": 500, "seeds": 11},
+    {
+        "train.steps": 4000,
+        "eval.every": 500,
+        "eval.early_samples": 2000,
+        "ckpt.every": 500,
+        "seeds": 11,
+    },
 )
 SWEEP_DESIGN = dict(seeds_on_demand=(11, 5, 21))
 # The seed's own length (5 epochs of 32) stays one flag away.
@@ -83,8 +91,14 @@ SWEEP_PROTOCOLS = dict(
     protocols=(
         (
             "epochs",
-            "5 epochs of the 60,000 images (9,375 steps x 32), evaluated every 1,000 steps",
-            {"train.steps": epochs(5, 32), "eval.every": 1000, "ckpt.every": 1000},
+            "5 epochs of the 60,000 images (9,375 steps x 32), evaluated every 1,000 steps with"
+            " 10,000 samples",
+            {
+                "train.steps": epochs(5, 32),
+                "eval.every": 1000,
+                "eval.early_samples": 0,
+                "ckpt.every": 1000,
+            },
         ),
     )
 )

@@ -350,20 +350,13 @@ def collect(exp_dir, exp, arm_cfgs, refs=None, old=None):
   return summary, curves
 
 
-def eval_steps(cfg) -> list[int]:
-  """The steps the training loop evaluates at: 0, every eval.every steps, and the last step."""
-  total, every = cfg.train.steps, cfg.eval.every
-  return sorted(set(range(0, total + 1, every)) | {total}) if every > 0 else [total]
-
-
 def headline_values(rows, cfg, final) -> tuple[dict, list]:
   """(<metric>_last<k>: the mean of a run's last k evaluations in the last quarter of training
   (never an early, untrained one) of each compared metric (and of each extractor's variant), less
   noisy than the last evaluation alone; the names of those whose
   window is not complete in `rows`). The last evaluation is the run's final one (`final`, from
   result.json) when its row is missing, e.g. torn by a kill."""
-  k = cfg.eval.last_k
-  window = [s for s in eval_steps(cfg) if s >= LATE_WINDOW * cfg.train.steps][-k:]
+  k, window = cfg.eval.last_k, config_lib.headline_steps(cfg)
   by_step = {}
   for r in rows:
     if names.is_eval_row(r):
@@ -385,7 +378,6 @@ def headline_values(rows, cfg, final) -> tuple[dict, list]:
   return out, incomplete
 
 
-LATE_WINDOW = 0.75  # a run's headline value averages only evaluations from its last quarter
 
 
 def _divergence(c, diverged: dict) -> None:

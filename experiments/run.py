@@ -307,10 +307,7 @@ def preflight(arm_cfgs):
 
 def protocol_line(cfg, protocol=None) -> str:
   """The training / evaluation protocol of a config in one line."""
-  from experiments import report  # pylint: disable=g-import-not-at-top
-
-  steps = report.eval_steps(cfg)
-  window = [s for s in steps if s >= report.LATE_WINDOW * cfg.train.steps][-cfg.eval.last_k :]
+  steps, window = config_lib.eval_steps(cfg), config_lib.headline_steps(cfg)
   return (
       f"protocol{f' {protocol!r}' if protocol else ''}: {cfg.train.steps:,} steps x"
       f" {cfg.train.batch_size}; "
@@ -319,6 +316,12 @@ def protocol_line(cfg, protocol=None) -> str:
           f" those at {', '.join(f'{s:,}' for s in window)})"
           if cfg.eval.every > 0
           else "evaluated once, at the end"
+      )
+      + (
+          f"; {cfg.eval.num_samples:,} samples per headline evaluation,"
+          f" {config_lib.eval_samples(cfg, steps[0]):,} before"
+          if cfg.eval.num_samples and config_lib.eval_samples(cfg, steps[0]) != cfg.eval.num_samples
+          else (f"; {cfg.eval.num_samples:,} samples per evaluation" if cfg.eval.num_samples else "")
       )
       + f"; checkpoints every {cfg.ckpt.every:,} steps"
   )

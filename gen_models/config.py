@@ -110,6 +110,9 @@ class Eval:
   num_samples: int = 100_000  # generated samples for the precise metrics
   kl_samples: int = 1000  # samples for the seed's histogram KL (it compares 1000 vs 1000)
   last_k: int = 3  # a run's headline value of a metric: the mean of its last k evaluations
+  # Image metrics of the evaluations outside the headline window, which only draw curves, use this
+  # many samples (0 = num_samples): cheaper, and their count is written on every row and curve.
+  early_samples: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,9 +186,35 @@ RANGES = {
     "eval.num_samples": (0, None, True),  # 0: no sample-based metrics
     "eval.kl_samples": (2, None, True),
     "eval.last_k": (1, None, True),
+    "eval.early_samples": (0, None, True),
     "ckpt.every": (0, None, True),
     "ckpt.keep": (1, None, True),
 }
+
+
+LATE_WINDOW = 0.75  # a run's headline value averages only evaluations from its last quarter
+
+
+def eval_steps(cfg) -> list[int]:
+  """The steps a run evaluates at: every eval.every and the last (only the last when 0)."""
+  total, every = cfg.train.steps, cfg.eval.every
+  return sorted(set(range(0, total + 1, every)) | {total}) if every > 0 else [total]
+
+
+def headline_steps(cfg) -> list[int]:
+  """The evaluations a run's headline value averages: its last eval.last_k in the last quarter of
+  training (never an early, untrained one)."""
+  late = [s for s in eval_steps(cfg) if s >= LATE_WINDOW * cfg.train.steps]
+  return late[-cfg.eval.last_k :]
+
+
+def eval_samples(cfg, step: int) -> int:
+  """Generated samples the evaluation at `step` scores: eval.num_samples in the headline window,
+  eval.early_samples (when set and smaller) before it."""
+  e = cfg.eval
+  if 0 < e.early_samples < e.num_samples and step not in headline_steps(cfg):
+    return e.early_samples
+  return e.num_samples
 
 
 def keys(cfg: Any = None, prefix: str = "") -> list[str]:

@@ -81,6 +81,32 @@ def _series(rows, key):
   return np.asarray(steps), np.asarray(values, float)
 
 
+SAMPLES_KEY = "eval/num_samples"
+
+
+def mark_sample_counts(ax, rows) -> None:
+  """Where evaluations scored different numbers of samples (eval.early_samples), a dotted line at
+  each change and the count of each stretch, so a jump in FID there is read as what it is."""
+  steps, counts = _series(rows, SAMPLES_KEY)
+  if steps.size < 2 or np.all(counts == counts[0]):
+    return
+  order = np.argsort(steps)
+  steps, counts = steps[order], counts[order]
+  starts = [0] + [i for i in range(1, len(counts)) if counts[i] != counts[i - 1]]
+  for i in starts:
+    if i:
+      ax.axvline(steps[i], color="gray", ls=":", lw=1)
+    ax.text(
+        steps[i],
+        0.98,
+        f" n={int(counts[i]):,}",
+        transform=ax.get_xaxis_transform(),
+        va="top",
+        fontsize=7,
+        color="gray",
+    )
+
+
 def training_curves(rows, path, panels, title=""):
   """One run's curves. panels: list of (title, [metric keys], log_y)."""
   fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
@@ -101,6 +127,8 @@ def training_curves(rows, path, panels, title=""):
       continue
     if log_y:
       ax.set_yscale("log")
+    if any(k.startswith("eval/") for k in metric_keys):
+      mark_sample_counts(ax, rows)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
   if title:
@@ -132,6 +160,9 @@ def sweep_curves(arm_runs: dict, panels, path, title="", floors=None):
         ax.fill_between(common, mean - std, mean + std, color=color, alpha=0.25, lw=0)
     if floors and key in floors:
       ax.axhline(floors[key], color="k", ls="--", lw=1, label="sampling floor")
+    if key.startswith("eval/"):
+      first = next((r for runs in arm_runs.values() for r in runs if r), [])
+      mark_sample_counts(ax, first)
     ax.set_title(panel_title)
     ax.set_xlabel("step")
     if log_y:
@@ -168,6 +199,9 @@ def final_bars(arms: list, metric_keys: list, path, title="", floors=None):
     )
     if floors and key in floors:
       ax.axhline(floors[key], color="k", ls="--", lw=1, label="sampling floor")
+    if key.startswith("eval/"):
+      first = next((r for runs in arm_runs.values() for r in runs if r), [])
+      mark_sample_counts(ax, first)
       ax.legend(fontsize=8)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=20, ha="right")

@@ -76,3 +76,33 @@ def test_latent_sweep_run_files_and_report(tmp_path):
   assert (exp_dir / "curves.png").exists() and (exp_dir / "samples.png").exists()
   assert "D acc. real" in (exp_dir / "report.md").read_text()
   assert os.path.getsize(samples / "progress.gif") > 1000
+
+
+def test_early_evaluations_score_fewer_samples_and_the_headline_window_all(tmp_path):
+  # 8 steps, an evaluation every 2: 0, 2, 4, 6, 8; the last quarter holds 6 and 8, the headline
+  # window (last_k 2), so only those score all 400 samples; 0, 2 and 4 only draw curves.
+  cfg = tiny_image(
+      **{
+          "train.steps": 8,
+          "eval.every": 2,
+          "eval.last_k": 2,
+          "eval.num_samples": 400,
+          "eval.early_samples": 200,
+      }
+  )
+  helpers.train(cfg, tmp_path, exp_name="dcgan")
+  with open(tmp_path / "metrics.jsonl") as f:
+    rows = [json.loads(line) for line in f]
+  counts = {r["step"]: r["eval/num_samples"] for r in rows if "eval/num_samples" in r}
+  assert counts == {0: 200, 2: 200, 4: 200, 6: 400, 8: 400}
+  assert os.path.getsize(tmp_path / "samples" / "curves.png") > 0
+
+
+def test_early_samples_are_checked_where_they_cannot_work():
+  from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
+  from tests.conftest import tiny_ae  # pylint: disable=g-import-not-at-top
+
+  with pytest.raises(ConfigError, match="too few"):
+    tiny_image(**{"eval.early_samples": 100})
+  with pytest.raises(ConfigError, match="scores no generated images"):
+    tiny_ae(**{"eval.early_samples": 500})

@@ -51,4 +51,10 @@ def validate(cfg):
       )
   config_lib.validate(cfg)
   of(cfg).validate(cfg)
+  if cfg.eval.early_samples and not of(cfg).scores_images(cfg):
+    raise ConfigError(
+        f"'eval.early_samples'={cfg.eval.early_samples} sets the image metrics' samples outside"
+        f" the headline window, but this {of(cfg).name} config scores no generated images. Leave"
+        " it 0."
+    )
   return cfg

@@ -37,6 +37,11 @@ def validate_images(cfg):
         f"{MIN_EVAL_SAMPLES} (FID's 128-d feature covariance needs more samples than "
         "dimensions; the default is 10000), or 0 for no sample-based metrics."
     )
+  if 0 < cfg.eval.early_samples < MIN_EVAL_SAMPLES:
+    raise ConfigError(
+        f"'eval.early_samples'={cfg.eval.early_samples} is too few for the image metrics: use at"
+        f" least {MIN_EVAL_SAMPLES}, or 0 for eval.num_samples at every evaluation."
+    )
   want = models.arch(cfg.model.arch).output_range
   if want and cfg.data.range != want:
     raise ConfigError(
@@ -96,7 +101,8 @@ def _evaluate(cfg, run_dir, key, data, state, step):
     path = os.path.join(rundir.RunPaths(run_dir).samples, f"step_{step:07d}.png")
     out["_images"] = {"samples": plots.save_grid(fixed_samples(cfg, g, key), path)}
   if cfg.eval.num_samples > 0 and "test" in data:
-    images = generate_u8(cfg, g, jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
+    n = config_lib.eval_samples(cfg, step)  # fewer outside the headline window when set
+    images = generate_u8(cfg, g, jax.random.fold_in(eval_key(key), 3), n)
     metrics = image_metrics(cfg, data, images)
     metrics.pop("class_hist")
     out.update(metrics)

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_models import config as config_lib
 from gen_models import plots
 from gen_models import rundir
 from gen_models import steps
@@ -54,10 +55,10 @@ def interpolation(state, test_x, pairs: int = 6, steps_: int = 10) -> np.ndarray
 
 
 def evaluate_saved(cfg, state, step=-1, *, data, key):
-  del step
   out = autoencoder.recon_metrics(cfg, state, data, key, vae=True)
   if cfg.eval.num_samples > 0:
-    images = prior_samples(cfg, state, jax.random.fold_in(eval_key(key), 3), cfg.eval.num_samples)
+    n = cfg.eval.num_samples if step < 0 else config_lib.eval_samples(cfg, step)
+    images = prior_samples(cfg, state, jax.random.fold_in(eval_key(key), 3), n)
     metrics = image_gan.image_metrics(cfg, data, images)
     metrics.pop("class_hist")
     out.update(metrics)
