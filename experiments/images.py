@@ -91,8 +91,10 @@ SWEEP_PROTOCOLS = dict(
     protocols=(
         (
             "epochs",
-            "5 epochs of the 60,000 images (9,375 steps x 32), evaluated every 1,000 steps with"
-            " 10,000 samples",
+            (
+                "5 epochs of the 60,000 images (9,375 steps x 32), evaluated every 1,000 steps with"
+                " 10,000 samples"
+            ),
             {
                 "train.steps": epochs(5, 32),
                 "eval.every": 1000,

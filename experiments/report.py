@@ -378,8 +378,6 @@ def headline_values(rows, cfg, final) -> tuple[dict, list]:
   return out, incomplete
 
 
-
-
 def _divergence(c, diverged: dict) -> None:
   """Divergence is a result, never a silent drop: a comparison whose arms diverged on different
   numbers of seeds gets no verdict on its metric and no interval (the finished seeds alone would

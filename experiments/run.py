@@ -42,8 +42,8 @@ def parse_args(argv):
       "--seeds",
       type=int,
       help=(
-          "number of seeds per arm (default: the experiment's); alone, a fixed number, also for"
-          " an experiment that runs seeds on demand by default; with --until-decided, its first look"
+          "number of seeds per arm (default: the experiment's); alone, a fixed number, also for an"
+          " experiment that runs seeds on demand by default; with --until-decided, its first look"
       ),
   )
   p.add_argument(
@@ -199,8 +199,9 @@ def _run_dir(out, exp_name, arm, seed):
   return rundir.ExpPaths.of(out, exp_name).run(arm, seed).dir
 
 
-# Keys a resumed run may change: training longer continues the same trajectory.
-RESUMABLE_CHANGES = ("train.steps",)
+# Keys a resumed run may change: training longer continues the same trajectory, and so does
+# training it vectorised or not (train.vmap_runs, e.g. auto on a GPU, then resumed on a CPU).
+RESUMABLE_CHANGES = ("train.steps", "train.vmap_runs")
 
 
 def _config_diff(saved: dict, new: dict) -> list[str]:
@@ -321,7 +322,9 @@ def protocol_line(cfg, protocol=None) -> str:
           f"; {cfg.eval.num_samples:,} samples per headline evaluation,"
           f" {config_lib.eval_samples(cfg, steps[0]):,} before"
           if cfg.eval.num_samples and config_lib.eval_samples(cfg, steps[0]) != cfg.eval.num_samples
-          else (f"; {cfg.eval.num_samples:,} samples per evaluation" if cfg.eval.num_samples else "")
+          else (
+              f"; {cfg.eval.num_samples:,} samples per evaluation" if cfg.eval.num_samples else ""
+          )
       )
       + f"; checkpoints every {cfg.ckpt.every:,} steps"
   )
@@ -582,9 +585,8 @@ def fixed_note(exp, arm_cfgs) -> str:
   if m == 0:
     return "no comparisons (one arm)"
   need, n = stats.min_seeds(m), len(arm_cfgs[0][3])
-  return (
-      f"{m} comparison(s) need at least {need} seeds for any verdict"
-      + (" (this many reach one)" if n >= need else f" (with {n}, every one reads no difference)")
+  return f"{m} comparison(s) need at least {need} seeds for any verdict" + (
+      " (this many reach one)" if n >= need else f" (with {n}, every one reads no difference)"
   )
 
 

@@ -171,7 +171,7 @@ def _groups(plan):
     if action == "skip":
       continue
     item = (arm, cfg, run_dir, action == "resume")
-    if cfg.train.vmap_runs:
+    if loop.vmap_runs(cfg):
       key = _group_key(cfg, run_dir, action)
       if key in index:
         groups[index[key]].append(item)

@@ -98,7 +98,9 @@ class Train:
   # steps fused into one lax.scan dispatch (1 = plain jitted step; 0 = auto per model and backend)
   scan_chunk: int = 0
   log_every: int = 50
-  vmap_runs: bool = False  # train a sweep's runs that share shapes as one jax.vmap'ed program
+  # Train a sweep's runs that share shapes as one jax.vmap'ed program; None ("auto"): on for the
+  # conv GANs on GPU/TPU, off on CPU (gen_models.loop.vmap_runs).
+  vmap_runs: Optional[bool] = None
   # GANs: decay of a (debiased) exponential moving average of G's weights, used for evaluation and
   # samples (0 = off)
   g_ema: float = 0.0
@@ -237,6 +239,9 @@ def get(cfg: Config, key: str) -> Any:
   return value
 
 
+AUTO_KEYS = ("train.vmap_runs",)  # None is spelled "auto" for these
+
+
 def _field_type(cfg: Config, key: str):
   node, parts = cfg, key.split(".")
   for part in parts[:-1]:
@@ -252,9 +257,8 @@ def _parse(key: str, typ, raw: Any) -> Any:
   if origin in (typing.Union, types.UnionType):
     args = [a for a in typing.get_args(typ) if a is not type(None)]
     optional, typ = True, args[0]
-  if optional and (
-      raw is None or (isinstance(raw, str) and raw.strip().lower() in ("none", "null"))
-  ):
+  nulls = ("none", "null") + (("auto",) if key in AUTO_KEYS else ())
+  if optional and (raw is None or (isinstance(raw, str) and raw.strip().lower() in nulls)):
     return None
   text = raw.strip() if isinstance(raw, str) else raw
   try:

@@ -132,6 +132,15 @@ def scan_chunk(cfg, backend: Optional[str] = None) -> int:
   return auto_chunk(cfg.model.arch, backend or jax.default_backend())
 
 
+def vmap_runs(cfg, backend: Optional[str] = None) -> bool:
+  """cfg.train.vmap_runs, or for None (auto) whether the architecture vectorises on this backend:
+  on for the conv GANs on GPU/TPU, off on CPU."""
+  if cfg.train.vmap_runs is not None:
+    return cfg.train.vmap_runs
+  backend = backend or jax.default_backend()
+  return backend != "cpu" and models.arch(cfg.model.arch).vmap_on_accelerators
+
+
 def chunk_length(cfg) -> int:
   """Steps per dispatch: scan_chunk, shrunk so every log / eval / checkpoint / end step falls on
   a chunk boundary (the length stays the same for the whole run: one compilation)."""
@@ -530,6 +539,9 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
       f"[{runs[0].label if len(runs) == 1 else f'{len(runs)} runs'}] {length} step(s) per dispatch "
       f"(train.scan_chunk={chosen}{scan_chunk(cfg)} on {jax.default_backend()}"
       + (", shrunk to fit the log/eval/checkpoint intervals" if length != scan_chunk(cfg) else "")
+      + "; train.vmap_runs="
+      + ("auto: " if cfg.train.vmap_runs is None else "")
+      + ("on" if vmap_runs(cfg) else "off")
       + ")"
   )
   group = place(runs, states, start, length, print_fn)

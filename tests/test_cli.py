@@ -204,7 +204,9 @@ def test_seeds_alone_is_a_fixed_number_and_no_until_decided_turns_the_default_of
       exp, run.parse_args(["--exp=dcgan_loss", "--until-decided", "--seeds", "7"])
   )
   assert start.until_decided and start.seeds == 7 and start.max_seeds == 21
-  plain = registry.get("gaussian1d_loss")  # declares no design: fixed seeds, the old flags' defaults
+  plain = registry.get(
+      "gaussian1d_loss"
+  )  # declares no design: fixed seeds, the old flags' defaults
   args = run.resolve_design_flags(plain, run.parse_args(["--exp=gaussian1d_loss"]))
   assert not args.until_decided and (args.seed_batch, args.max_seeds) == (2, 20)
 

@@ -81,15 +81,13 @@ def test_latent_sweep_run_files_and_report(tmp_path):
 def test_early_evaluations_score_fewer_samples_and_the_headline_window_all(tmp_path):
   # 8 steps, an evaluation every 2: 0, 2, 4, 6, 8; the last quarter holds 6 and 8, the headline
   # window (last_k 2), so only those score all 400 samples; 0, 2 and 4 only draw curves.
-  cfg = tiny_image(
-      **{
-          "train.steps": 8,
-          "eval.every": 2,
-          "eval.last_k": 2,
-          "eval.num_samples": 400,
-          "eval.early_samples": 200,
-      }
-  )
+  cfg = tiny_image(**{
+      "train.steps": 8,
+      "eval.every": 2,
+      "eval.last_k": 2,
+      "eval.num_samples": 400,
+      "eval.early_samples": 200,
+  })
   helpers.train(cfg, tmp_path, exp_name="dcgan")
   with open(tmp_path / "metrics.jsonl") as f:
     rows = [json.loads(line) for line in f]

@@ -367,12 +367,22 @@ def _build(generator, discriminator):
   )
 
 
-registry.register("dcgan", "image_gan", "tanh", spectral_norm=True, patch_d=True)(
-    _build(Generator, Discriminator)
-)
-registry.register("dcgan_transpose", "image_gan", "sigmoid", spectral_norm=True, patch_d=True)(
-    _build(GeneratorTranspose, DiscriminatorTranspose)
-)
-registry.register("dcgan_atienza", "image_gan", "sigmoid", spectral_norm=True, patch_d=True)(
-    _build(GeneratorAtienza, DiscriminatorAtienza)
-)
+registry.register(
+    "dcgan", "image_gan", "tanh", spectral_norm=True, patch_d=True, vmap_on_accelerators=True
+)(_build(Generator, Discriminator))
+registry.register(
+    "dcgan_transpose",
+    "image_gan",
+    "sigmoid",
+    spectral_norm=True,
+    patch_d=True,
+    vmap_on_accelerators=True,
+)(_build(GeneratorTranspose, DiscriminatorTranspose))
+registry.register(
+    "dcgan_atienza",
+    "image_gan",
+    "sigmoid",
+    spectral_norm=True,
+    patch_d=True,
+    vmap_on_accelerators=True,
+)(_build(GeneratorAtienza, DiscriminatorAtienza))
