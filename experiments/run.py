@@ -70,12 +70,12 @@ def parse_args(argv):
   p.add_argument("--quiet", action="store_true", help="only print one line per finished run")
   p.add_argument(
       "--workers",
-      type=int,
-      default=1,
+      default="1",
       help=(
           "train the sweep with N worker processes here, each pinned to its share of the cores (or"
           " one GPU each); the same command started by hand (or by SLURM) on more machines joins"
-          " the same sweep (default 1)"
+          " the same sweep. auto: one per GPU, else one per core for the conv GANs, else 1 (the"
+          " default of ./launch.sh EXP; default here 1)"
       ),
   )
   p.add_argument(
@@ -699,8 +699,12 @@ def main(argv=None) -> int:
   if not args.exp:
     print("error: give an experiment with --exp=NAME (see --list).", file=sys.stderr)
     return 2
-  if args.workers < 1:
-    print("error: --workers needs N >= 1.", file=sys.stderr)
+  from experiments import workers  # pylint: disable=g-import-not-at-top
+
+  try:
+    args.workers = workers.resolve(args.workers, args.exp)
+  except ValueError as e:
+    print(f"error: {e}", file=sys.stderr)
     return 2
   if args.workers > 1 and not (args.summary or args.plan):
     if _distributed():
@@ -710,8 +714,6 @@ def main(argv=None) -> int:
           file=sys.stderr,
       )
       return 2
-    from experiments import workers  # pylint: disable=g-import-not-at-top
-
     try:
       return workers.launch(argv, args.workers)
     except ValueError as e:

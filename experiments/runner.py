@@ -18,6 +18,7 @@ from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import families
 from gen_models import loop
+from gen_models import metric_names as names
 from gen_models import rundir
 from gen_models import runs
 from gen_models import runtime
@@ -112,6 +113,9 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
         continue
       rows = tracking.read_jsonl(run.tracker.path)
       final = report.final_metrics(run.info["final_eval"], rows)
+      cost = names.unprefixed(run.info.get("cost", {}), names.COST)
+      # the compute behind the final evaluation, as metrics (cost_flops, ...), timings apart
+      final.update({f"cost_{k}": v for k, v in cost.items() if names.cost(k) not in names.TIMINGS})
       figures = (
           families.of(run.cfg).artifacts(
               run.cfg, state, c["data"], rows, c["run_dir"], run.key, run.label
@@ -131,7 +135,9 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
           metrics=final,
           compile_s=run.info["compile_s"],
           steps_per_s=run.info["steps_per_s"],
+          train_s=run.info["train_s"],  # this process's; cost["train_s"] is every one's
           resumed_from=run.info["start_step"],
+          cost=cost,
           vectorised_with=len(runs),
       )
   finally:
@@ -377,12 +383,12 @@ def evaluation_noise(exp_dir, exp):
     return
   cfg, state, data, key, step = load_run(run_dir)
   family = families.of(cfg)
-  names = list(family.verdict_metrics)
-  values = {m: [] for m in names}
+  compared = list(family.verdict_metrics)
+  values = {m: [] for m in compared}
   t = time.perf_counter()
   for i in range(NOISE_SEEDS):
     metrics = family.evaluate_saved(cfg, state, data, jax.random.fold_in(key, 7919 + i))
-    for m in names:
+    for m in compared:
       if isinstance(metrics.get(m), (int, float)):
         values[m].append(float(metrics[m]))
   values = {m: v for m, v in values.items() if len(v) == NOISE_SEEDS}

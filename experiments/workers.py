@@ -44,6 +44,31 @@ def gpus() -> list:
   return [str(i) for i, line in enumerate(lines) if line.startswith("GPU ")]
 
 
+def resolve(flag: str, exp_name: str) -> int:
+  """The number of workers --workers FLAG asks for. auto: one per GPU where there are GPUs (each
+  worker then vmaps its runs); on a CPU one per core for the conv GANs, where two one-core workers
+  measured faster than one two-core process (docs/speed.md); else 1 (the 1-D GAN vmaps a whole
+  sweep in one process, the autoencoders are unmeasured)."""
+  if flag != "auto":
+    try:
+      n = int(flag)
+    except ValueError:
+      n = 0
+    if n < 1:
+      raise ValueError(f"--workers {flag!r}: give a number N >= 1, or auto.")
+    return n
+  devices = gpus()
+  if devices:
+    return len(devices)
+  from experiments import registry  # pylint: disable=g-import-not-at-top
+
+  try:
+    arch = registry.get(exp_name).config.model.arch
+  except Exception:  # pylint: disable=broad-except (an unknown experiment is reported later)
+    return 1
+  return len(os.sched_getaffinity(0)) if arch.startswith("dcgan") else 1
+
+
 def cpu_shares(n: int, cpus=None) -> list:
   """The cores of each of n workers: this process's cores split into n contiguous, near-equal
   parts (a core is never shared while there are enough)."""

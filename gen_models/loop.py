@@ -54,6 +54,22 @@ class Task:
   evaluate: Optional[Callable[[Any, int], dict]] = None  # (state, step) -> host metrics
   examples_per_step: int = 1
   unit: str = "ex"  # what examples_per_step counts, for progress lines (ex, img)
+  cost_per_step: dict = dataclasses.field(default_factory=dict)  # {name: count}, e.g. d_updates
+
+
+def step_flops(run, state, start: int):
+  """FLOPs of one training step of `run` (sampling the batch included), from XLA's cost analysis
+  of the lowered, unoptimised step: a count of the program, the same on every machine. None where
+  the backend gives no estimate."""
+  body = jax.jit(functools.partial(_body, run.task.step, run.task.spec, None))
+  hp = jax.tree.map(jnp.asarray, run.task.hparams)
+  try:
+    cost = body.lower(run.data, run.key, hp, state, jnp.int32(start)).cost_analysis()
+  except Exception:  # pylint: disable=broad-except (an estimate is optional, training is not)
+    return None
+  cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
+  flops = cost.get("flops") if isinstance(cost, dict) else None
+  return float(flops) if flops is not None and flops >= 0 else None
 
 
 def _body(step_fn, spec, batch_sharding, data, key, hp, state, step):
@@ -267,11 +283,12 @@ def init_or_restore(runs, resume: bool, print_fn=print):
   states, starts = [], []
   for run in runs:
     state = run.task.init(jax.random.fold_in(run.key, 1))
-    start = 0
+    start, prior_s = 0, 0.0
     if resume and run.checkpointer is not None:
       restored, meta = run.checkpointer.restore_latest(state)
       if restored is not None:
         state, start = restored, int(meta["step"])
+        prior_s = float(meta.get("train_s", 0.0))
         print_fn(f"[{run.label}] resumed from the checkpoint at step {start}")
     run.tracker.rewind(start)
     run.info = {
@@ -279,6 +296,7 @@ def init_or_restore(runs, resume: bool, print_fn=print):
         "steps": run.cfg.train.steps,
         "compile_s": None,
         "train_s": 0.0,
+        "train_s_before": prior_s,  # training seconds of the earlier processes (the checkpoint's)
         "final_eval": {},
     }
     states.append(state)
@@ -303,6 +321,7 @@ class Group:
   shared_data: bool = True
   mesh: Any = None
   batch_sharding: Any = None
+  train_s: float = 0.0  # this process's training seconds so far (the clock's)
   _host: tuple = (None, None)  # (step, host copy of state)
 
   @property
@@ -325,6 +344,9 @@ def place(runs, states, start, length, print_fn=print) -> Group:
   """Puts the runs' states, data, keys and traced hyperparameters on the device(s): stacked for a
   vmapped group, replicated over a "data" mesh for one run on several devices."""
   first = runs[0]
+  flops = step_flops(first, states[0], start)  # the runs share every shape
+  for run in runs:
+    run.info["flops_per_step"] = flops
   keys = [jax.random.fold_in(run.key, 2) for run in runs]
   hps = [jax.tree.map(jnp.asarray, run.task.hparams) for run in runs]
   shared = all(run.data is first.data for run in runs)
@@ -423,7 +445,22 @@ def save(group: Group):
     ):
       _diverge(run, group.step, {"parameters": float("nan")})
       continue
-    run.checkpointer.save(group.step, saved, {"step": group.step, "time": time.time()})
+    meta = {"step": group.step, "time": time.time(), "train_s": _train_s(run, group)}
+    run.checkpointer.save(group.step, saved, meta)
+
+
+def _train_s(run, group) -> float:
+  return run.info.get("train_s_before", 0.0) + group.train_s
+
+
+def cost_row(run, group) -> dict:
+  """Cumulative compute at group.step: the task's per-step counts times the steps, FLOPs and the
+  training seconds of every process that trained the run."""
+  out = {names.cost(k): v * group.step for k, v in run.task.cost_per_step.items()}
+  if run.info.get("flops_per_step") is not None:
+    out[names.cost("flops")] = run.info["flops_per_step"] * group.step
+  out[names.cost("train_s")] = _train_s(run, group)
+  return out
 
 
 def evaluate(group: Group, print_fn=print):
@@ -448,7 +485,9 @@ def evaluate(group: Group, print_fn=print):
           )
           + f" {label} ({metrics['eval_s']:.1f}s)".replace("  ", " ")
       )
-    run.tracker.log(group.step, {names.evaluation(k): v for k, v in metrics.items()})
+    row = {names.evaluation(k): v for k, v in metrics.items()}
+    run.info["cost"] = cost_row(run, group)
+    run.tracker.log(group.step, {**row, **run.info["cost"]})
     for name, path in images.items():
       run.tracker.log_image(group.step, names.evaluation(name), path)
     run.info["final_eval"] = metrics
@@ -562,16 +601,19 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
         pending = []
         clock.progress(group, shown, clock.stop(group), print_fn, force=is_end)
         if not is_end and stop_requested():
+          group.train_s = clock.train_s
           save(group)
           raise Interrupted(group.step)
       # Checkpoint before evaluating: an evaluation that fails (a full disk, an unusable cache)
       # never costs the training; --resume then only re-evaluates.
       if _due(cfg.ckpt.every, group.step) or is_end:
         clock.stop(group)
+        group.train_s = clock.train_s
         save(group)
         clock.restart()
       if _due(cfg.eval.every, group.step) or is_end:
         clock.stop(group)
+        group.train_s = clock.train_s
         evaluate(group, print_fn)
         clock.restart()
   trained = total - start - length

@@ -5,6 +5,8 @@ instead of slicing strings:
 
   train/<m>       a training mean over a log interval (a metrics.jsonl column)
   eval/<m>        an evaluation (a metrics.jsonl column)
+  cost/<m>        cumulative compute up to an evaluation (g_updates, d_updates, real_images,
+                  fake_images, flops, train_s), on the evaluation's row
   <m>_e<k>        <m> under feature extractor k of the ensemble (<m> alone: their mean)
   <m>_last<k>     a run's headline value: the mean of its last k evaluations of <m>
   <m>_floor       what real data scores on <m> at the same sample counts
@@ -19,6 +21,9 @@ from typing import Optional
 
 TRAIN = "train/"
 EVAL = "eval/"
+COST = "cost/"  # cumulative compute at an evaluation: updates, images, FLOPs, training seconds
+# Columns that measure this machine's time, not what the run computed: identical runs differ here.
+TIMINGS = ("eval/eval_s", "cost/train_s")
 _EXTRACTOR = re.compile(r"^(?P<base>.+)_e(?P<k>\d+)$")
 _HEADLINE = re.compile(r"^(?P<base>.+)_last(?P<k>\d+)$")
 
@@ -68,6 +73,15 @@ def extractors_in(names) -> int:
   """How many extractors the per-extractor variants among `names` come from (0 if none)."""
   ks = [split_extractor(split_headline(n)[0])[1] for n in names]
   return max([k + 1 for k in ks if k is not None], default=0)
+
+
+def cost(name: str) -> str:
+  return COST + name
+
+
+def without_timings(row: dict) -> dict:
+  """The row without its wall-clock columns (what must be bit-identical across runs)."""
+  return {k: v for k, v in row.items() if k not in TIMINGS}
 
 
 def is_eval_row(row: dict) -> bool:

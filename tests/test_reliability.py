@@ -17,6 +17,7 @@ from experiments import run
 from experiments import runner
 from gen_models import config as config_lib
 from gen_models import families
+from gen_models import metric_names as names
 from gen_models.config import ConfigError
 from tests import helpers
 
@@ -61,7 +62,7 @@ def _run_dir(out, args):
 
 def _rows(run_dir):
   with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-    return [{k: v for k, v in json.loads(l).items() if k != "eval/eval_s"} for l in f]
+    return [names.without_timings(json.loads(l)) for l in f]
 
 
 def _start_and_stop(args, out, sig, seed):

@@ -7,12 +7,13 @@ import pytest
 
 from experiments import registry
 from experiments import runner
+from gen_models import metric_names as names
 from tests import helpers
 from tests.conftest import tiny_1d
 
 
 def _rows(path):
-  return [{k: v for k, v in json.loads(l).items() if k != "eval/eval_s"} for l in open(path)]
+  return [names.without_timings(json.loads(l)) for l in open(path)]
 
 
 def test_vmapped_runs_equal_runs_one_by_one(tmp_path):

@@ -65,6 +65,7 @@ def make_task(cfg, data, key, run_dir=None, step_fn=None, evaluate=None):
       hparams=hparams(cfg),
       evaluate=evaluate or functools.partial(evaluate_saved, cfg, data=data, key=key),
       examples_per_step=cfg.train.batch_size,
+      cost_per_step={"updates": 1, "images": cfg.train.batch_size},
       unit="img",
   )
 

@@ -23,6 +23,13 @@ def n_critic(cfg) -> int:
   return cfg.loss.n_critic or loss_of(cfg).n_critic
 
 
+def cost_per_step(cfg) -> dict:
+  """What one training step costs: n_critic D updates, each on its own B real and B generated
+  images (the last generated batch is shared with the one G update)."""
+  k, b = n_critic(cfg), cfg.train.batch_size
+  return {"g_updates": 1, "d_updates": k, "real_images": k * b, "fake_images": k * b}
+
+
 def step(cfg):
   return steps.gan_step_for(loss_of(cfg), n_critic(cfg), cfg.loss.r1_gamma > 0, cfg.train.g_ema > 0)
 

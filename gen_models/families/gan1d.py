@@ -93,6 +93,7 @@ def make_task(cfg, data, key, run_dir=None):
       hparams=gan.hparams(cfg),
       evaluate=eval_fn(cfg, train_x, eval_key(key)),
       examples_per_step=cfg.train.batch_size,
+      cost_per_step=gan.cost_per_step(cfg),
       unit="ex",
   )
 

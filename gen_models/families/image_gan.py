@@ -121,6 +121,7 @@ def make_task(cfg, data, key, run_dir=None):
       hparams=gan.hparams(cfg),
       evaluate=functools.partial(_evaluate, cfg, run_dir, key, data),
       examples_per_step=cfg.train.batch_size,
+      cost_per_step=gan.cost_per_step(cfg),
       unit="img",
   )
 
