@@ -3,7 +3,7 @@
 #   ./launch.sh setup            create .venv and install the project with its dev extras (idempotent)
 #   ./launch.sh test [ARGS]      run the test suite (pytest ARGS); -m "not slow" is the fast tier
 #   ./launch.sh format [ARGS]    format the code with pyink (the settings in pyproject.toml)
-#   ./launch.sh EXP [FLAGS]      set up if needed, then: python -m experiments.run --exp=EXP [FLAGS]
+#   ./launch.sh EXP [FLAGS]      set up if needed, then: python -m experiments.run --exp=EXP --workers auto [FLAGS]
 # Environment: PYTHON (interpreter for the venv, default python3); JAX_EXTRA=cuda|tpu installs the
 # accelerator build of jax (pyproject extras `cuda` / `tpu`); PEERS=1 also installs the `peers` extra
 # (TensorFlow + PyTorch, for `python -m experiments.bench --peers`).
@@ -68,6 +68,8 @@ case "${1:-}" in
     exp="$1"
     shift
     needs_setup && setup
-    exec "$PY" -m experiments.run --exp="$exp" "$@"
+    # --workers auto: one worker per core for the conv GANs on a CPU, one per GPU (docs/speed.md);
+    # a --workers N among the flags wins
+    exec "$PY" -m experiments.run --exp="$exp" --workers auto "$@"
     ;;
 esac

@@ -246,3 +246,20 @@ def test_cores_are_split_between_workers_without_sharing():
       "--exp=x",
       "--quiet",
   ]
+
+
+def test_workers_auto_is_one_per_core_for_conv_gans_one_per_gpu_else_one(monkeypatch):
+  from experiments import workers  # pylint: disable=g-import-not-at-top
+
+  monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU
+  monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+  assert workers.resolve("auto", "dcgan_label_smoothing") == 3
+  assert workers.resolve("auto", "gaussian1d_loss") == 1  # one process vmaps the whole sweep
+  assert workers.resolve("auto", "ae_latent") == 1
+  assert workers.resolve("auto", "no_such_experiment") == 1  # reported by the run itself
+  assert workers.resolve("4", "gaussian1d_loss") == 4
+  monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+  assert workers.resolve("auto", "dcgan_loss") == 2 == workers.resolve("auto", "ae_latent")
+  for bad in ("0", "-1", "two"):
+    with pytest.raises(ValueError, match="--workers"):
+      workers.resolve(bad, "dcgan_loss")
