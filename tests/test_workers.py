@@ -218,9 +218,9 @@ def test_a_filesystem_without_flock_is_refused(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_workers_n_starts_pinned_workers_that_share_the_sweep(tmp_path):
+def test_workers_n_starts_pinned_workers_that_share_the_sweep(tmp_path, reference):
   done = subprocess.run(
-      _cmd(tmp_path, 1000, "--workers", "2"),
+      _cmd(tmp_path, 3000, "--workers", "2"),
       cwd=ROOT,
       env=_env(),
       capture_output=True,
@@ -235,6 +235,8 @@ def test_workers_n_starts_pinned_workers_that_share_the_sweep(tmp_path):
   assert sorted(per_worker[0] + per_worker[1]) == sorted(RUNS), per_worker
   assert "w0 on cores" in lines[0] and "each with status 0" in lines[-1]
   assert sum("Report: " in l for l in lines) == 1  # one merged view, one report
+  # One core per worker, two cores for the lone process: the 1-D GAN's runs are the same bits.
+  assert _per_seed(tmp_path) == reference
 
 
 def test_cores_are_split_between_workers_without_sharing():
@@ -263,3 +265,20 @@ def test_workers_auto_is_one_per_core_for_conv_gans_one_per_gpu_else_one(monkeyp
   for bad in ("0", "-1", "two"):
     with pytest.raises(ValueError, match="--workers"):
       workers.resolve(bad, "dcgan_loss")
+
+
+@pytest.mark.slow
+def test_until_decided_across_two_workers_trains_each_look_once_and_stops_together(tmp_path):
+  # Both workers read the same summary at each look, so they compute the same next round, claim
+  # from it, and stop at the same look: every run of the design trained once, 2 + 1 + 1 seeds.
+  design = ["--until-decided", "--seeds", "2", "--seed-batch", "1", "--max-seeds", "4"]
+  first, second = _start(tmp_path, 1000, *design), _start(tmp_path, 1000, *design)
+  outs = [p.communicate(timeout=900)[0] for p in (first, second)]
+  assert first.returncode == 0 and second.returncode == 0, [o[-3000:] for o in outs]
+  trained = _trained(outs[0]) + _trained(outs[1])
+  want = {f"{arm}/seed{k}" for arm in ("ns", "minimax") for k in range(4)}
+  assert sorted(trained) == sorted(want)  # each run once, over all looks
+  for out in outs:
+    assert "stopped at look 3 of 3 (4 seeds per arm): the seed budget" in out
+  seq = json.loads((tmp_path / "gaussian1d_loss" / "summary.json").read_text())["sequential"]
+  assert seq["look"] == 2
