@@ -932,6 +932,7 @@ def _problems(summary, exp, arm_cfgs, figures):
 
 FIGURE_TITLES = {
     "fid": "Evaluation over training",
+    "budget": "FID against training compute (FLOPs), per arm",
     "curves": "Training curves",
     "final": "Final metrics per arm",
     "densities": "Real vs generated (seed protocol figure)",

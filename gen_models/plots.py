@@ -73,8 +73,12 @@ def kde_1d(values, xs, factor: float):
   return np.interp(xs, lo + step * np.arange(size), np.convolve(counts, kernel, mode="same"))
 
 
-def _series(rows, key):
-  pts = [(r["step"], r[key]) for r in rows if key in r and isinstance(r[key], (int, float))]
+def _series(rows, key, x="step"):
+  pts = [
+      (r[x], r[key])
+      for r in rows
+      if isinstance(r.get(key), (int, float)) and isinstance(r.get(x), (int, float))
+  ]
   if not pts:
     return np.zeros(0), np.zeros(0)
   steps, values = zip(*pts)
@@ -84,10 +88,10 @@ def _series(rows, key):
 SAMPLES_KEY = "eval/num_samples"
 
 
-def mark_sample_counts(ax, rows) -> None:
+def mark_sample_counts(ax, rows, x="step") -> None:
   """Where evaluations scored different numbers of samples (eval.early_samples), a dotted line at
   each change and the count of each stretch, so a jump in FID there is read as what it is."""
-  steps, counts = _series(rows, SAMPLES_KEY)
+  steps, counts = _series(rows, SAMPLES_KEY, x)
   if steps.size < 2 or np.all(counts == counts[0]):
     return
   order = np.argsort(steps)
@@ -137,14 +141,15 @@ def training_curves(rows, path, panels, title=""):
   return _save(fig, path, tight=False)  # per-run figure: the tight bbox pass costs ~40%
 
 
-def sweep_curves(arm_runs: dict, panels, path, title="", floors=None):
+def sweep_curves(arm_runs: dict, panels, path, title="", floors=None, x="step", xlabel="step"):
   """Sweep comparison: per arm the mean over seeds with a min-max band (light) and a +-1 std
   band (dark). arm_runs: {arm: [rows of seed 0, rows of seed 1, ...]}; floors: {key: value}
-  drawn as dashed lines (a metric's sampling floor)."""
+  drawn as dashed lines (a metric's sampling floor); x: the column on the x axis (e.g.
+  cost/flops for the metric against compute)."""
   fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
   for ax, (panel_title, key, log_y) in zip(axes[0], panels):
     for i, (arm, runs) in enumerate(arm_runs.items()):
-      series = [_series(rows, key) for rows in runs]
+      series = [_series(rows, key, x) for rows in runs]
       series = [s for s in series if s[0].size]
       if not series:
         continue
@@ -162,9 +167,9 @@ def sweep_curves(arm_runs: dict, panels, path, title="", floors=None):
       ax.axhline(floors[key], color="k", ls="--", lw=1, label="sampling floor")
     if key.startswith("eval/"):
       first = next((r for runs in arm_runs.values() for r in runs if r), [])
-      mark_sample_counts(ax, first)
+      mark_sample_counts(ax, first, x)
     ax.set_title(panel_title)
-    ax.set_xlabel("step")
+    ax.set_xlabel(xlabel)
     if log_y:
       ax.set_yscale("log")
     ax.grid(alpha=0.3)
@@ -199,9 +204,6 @@ def final_bars(arms: list, metric_keys: list, path, title="", floors=None):
     )
     if floors and key in floors:
       ax.axhline(floors[key], color="k", ls="--", lw=1, label="sampling floor")
-    if key.startswith("eval/"):
-      first = next((r for runs in arm_runs.values() for r in runs if r), [])
-      mark_sample_counts(ax, first)
       ax.legend(fontsize=8)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=20, ha="right")

@@ -76,6 +76,11 @@ def test_latent_sweep_run_files_and_report(tmp_path):
   assert (exp_dir / "curves.png").exists() and (exp_dir / "samples.png").exists()
   assert "D acc. real" in (exp_dir / "report.md").read_text()
   assert os.path.getsize(samples / "progress.gif") > 1000
+  # FID against compute: z2's generator is smaller than z10's, so its steps cost fewer FLOPs
+  assert "![budget](budget.png)" in (exp_dir / "report.md").read_text()
+  assert os.path.getsize(exp_dir / "budget.png") > 1000
+  flops = {a["name"]: a["metrics"]["cost_flops"]["per_seed"][0] for a in summary["arms"]}
+  assert 0 < flops["z2"] < flops["z10"]
 
 
 def test_early_evaluations_score_fewer_samples_and_the_headline_window_all(tmp_path):

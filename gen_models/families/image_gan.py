@@ -298,6 +298,17 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
         summary["experiment"] + ": evaluation over training (mean over seeds, bands)",
         floors={"eval/fid": floors_.get("fid_floor"), "eval/recall": floors_.get("recall_floor")},
     )
+  if any("cost/flops" in r for runs in curves.values() for rows in runs for r in rows):
+    # Where one arm overtakes another at equal compute (an arm with n_critic 5 costs ~5x a step).
+    out["budget"] = plots.sweep_curves(
+        curves,
+        [("classifier FID (lower is better)", "eval/fid", True)],
+        os.path.join(exp_dir, "budget.png"),
+        summary["experiment"] + ": FID against training compute (mean over seeds, bands)",
+        floors={"eval/fid": floors_.get("fid_floor")},
+        x="cost/flops",
+        xlabel="training FLOPs (XLA's count of the step x steps)",
+    )
   panels = [("D loss", "train/d_loss", False), ("G loss", "train/g_loss", False)]
   for cfg in [c for _, _, c, _ in arm_cfgs]:
     for title, keys in gan.loss_of(cfg).curves:
