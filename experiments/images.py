@@ -186,6 +186,21 @@ EXPERIMENTS = [
         **SWEEP_DESIGN,
         **SWEEP_PROTOCOLS,
     ),
+    # Lucic et al. 2018's point: compare GAN losses at equal compute. Every arm gets the training
+    # FLOPs of 4,000 steps of the non-saturating loss; WGAN-GP's 5 critic updates with a
+    # double-backward penalty per G step buy it proportionally fewer G steps.
+    Experiment(
+        "dcgan_equal_flops",
+        "dcgan: non-saturating / minimax / WGAN-GP at equal training FLOPs (ns's 4,000 steps)",
+        config_lib.apply_overrides(DCGAN_SWEEP, {"train.budget_unit": "flops"}),
+        (
+            ("ns", {"loss.generator": "ns"}),
+            ("minimax", {"loss.generator": "minimax"}),
+            ("wgan_gp", {"loss.generator": "wgan_gp"}),
+        ),
+        **SWEEP_DESIGN,
+        **SWEEP_PROTOCOLS,
+    ),
     Experiment(
         "dcgan_stabilisers",
         "dcgan (ns loss) with one stabiliser each: none / spectral norm on D / "

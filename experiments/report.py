@@ -723,8 +723,20 @@ def _metrics(summary, exp, arm_cfgs, figures):
   return ["## Final metrics (mean ± std over seeds)", "", table_text(summary), ""]
 
 
+def budget_note(exp, arm_cfgs) -> str:
+  """Which budget the verdicts compare the arms at."""
+  unit = arm_cfgs[0][2].train.budget_unit
+  if unit == "g_steps":
+    return "The arms are compared at equal G steps (train.budget_unit=g_steps), not equal compute."
+  steps = ", ".join(f"{arm} {cfg.train.steps:,}" for arm, _, cfg, _ in arm_cfgs)
+  return (
+      f"The arms are compared at equal {unit} (train.budget_unit): each trained the baseline"
+      f" {exp.baseline_arm()}'s budget, in steps {steps}, its evaluations at the same fractions"
+      " of it (cost_* in summary.json: each run's cumulative counts and FLOPs)."
+  )
+
+
 def _verdicts(summary, exp, arm_cfgs, figures):
-  del exp, arm_cfgs
   if not summary["comparisons"]:
     return []
   lines = [
@@ -742,6 +754,8 @@ def _verdicts(summary, exp, arm_cfgs, figures):
           " enough seeds). Arms that diverged on different numbers of seeds get no verdict. An"
           " image verdict says it holds under every extractor only when each extractor's own test"
           " agrees. A verdict is about this protocol, this dataset and this metric, nothing wider."
+          " "
+          + budget_note(exp, arm_cfgs)
       ),
       "",
       verdict_text(summary),

@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from experiments import budget
 from experiments import registry
 from gen_models import config as config_lib
 from gen_models import rundir
@@ -330,7 +331,7 @@ def protocol_line(cfg, protocol=None) -> str:
   )
 
 
-def print_summary(exp, arm_cfgs, args):
+def print_summary(exp, arm_cfgs, args, budget_lines=()):
   import jax  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import families  # pylint: disable=g-import-not-at-top
@@ -339,6 +340,8 @@ def print_summary(exp, arm_cfgs, args):
   for arm, overrides, cfg, seeds in arm_cfgs:
     print(f"  arm {arm}: overrides {overrides or '{}'}; seeds {seeds}")
   cfg = arm_cfgs[0][2]
+  for line in budget_lines:
+    print("  " + line)
   print("  " + protocol_line(cfg, args.protocol))
   for name, what, _ in exp.protocols:
     print(f"  other protocol: --protocol {name}: {what}")
@@ -436,11 +439,15 @@ def _run(args, argv) -> int:
 
   mode = tracking.resolve_mode(args.wandb)
   preflight(arm_cfgs)
+  arm_cfgs, matched = budget.match(exp, arm_cfgs)  # arms on equal compute, when asked
+  budget_lines = budget.describe(arm_cfgs[0][2].train.budget_unit, matched, exp.baseline_arm())
   if args.plan:
     return _plan(exp, arm_cfgs, args)
   if args.summary:
-    print_summary(exp, arm_cfgs, args)
+    print_summary(exp, arm_cfgs, args, budget_lines)
     return 0
+  for line in budget_lines:
+    print(line, flush=True)
   exp_dir = check_outputs(args.out, exp, arm_cfgs)
   # Workers started with the same command share the sweep, claiming one run at a time; the
   # processes of one multi-host job instead train every run together (only process 0 writes).
@@ -521,7 +528,7 @@ def _run(args, argv) -> int:
           + f"open: {', '.join(seq['open'])}. Adding {more} seed(s) per arm (next look: {seeds}).",
           flush=True,
       )
-      arm_cfgs = build_configs(exp, args.set, seeds, args.arms, args.protocol)
+      arm_cfgs = budget.match(exp, build_configs(exp, args.set, seeds, args.arms, args.protocol))[0]
       plan = plan_runs(exp, arm_cfgs, args.out, resume)
 
 

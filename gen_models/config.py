@@ -104,6 +104,10 @@ class Train:
   # GANs: decay of a (debiased) exponential moving average of G's weights, used for evaluation and
   # samples (0 = off)
   g_ema: float = 0.0
+  # What a sweep's arms are matched on: every arm gets the baseline arm's train.steps worth of this
+  # unit (g_steps: the same steps; d_updates, real_images, flops: an arm's steps derived from its
+  # per-step cost, its evaluations at the same fractions of the budget; experiments.budget).
+  budget_unit: str = "g_steps"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,6 +153,7 @@ CHOICES = {
     "loss.recon": ("mse", "bce"),
     "optim.name": ("adam", "rmsprop"),
     "optim.eps_form": ("keras", "optax"),
+    "train.budget_unit": ("g_steps", "d_updates", "real_images", "flops"),
 }
 
 

@@ -87,3 +87,56 @@ def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_p
   # the first process's seconds carried over in the checkpoint, the second's added (the row at
   # step 30 was written a moment after that checkpoint)
   assert abs(split[-1]["cost/train_s"] - (first + second)) < 0.002 < first
+
+
+def test_arms_matched_on_d_updates_train_equal_d_updates_and_the_report_says_so(tmp_path):
+  # WGAN-GP takes 5 D updates per step, ns 1: on equal D updates it trains a fifth of the steps,
+  # its 2 evaluation intervals kept, so both end at 20 D updates and evaluate at 0, 1/2 and 1 of it.
+  from experiments import run  # pylint: disable=g-import-not-at-top
+
+  argv = ["--exp=dcgan_equal_flops", "--arms", "ns,wgan_gp", "--seeds", "1"]
+  for k, v in {
+      "data.name": "synthetic",
+      "data.num_train": 256,
+      "train.batch_size": 8,
+      "train.steps": 20,
+      "train.log_every": 1,
+      "train.budget_unit": "d_updates",
+      "eval.every": 10,
+      "eval.num_samples": 200,
+      "eval.early_samples": 0,
+      "ckpt.every": 10,
+  }.items():
+    argv += ["--set", f"{k}={v}"]
+  argv += ["--out", str(tmp_path), "--wandb", "disabled", "--quiet"]
+  assert run.main(argv) == 0
+  exp_dir = tmp_path / "dcgan_equal_flops"
+  steps = {}
+  for arm in ("ns", "wgan_gp"):
+    rows = _eval_rows(exp_dir / arm / "seed0")
+    steps[arm] = [r["step"] for r in rows]
+    assert [r["cost/d_updates"] for r in rows] == [0, 10, 20]
+  assert steps == {"ns": [0, 10, 20], "wgan_gp": [0, 2, 4]}
+  summary = json.loads((exp_dir / "summary.json").read_text())
+  per_arm = {a["name"]: a["metrics"]["cost_d_updates"]["per_seed"] for a in summary["arms"]}
+  assert per_arm == {"ns": [20], "wgan_gp": [20]}
+  assert "compared at equal d_updates" in (exp_dir / "report.md").read_text()
+
+
+def test_flops_matching_gives_the_costlier_arm_fewer_steps_at_the_same_budget():
+  from experiments import budget  # pylint: disable=g-import-not-at-top
+
+  exp = registry.get("dcgan_equal_flops")
+  on = {"train.budget_unit": "flops", "train.steps": 40, "eval.every": 10, "ckpt.every": 10}
+  arm_cfgs = [
+      (a, {}, tiny_image(**on, **{"loss.generator": a}), [0]) for a in ("ns", "wgan_gp", "minimax")
+  ]
+  matched, info = budget.match(exp, arm_cfgs)
+  cost = {arm: c for arm, c, _, _ in info}
+  steps = {arm: cfg.train.steps for arm, _, cfg, _ in matched}
+  assert steps["ns"] == 40 and steps["minimax"] == 40  # the same program size per step
+  assert cost["wgan_gp"] > 3 * cost["ns"]  # 5 critic updates, a double-backward penalty
+  every = {arm: cfg.eval.every for arm, _, cfg, _ in matched}
+  assert all(steps[a] == 4 * every[a] for a in steps)  # 4 intervals in every arm
+  # within half an evaluation interval of the budget, which is what rounding to intervals allows
+  assert abs(cost["wgan_gp"] * steps["wgan_gp"] - 40 * cost["ns"]) <= 0.5 * 4 * cost["wgan_gp"]
