@@ -163,7 +163,7 @@ def sweep_curves(arm_runs: dict, panels, path, title="", floors=None, x="step", 
       if len(series) > 1:
         ax.fill_between(common, mat.min(0), mat.max(0), color=color, alpha=0.12, lw=0)
         ax.fill_between(common, mean - std, mean + std, color=color, alpha=0.25, lw=0)
-    if floors and key in floors:
+    if floors and floors.get(key) is not None:
       ax.axhline(floors[key], color="k", ls="--", lw=1, label="sampling floor")
     if key.startswith("eval/"):
       first = next((r for runs in arm_runs.values() for r in runs if r), [])

@@ -51,7 +51,8 @@ def validate(cfg):
       )
   config_lib.validate(cfg)
   of(cfg).validate(cfg)
-  if cfg.eval.early_samples and not of(cfg).scores_images(cfg):
+  # (with eval.num_samples=0 nothing is scored, so an inherited early_samples is moot)
+  if cfg.eval.early_samples and cfg.eval.num_samples and not of(cfg).scores_images(cfg):
     raise ConfigError(
         f"'eval.early_samples'={cfg.eval.early_samples} sets the image metrics' samples outside"
         f" the headline window, but this {of(cfg).name} config scores no generated images. Leave"

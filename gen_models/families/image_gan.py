@@ -298,7 +298,8 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
         summary["experiment"] + ": evaluation over training (mean over seeds, bands)",
         floors={"eval/fid": floors_.get("fid_floor"), "eval/recall": floors_.get("recall_floor")},
     )
-  if any("cost/flops" in r for runs in curves.values() for rows in runs for r in rows):
+  has_fid = any("fid" in a["metrics"] for a in summary["arms"])
+  if has_fid and any("cost/flops" in r for runs in curves.values() for rows in runs for r in rows):
     # Where one arm overtakes another at equal compute (an arm with n_critic 5 costs ~5x a step).
     out["budget"] = plots.sweep_curves(
         curves,
