@@ -133,3 +133,17 @@ def test_power_at_one_look_is_the_fixed_n_tests_and_grows_with_seeds():
   assert sq.power(design, dz, 1.0) == pytest.approx(reference, abs=0.06)
   assert sq.seeds_for_power(7, 2, 1, 1.0, 1.0) < sq.seeds_for_power(7, 2, 1, 0.5, 1.0)
   assert sq.seeds_for_power(7, 2, 1, 0.01, 1.0) is None  # beyond 60 seeds: said so, not guessed
+
+
+@pytest.mark.parametrize("m", [2, 4])
+def test_the_card_sweeps_design_keeps_the_false_verdict_rate_at_alpha(m):
+  # The DCGAN question sweeps' default looks (experiments/images.py): 11, 16, 21 seeds per arm,
+  # 2 comparisons (dcgan_label_smoothing) to 4 (dcgan_losses), on fresh null sweeps.
+  from experiments import images  # pylint: disable=g-import-not-at-top
+
+  looks = sq.looks_of(*images.SWEEP_DESIGN["seeds_on_demand"])
+  assert looks == (11, 16, 21)
+  design = sq.calibrate(looks, m)
+  p = sq._null_p(looks, m, 4000, seed=2000 + m)  # pylint: disable=protected-access
+  assert sq.fwer(p, design.levels[m]) <= 0.05 + 2 * np.sqrt(0.05 * 0.95 / 4000)
+  assert sq.fwer(p, [0.05] * len(looks)) > 0.07  # three looks at 5% each: optional stopping
