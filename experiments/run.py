@@ -310,6 +310,7 @@ def preflight(arm_cfgs):
 def protocol_line(cfg, protocol=None) -> str:
   """The training / evaluation protocol of a config in one line."""
   steps, window = config_lib.eval_steps(cfg), config_lib.headline_steps(cfg)
+  n, early = cfg.eval.num_samples, config_lib.eval_samples(cfg, steps[0])
   return (
       f"protocol{f' {protocol!r}' if protocol else ''}: {cfg.train.steps:,} steps x"
       f" {cfg.train.batch_size}; "
@@ -320,12 +321,11 @@ def protocol_line(cfg, protocol=None) -> str:
           else "evaluated once, at the end"
       )
       + (
-          f"; {cfg.eval.num_samples:,} samples per headline evaluation,"
-          f" {config_lib.eval_samples(cfg, steps[0]):,} before"
-          if cfg.eval.num_samples and config_lib.eval_samples(cfg, steps[0]) != cfg.eval.num_samples
-          else (
-              f"; {cfg.eval.num_samples:,} samples per evaluation" if cfg.eval.num_samples else ""
-          )
+          ""
+          if not n
+          else f"; {n:,} samples per headline evaluation, {early:,} before"
+          if early != n
+          else f"; {n:,} samples per evaluation"
       )
       + f"; checkpoints every {cfg.ckpt.every:,} steps"
   )
@@ -515,8 +515,7 @@ def _run(args, argv) -> int:
             f"({design.looks[seq['look']]} seeds per arm): {seq['stop']}. Decided: "
             + ("; ".join(decided) or "none")
             + (f". Still open: {', '.join(seq['open'])}." if seq["open"] else ".")
-            + f" This command ran {_hms(time.perf_counter() - started)}"
-            + (f" ({args.workers} workers)." if args.workers > 1 else "."),
+            + f" This command ran {_hms(time.perf_counter() - started)}.",
             flush=True,
         )
         return 0

@@ -515,6 +515,7 @@ class Clock:
     now = time.perf_counter()
     self.train_s += now - self.mark
     self.mark = now
+    group.train_s = self.train_s  # what the next checkpoint and evaluation rows record
     return now
 
   def restart(self):
@@ -601,19 +602,16 @@ def train_many(runs: list, *, resume: bool = False, progress_every_s: float = 10
         pending = []
         clock.progress(group, shown, clock.stop(group), print_fn, force=is_end)
         if not is_end and stop_requested():
-          group.train_s = clock.train_s
           save(group)
           raise Interrupted(group.step)
       # Checkpoint before evaluating: an evaluation that fails (a full disk, an unusable cache)
       # never costs the training; --resume then only re-evaluates.
       if _due(cfg.ckpt.every, group.step) or is_end:
         clock.stop(group)
-        group.train_s = clock.train_s
         save(group)
         clock.restart()
       if _due(cfg.eval.every, group.step) or is_end:
         clock.stop(group)
-        group.train_s = clock.train_s
         evaluate(group, print_fn)
         clock.restart()
   trained = total - start - length

@@ -367,22 +367,12 @@ def _build(generator, discriminator):
   )
 
 
-registry.register(
-    "dcgan", "image_gan", "tanh", spectral_norm=True, patch_d=True, vmap_on_accelerators=True
-)(_build(Generator, Discriminator))
-registry.register(
-    "dcgan_transpose",
-    "image_gan",
-    "sigmoid",
-    spectral_norm=True,
-    patch_d=True,
-    vmap_on_accelerators=True,
-)(_build(GeneratorTranspose, DiscriminatorTranspose))
-registry.register(
-    "dcgan_atienza",
-    "image_gan",
-    "sigmoid",
-    spectral_norm=True,
-    patch_d=True,
-    vmap_on_accelerators=True,
-)(_build(GeneratorAtienza, DiscriminatorAtienza))
+# Every DCGAN: spectral norm and patch convs in D, vectorised sweeps on accelerators.
+CONV_GAN = dict(spectral_norm=True, patch_d=True, vmap_on_accelerators=True)
+registry.register("dcgan", "image_gan", "tanh", **CONV_GAN)(_build(Generator, Discriminator))
+registry.register("dcgan_transpose", "image_gan", "sigmoid", **CONV_GAN)(
+    _build(GeneratorTranspose, DiscriminatorTranspose)
+)
+registry.register("dcgan_atienza", "image_gan", "sigmoid", **CONV_GAN)(
+    _build(GeneratorAtienza, DiscriminatorAtienza)
+)
