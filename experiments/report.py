@@ -1,6 +1,8 @@
 """Sweep report: summary.json, report.md and comparison PNGs, rebuilt from what is on disk.
 
   python -m experiments.report runs/<exp>        (rebuild a report by hand)
+  python -m experiments.report --tables FILE     (print a summary.json's tables, e.g. one under
+                                                  docs/results/data/: what the results pages quote)
 
 summary.json: {"experiment", "arms": [{"name", "overrides", "seeds", "metrics": {"<name>":
 {"mean", "std", "per_seed"}}, "wall_s", "status"}], ...}. std is the sample std (ddof=1) over seeds.
@@ -632,6 +634,36 @@ def table_text(summary) -> str:
   return "\n".join(lines)
 
 
+def tables_text(summary) -> str:
+  """What a results page quotes from a summary.json, rebuilt from that file alone: the arms' table,
+  the verdict table and, with seeds on demand, the design and why the sweep stopped."""
+  parts = [table_text(summary), verdict_text(summary)]
+  seq = summary.get("sequential")
+  if seq:
+    look = seq["look"]
+    where = (
+        f"This summary is at look {look + 1} of {len(seq['design']['looks'])}"
+        if look is not None
+        else "This summary is between looks"
+    )
+    parts.append(
+        f"Design: {seq['described']}. {where}; "
+        + (f"the sweep stopped: {seq['stop']}." if seq["stop"] else "the sweep goes on.")
+    )
+  return "\n\n".join(p for p in parts if p)
+
+
+def _tables(path) -> int:
+  summary = _read_dict(path)
+  if not summary.get("arms"):
+    raise RunError(
+        f"{path} is not a summary.json (no arms in it). Give the summary.json of an experiment"
+        " directory, e.g. runs/<exp>/summary.json or one under docs/results/data/."
+    )
+  print(tables_text(summary))
+  return 0
+
+
 def _floors_from_runs(summary):
   floors = {}
   for arm in summary["arms"]:
@@ -678,7 +710,11 @@ def draw(exp_dir, exp, summary, curves, arm_cfgs) -> dict:
         primary,
         os.path.join(exp_dir, "forest.png"),
         f"{exp.name}: paired differences of {primary[0]['metric']} (late-window mean) per seed,"
-        " with the Holm-adjusted 95% interval",
+        + (
+            " with the interval at the sequential design's level"
+            if any("design_look" in c for c in primary)
+            else " with the Holm-adjusted 95% interval"
+        ),
     )
   if any(a["seeds"] for a in summary["arms"]):
     out.update(family.sweep_figures(exp_dir, summary, curves, arm_cfgs))
@@ -1059,10 +1095,13 @@ def main(argv=None) -> int:
   if argv in (["-h"], ["--help"]):
     print("usage: python -m experiments.report runs/<exp>\n" + __doc__)
     return 0
+  if len(argv) == 2 and argv[0] == "--tables":
+    return cli.guarded(lambda: _tables(argv[1]))
   if len(argv) != 1 or argv[0].startswith("-"):
     print(
         "usage: python -m experiments.report runs/<exp>\nRebuilds summary.json, report.md and the "
-        "figures of an experiment directory from what is on disk.",
+        "figures of an experiment directory from what is on disk.\n"
+        "       python -m experiments.report --tables FILE\nPrints the tables of a summary.json.",
         file=sys.stderr,
     )
     return 2

@@ -4,6 +4,7 @@ other tools' flags parse), so no page tells a user to run something that cannot 
 
 import glob
 import importlib
+import json
 import os
 import re
 import shlex
@@ -11,6 +12,7 @@ import shlex
 import pytest
 
 from experiments import registry
+from experiments import report
 from experiments import run
 from tests import helpers
 
@@ -106,3 +108,44 @@ def test_the_report_tool_prints_its_help(capsys):
   from experiments import report  # pylint: disable=g-import-not-at-top
 
   assert report.main(["--help"]) == 0 and "usage:" in capsys.readouterr().out
+
+
+# Every published sweep's summary.json is committed under docs/results/data/, and the results pages
+# quote its tables between these markers, exactly as `python -m experiments.report --tables FILE`
+# prints them: a table can be rebuilt from data in the repository, and cannot drift from it.
+DATA = sorted(glob.glob(os.path.join(helpers.ROOT, "docs", "results", "data", "*.json")))
+QUOTE = re.compile(r"<!-- tables: (data/[\w.]+\.json) -->\n(.*?)\n<!-- end tables -->", re.S)
+
+
+def _quoted():
+  out = {}
+  for page in glob.glob(os.path.join(helpers.ROOT, "docs", "results", "*.md")):
+    for m in QUOTE.finditer(open(page).read()):
+      out[m.group(1)] = (os.path.basename(page), m.group(2).strip())
+  return out
+
+
+def test_every_published_table_is_what_its_committed_summary_rebuilds():
+  quoted = _quoted()
+  assert DATA and quoted  # both exist, so the test checks something
+  on_disk = {"data/" + os.path.basename(p) for p in DATA}
+  assert set(quoted) <= on_disk, f"quoted but not committed: {set(quoted) - on_disk}"
+  assert on_disk <= set(quoted), f"committed but quoted nowhere: {on_disk - set(quoted)}"
+  for path in DATA:
+    page, text = quoted["data/" + os.path.basename(path)]
+    with open(path) as f:
+      assert text == report.tables_text(json.load(f)).strip(), (page, path)
+
+
+def test_every_published_verdict_agrees_with_its_printed_interval():
+  checked = 0
+  for path in DATA:
+    with open(path) as f:
+      comps = json.load(f).get("comparisons") or []
+    for c in comps:
+      decided = c["verdict"].startswith(("better", "worse"))
+      lo, hi = c["ci_low"], c["ci_high"]
+      excludes = (lo is not None and lo > 0) or (hi is not None and hi < 0)
+      assert decided == excludes, (os.path.basename(path), c["arm"], c["metric"], c["verdict"])
+      checked += 1
+  assert checked
