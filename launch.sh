@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # gen-models launcher.
 #   ./launch.sh setup            create .venv and install the project with its dev extras (idempotent)
-#   ./launch.sh test [ARGS]      run the test suite (pytest ARGS); -m "not slow" is the fast tier
+#   ./launch.sh test [ARGS]      run the test suite (pytest ARGS); -m "not slow" is the fast tier;
+#                                test files run in min(cores, 4) processes (TEST_WORKERS=N to change)
 #   ./launch.sh format [ARGS]    format the code with pyink (the settings in pyproject.toml)
 #   ./launch.sh EXP [FLAGS]      set up if needed, then: python -m experiments.run --exp=EXP --workers auto [FLAGS]
 # Environment: PYTHON (interpreter for the venv, default python3); JAX_EXTRA=cuda|tpu installs the
@@ -52,7 +53,10 @@ case "${1:-}" in
   test)
     shift
     needs_setup && setup
-    exec "$PY" -m pytest tests "$@"
+    # Test files run in parallel processes (pytest-xdist), whole files per process so that module
+    # fixtures are built once; TEST_WORKERS=0 runs everything in this process.
+    workers="${TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}"
+    exec "$PY" -m pytest tests -n "$workers" --dist loadfile "$@"
     ;;
   format)
     shift
@@ -60,7 +64,7 @@ case "${1:-}" in
     exec "$PY" -m pyink gen_models experiments tests "$@"
     ;;
   ""|-h|--help)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     echo
     needs_setup && echo "(not set up yet: run ./launch.sh setup)" || "$PY" -m experiments.run --list
     ;;

@@ -140,8 +140,16 @@ def test_vmapped_conv_gans_match_one_by_one(tmp_path):
         tmp_path / "vmap" / arm / "metrics.jsonl"
     )
     assert [r["step"] for r in seq] == [r["step"] for r in vm] and len(seq) > 2
+    n = arms[0][1].eval.num_samples
     for r1, r2 in zip(seq, vm):  # losses, D outputs, FID / KID / precision / recall
       assert set(r1) == set(r2)
       for k in r1:
         if isinstance(r1[k], float):
-          np.testing.assert_allclose(r2[k], r1[k], rtol=1e-3, atol=1e-6, err_msg=f"{arm} {k}")
+          # Metrics that count samples (k-NN balls, argmax classes) move in steps of 1/n when
+          # rounding carries a sample across a boundary (seen on an AMD EPYC: class_kl by 1.6/n):
+          # two samples' worth (log(n) / n each for the class histogram's KL, one class covered).
+          base = names.split_extractor(k.removeprefix(names.EVAL))[0]
+          atol = {"class_kl": 2 * np.log(n) / n, "classes_covered": 1.0}.get(
+              base, 2 / n if base in ("precision", "recall", "density", "coverage") else 1e-6
+          )
+          np.testing.assert_allclose(r2[k], r1[k], rtol=1e-3, atol=atol, err_msg=f"{arm} {k}")
