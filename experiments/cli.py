@@ -88,12 +88,18 @@ def checked_backend(fn):
 def guarded(fn, *, unexpected_hint: str = "") -> int:
   """fn()'s exit code; a user error or an unwritable path prints one paragraph and returns 2, any
   other exception its traceback and returns 1."""
+  from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
+  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
+
   try:
     return fn()
-  except user_errors() as e:
+  except (ConfigError, RunError) as e:  # before user_errors(), which imports jax
     print(f"error: {e}", file=sys.stderr)
     return 2
   except Exception as e:  # pylint: disable=broad-except
+    if isinstance(e, user_errors()):
+      print(f"error: {e}", file=sys.stderr)
+      return 2
     found = path_error(e)
     if found:
       print(f"error: {path_message(*found)}", file=sys.stderr)

@@ -142,7 +142,32 @@ def resolve_design_flags(exp, args):
   args.max_seeds = budget if args.max_seeds is None else args.max_seeds
   if args.until_decided and (args.max_seeds < 2 or args.seed_batch < 1):
     raise ConfigError("--until-decided needs --max-seeds >= 2 and --seed-batch >= 1.")
+  if args.until_decided:
+    _check_design_size(args.seeds, args.seed_batch, args.max_seeds)
   return args
+
+
+def _check_design_size(start, batch, budget):
+  """Refuses a design too large to calibrate in seconds (the calibration simulates thousands of
+  null sweeps at every look; at --max-seeds 2000 it took minutes and 7 GB)."""
+  from gen_models import sequential  # pylint: disable=g-import-not-at-top
+
+  if budget > sequential.MAX_SEEDS:
+    raise ConfigError(
+        f"--max-seeds {budget} is above the largest seed budget a design is built for"
+        f" ({sequential.MAX_SEEDS} seeds per arm): its calibration would take minutes and gigabytes"
+        f" before any training. Give --max-seeds {sequential.MAX_SEEDS} or less, or a fixed number"
+        " of seeds with --seeds N --no-until-decided."
+    )
+  if start is not None and 0 < start < budget:
+    n = len(sequential.looks_of(start, batch, budget))
+    if n > sequential.MAX_LOOKS:
+      raise ConfigError(
+          f"--seeds {start} --seed-batch {batch} --max-seeds {budget} make {n} looks; a design"
+          f" has at most {sequential.MAX_LOOKS} (each look spends error rate, and more looks"
+          " leave each one a level too small to reach). Give a larger --seed-batch (e.g."
+          f" {-(-(budget - start) // (sequential.MAX_LOOKS - 1))}) or a smaller --max-seeds."
+      )
 
 
 def build_configs(exp, sets: list[str], seeds_flag, arms_flag, protocol=None):
@@ -561,6 +586,13 @@ def _design_of(exp, arm_cfgs, args):
   delta = family.sesoi if args.delta is None else (args.delta or None)
   m = sum(a != exp.baseline_arm() for a, *_ in arm_cfgs)
   looks = sequential.looks_of(start, args.seed_batch, args.max_seeds)
+  if len(looks) * m > 8 and not args.quiet:  # over a few seconds: say what the wait is
+    print(
+        f"calibrating the sequential design: {len(looks)} looks x {m} comparison(s),"
+        f" {sequential.SIMS:,} simulated null sweeps each (seconds)...",
+        file=sys.stderr,
+        flush=True,
+    )
   return sequential.calibrate(looks, m, delta=delta), family
 
 

@@ -299,19 +299,49 @@ def join_sweep(exp_dir: str, identity: dict, first_check=lambda: None):
     os.close(gate)
 
 
+def _claims_damaged(path, e, should_be) -> str:
+  if os.path.islink(path):
+    what = "it is a symbolic link"
+  elif os.path.isdir(path) and should_be.startswith("a plain"):
+    what = "it is a directory"
+  elif os.path.exists(path) and not os.path.isdir(path) and should_be.startswith("a directory"):
+    what = "it is a file, not a directory"
+  else:
+    what = (e.strerror if e is not None else None) or "it cannot be opened"
+  return (
+      f"The sweep's claims area {path} cannot be used ({what}): it should be {should_be} that the"
+      " workers lock to claim runs. Nothing in it was changed and runs finished before are kept; the claims hold no results:"
+      f" once no worker of this sweep is running, move {path} aside (or remove it) and rerun the"
+      " command with --resume."
+  )
+
+
 class Claims:
   """The runs this process holds: exclusive flocks on exp_dir/.claims/<arm>.seed<k>."""
 
   def __init__(self, exp_dir: str):
     self.dir = ExpPaths(exp_dir).claims
-    os.makedirs(self.dir, exist_ok=True)
+    try:
+      os.makedirs(self.dir, exist_ok=True)
+    except OSError as e:
+      raise RunError(_claims_damaged(self.dir, e, "a directory of lock files")) from None
+    if os.path.islink(self.dir) or not os.path.isdir(self.dir):
+      raise RunError(_claims_damaged(self.dir, None, "a directory of lock files"))
     self.held = {}
 
   def take(self, runs) -> bool:
     """Claims every (arm, seed) of `runs`, or none of them (returns False)."""
     got = []
     for arm, seed in runs:
-      fd = os.open(os.path.join(self.dir, f"{arm}.seed{seed}"), os.O_RDWR | os.O_CREAT, 0o644)
+      path = os.path.join(self.dir, f"{arm}.seed{seed}")
+      try:
+        if os.path.islink(path):
+          raise IsADirectoryError(errno.EINVAL, "a symbolic link")
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+      except OSError as e:
+        for g in got:
+          self.release([g])
+        raise RunError(_claims_damaged(path, e, "a plain lock file")) from None
       try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
       except OSError:

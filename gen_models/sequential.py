@@ -31,6 +31,10 @@ from gen_models import stats
 EXACT_UP_TO = 13  # every sign pattern up to here (as stats.sign_flip_p), a fixed sample beyond
 MC_PATTERNS = 4096
 SIMS = 4000  # null sweeps per calibration: Monte Carlo error of a 5% rate about 0.35%
+# The largest design a command accepts: calibrating it takes seconds (about 14 s on one core for
+# 4 comparisons and 19 looks up to 100 seeds), and no GAN sweep here affords more seeds per arm.
+MAX_SEEDS = 100
+MAX_LOOKS = 20
 
 
 @functools.lru_cache(maxsize=None)
