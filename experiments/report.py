@@ -22,6 +22,7 @@ from experiments import cli
 from experiments import registry
 from gen_models import config as config_lib
 from gen_models import families
+from gen_models import files
 from gen_models import metric_names as names
 from gen_models import notes as notes_lib
 from gen_models import plots
@@ -36,13 +37,17 @@ def headline_keys(cfg) -> list[str]:
   return [k for k, _, better in families.of(cfg).table([cfg]) if better is not None][:3]
 
 
-_read = rundir.read_json
-
-
-def _read_dict(path) -> dict:
-  """A JSON object from path, or {} when it is missing, unreadable or of another shape."""
-  value = _read(path)
-  return value if isinstance(value, dict) else {}
+def _read_dict(path, kind, problems=None) -> dict:
+  """A file the report can rebuild (summary.json, eval_noise.json): its validated value, or {}
+  when it is missing or damaged (then the damage is added to `problems`)."""
+  try:
+    return files.read(path, kind) or {}
+  except files.DamagedFile as e:
+    if problems is None:
+      raise
+    what = "rebuilt from the runs" if kind == "summary" else "left out (--resume recomputes it)"
+    problems.append(f"{os.path.basename(path)}: damaged ({e.reason}); {what}")
+    return {}
 
 
 # Keys that change how a run executes, never what it computes (bit-identical either way): runs
@@ -189,8 +194,9 @@ def _previous(old: dict) -> dict:
 def _run_config(run_dir):
   """A run's saved config, or None when its config.json is missing or unreadable."""
 
-  saved = _read(rundir.RunPaths(run_dir).config)
-  if not isinstance(saved, dict):
+  exp_dir = os.path.dirname(os.path.dirname(os.path.abspath(run_dir)))
+  saved = files.read(rundir.RunPaths(run_dir).config, "config", root=exp_dir)
+  if saved is None:
     return None
   try:
     return config_lib.from_dict(saved)
@@ -208,13 +214,16 @@ def collect(exp_dir, exp, arm_cfgs, refs=None, old=None):
   A run whose config differs from its arm's reference config (`refs`, see reference_configs) in
   anything but its seed is shown apart, in the arm's "other_configs", never pooled or compared."""
   paths = rundir.ExpPaths(exp_dir)
-  previous = _previous(_read_dict(paths.summary) if old is None else old)
+  previous = _previous(_read_dict(paths.summary, "summary", []) if old is None else old)
   refs = refs or {}
   arms, curves, problems, extractors = [], {}, [], {}
   for arm, overrides, cfg, seeds in arm_cfgs:
     listed_only = sorted(
         s for a, s in previous if a == arm and not os.path.isdir(paths.run(arm, s).dir)
     )
+    for s in paths.seeds(arm):
+      if not os.path.isdir(paths.run(arm, s).dir):
+        problems.append(f"{arm}/seed{s} is a file where the run's directory should be; left out")
     if listed_only:
       problems.append(
           f"{arm}: the previous summary.json lists seed(s) {', '.join(map(str, listed_only))} with"
@@ -239,20 +248,22 @@ def collect(exp_dir, exp, arm_cfgs, refs=None, old=None):
         )
       path = run.result
       damaged = []
-      rows = tracking.read_jsonl(run.metrics, damaged)
+      rows = tracking.read_jsonl(run.metrics, damaged, root=exp_dir)
       if damaged:
         problems.append(
             f"{arm}/seed{seed}: metrics.jsonl has {len(damaged)} damaged line(s) (line "
             f"{', '.join(str(i) for i, _ in damaged[:5])}), skipped; the other rows are used"
         )
-      result = _read(path)
-      if not isinstance(result, dict):
-        if os.path.exists(path):
-          problems.append(f"{arm}/seed{seed}: result.json is unreadable")
+      result = files.read(path, "result", root=exp_dir)  # damaged: exit 2, naming it
+      if not rows and (result or {}).get("status") == "finished":
+        problems.append(
+            f"{arm}/seed{seed}: metrics.jsonl has no rows (empty or missing): its curves are"
+            " missing and its headline values are those of the previous summary.json, else its"
+            " final evaluation"
+        )
+      if result is None:
         result = _recover(run_dir, cfg, rows) if os.path.isdir(run_dir) else None
         if result is not None:
-          if os.path.exists(path):
-            problems[-1] += "; rebuilt from metrics.jsonl"
           recovered[str(seed)] = "metrics.jsonl"
         elif (arm, seed) in previous and os.path.isdir(run_dir):
           result = {
@@ -456,7 +467,7 @@ def apply_design(summary, exp_dir) -> Optional[dict]:
   once made, is kept in sequential.json); elsewhere the decisions made so far. Returns
   summary["sequential"]: the design, the look, every decision and whether the sweep can stop."""
   path = rundir.ExpPaths(exp_dir).sequential
-  seq = _read_dict(path)
+  seq = files.read(path, "sequential", root=exp_dir) or {}  # damaged: exit 2, naming it
   if not isinstance(seq.get("design"), dict):
     return None
   design = sequential.Design.from_dict(seq["design"])
@@ -654,7 +665,7 @@ def tables_text(summary) -> str:
 
 
 def _tables(path) -> int:
-  summary = _read_dict(path)
+  summary = files.read(path, "summary", root=os.path.dirname(os.path.abspath(path))) or {}
   if not summary.get("arms"):
     raise RunError(
         f"{path} is not a summary.json (no arms in it). Give the summary.json of an experiment"
@@ -676,13 +687,15 @@ def _floors_from_runs(summary):
 def summarize(exp_dir, exp, arm_cfgs, command=None):
   """(summary, per-arm curves, arm configs with their reported seeds) from what is on disk: every
   arm of `exp` with runs there, not only `arm_cfgs`. The summary.json schema: docs/summary.md."""
-  old = _read_dict(rundir.ExpPaths(exp_dir).summary)
+  damage = []
+  old = _read_dict(rundir.ExpPaths(exp_dir).summary, "summary", damage)
   disk = [(o, c) for a, o, c, _ in arms_on_disk(exp_dir, exp)]
   refs, base = reference_configs(
       exp, list(arm_cfgs), old.get("protocol") if not arm_cfgs else None, disk
   )
   arm_cfgs = arms_on_disk(exp_dir, exp, arm_cfgs, refs)
   summary, curves = collect(exp_dir, exp, arm_cfgs, refs, old)
+  summary["problems"][:0] = damage
   summary["protocol"] = base
   arm_cfgs = [(a, o, c, arm["seeds"]) for (a, o, c, _), arm in zip(arm_cfgs, summary["arms"])]
   command = command or old.get("command")
@@ -694,7 +707,7 @@ def summarize(exp_dir, exp, arm_cfgs, command=None):
   summary["headline_k"] = k
   summary["comparisons"] = comparisons(summary, exp, k)
   summary["sequential"] = apply_design(summary, exp_dir)
-  noise = _read_dict(rundir.ExpPaths(exp_dir).eval_noise)
+  noise = _read_dict(rundir.ExpPaths(exp_dir).eval_noise, "eval_noise", summary["problems"])
   summary["eval_noise"] = noise if isinstance(noise.get("std"), dict) else None
   return summary, curves, arm_cfgs
 

@@ -18,6 +18,7 @@ import time
 from experiments import budget
 from experiments import registry
 from gen_models import config as config_lib
+from gen_models import files
 from gen_models import rundir
 from gen_models import signals
 from gen_models.config import ConfigError
@@ -266,8 +267,8 @@ def plan_runs(exp, arm_cfgs, out, resume):
             "skip finished runs) add --resume; to start afresh pick another --out "
             f"directory (e.g. --out runs_{time.strftime('%Y%m%d_%H%M%S')})."
         )
-      saved = rundir.read_json(rundir.RunPaths(run_dir).config)
-      if not isinstance(saved, dict):
+      saved = files.read(rundir.RunPaths(run_dir).config, "config")  # damaged: exit 2
+      if saved is None:
         raise RunError(
             f"{run_dir} exists but has no readable config.json (missing, damaged or not a JSON "
             "object), so it cannot be resumed safely. Nothing was changed. Move it away or pick "
@@ -287,8 +288,7 @@ def plan_runs(exp, arm_cfgs, out, resume):
             + "\nUse the original settings to resume, or pick "
             "another --out directory for the new ones."
         )
-      result = rundir.read_json(rundir.RunPaths(run_dir).result)
-      result = result if isinstance(result, dict) else None
+      result = files.read(rundir.RunPaths(run_dir).result, "result")  # damaged: exit 2
       reached = _steps_reached(run_dir, result)
       if reached > run_cfg.train.steps:
         raise RunError(
@@ -519,7 +519,7 @@ def _run(args, argv) -> int:
       )
       if code != 0 or not args.until_decided or not runtime.is_main_process():
         return code
-      seq = (rundir.read_json(rundir.ExpPaths(exp_dir).summary) or {}).get("sequential") or {}
+      seq = (files.read(rundir.ExpPaths(exp_dir).summary, "summary") or {}).get("sequential") or {}
       decided = [
           f"{a}: {d['verdict']} (look {d['look'] + 1}, {d['n']} seeds)"
           for a, d in (seq.get("decisions") or {}).items()
@@ -634,7 +634,7 @@ def plan_lines(exp, exp_dir, design, family, batch) -> list:
   import numpy as np  # pylint: disable=g-import-not-at-top
   from gen_models import sequential  # pylint: disable=g-import-not-at-top
 
-  summary = rundir.read_json(rundir.ExpPaths(exp_dir).summary)
+  summary = files.read(rundir.ExpPaths(exp_dir).summary, "summary")
   if not isinstance(summary, dict):
     return []
   comps = [
@@ -701,7 +701,7 @@ def _start_design(exp, arm_cfgs, args, exp_dir):
   design, family = _design_of(exp, arm_cfgs, args)
   m = design.m
   path = rundir.ExpPaths(exp_dir).sequential
-  old = rundir.read_json(path)
+  old = files.read(path, "sequential", root=exp_dir)  # damaged: exit 2, never overwritten
   mine = json.loads(json.dumps(design.to_dict()))
   if isinstance(old, dict) and old.get("design") not in (None, mine):
     raise RunError(

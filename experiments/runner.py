@@ -17,6 +17,7 @@ from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import families
+from gen_models import files
 from gen_models import loop
 from gen_models import metric_names as names
 from gen_models import rundir
@@ -266,8 +267,7 @@ def _stamp(plan) -> list:
   """What a report of `plan` is built from: each run's status and step on disk."""
   out = []
   for arm, _, seed, run_dir, _ in plan:
-    result = rundir.read_json(rundir.RunPaths(run_dir).result)
-    result = result if isinstance(result, dict) else {}
+    result = files.read(rundir.RunPaths(run_dir).result, "result") or {}
     out.append(f"{arm}/seed{seed}:{result.get('status')}@{result.get('step')}")
   return sorted(out)
 
@@ -278,7 +278,10 @@ def _report_once(exp_dir, exp, arm_cfgs, plan, command, since, partial=False):
   paths = rundir.ExpPaths(exp_dir)
   with rundir.report_lock(exp_dir):
     stamp = _stamp(plan)
-    old = rundir.read_json(paths.summary)
+    try:
+      old = files.read(paths.summary, "summary")
+    except files.DamagedFile:  # rebuilt below
+      old = None
     if (
         not partial
         and isinstance(old, dict)
@@ -366,18 +369,16 @@ def evaluation_noise(exp_dir, exp):
   report can set the evaluation's own noise beside the seed-to-seed spread."""
   arm = exp.baseline_arm()
   paths = rundir.ExpPaths(exp_dir)
-  result_of = lambda s: rundir.read_json(paths.run(arm, s).result)
-  finished = [
-      s
-      for s in paths.seeds(arm)
-      if (result_of(s) if isinstance(result_of(s), dict) else {}).get("status") == "finished"
-  ]
+  result_of = lambda s: files.read(paths.run(arm, s).result, "result") or {}
+  finished = [s for s in paths.seeds(arm) if result_of(s).get("status") == "finished"]
   if not finished:
     return
   run_dir = paths.run(arm, finished[0]).dir
   path = paths.eval_noise
-  old = rundir.read_json(path)
-  old = old if isinstance(old, dict) else {}
+  try:
+    old = files.read(path, "eval_noise") or {}
+  except files.DamagedFile:  # recomputed below
+    old = {}
   result = result_of(finished[0])
   if old.get("run") == f"{arm}/seed{finished[0]}" and old.get("step") == result.get("step"):
     return

@@ -73,6 +73,20 @@ def _manager(directory: str, keep: int) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(os.path.abspath(directory), options=options)
 
 
+def _checked_meta(meta, step: int) -> dict:
+  """The checkpoint's metadata, validated: its step is the directory's, its times finite numbers
+  (a damaged one is a damaged checkpoint: moved aside like any other)."""
+  if not isinstance(meta, dict):
+    raise CheckpointError(f"checkpoint {step}: its metadata is not a JSON object")
+  if meta.get("step") != step or isinstance(meta.get("step"), bool):
+    raise CheckpointError(f"checkpoint {step}: its metadata gives step {meta.get('step')!r}")
+  for k in ("time", "train_s"):
+    v = meta.get(k, 0.0)
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v):
+      raise CheckpointError(f"checkpoint {step}: its metadata gives {k} {v!r}, not a number")
+  return dict(meta)
+
+
 class Checkpointer:
   """Saves {"state": pytree, "meta": json} per step; keeps the last `keep` steps."""
 
@@ -101,7 +115,7 @@ class Checkpointer:
       arr = np.asarray(leaf)
       if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise CheckpointError(f"checkpoint {step} holds non-finite values")
-    return state, dict(out.meta)
+    return state, _checked_meta(out.meta, step)
 
   def restore_latest(self, target):
     """(state, meta) of the newest checkpoint that loads, or (None, None) if there is none.

@@ -32,6 +32,7 @@ import os
 import socket
 import tempfile
 
+from gen_models import files
 from gen_models.errors import RunError
 
 LOCK_NAME = ".lock"
@@ -92,20 +93,16 @@ class ExpPaths:
     return sorted(int(s[4:]) for s in os.listdir(d) if s.startswith("seed") and s[4:].isdigit())
 
 
-def read_json(path, default=None):
-  """The JSON value in path, or `default` when it is missing, unreadable or not JSON."""
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-    return default
-
-
 def write_atomic(path, data) -> None:
   """Writes `data` (str or bytes) to path via a temporary file in the same directory and a rename:
   a reader (or a kill) never sees half a file, and a failed write (a full disk) leaves none behind.
   """
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+  if os.path.isdir(path) and not os.path.islink(path):
+    raise RunError(
+        f"{path} is a directory where the project writes a file. Nothing was written there. Move"
+        " the directory away (its contents are not the project's) and rerun."
+    )
   fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
   try:
     with os.fdopen(fd, "wb") as f:
@@ -281,8 +278,8 @@ def join_sweep(exp_dir: str, identity: dict, first_check=lambda: None):
         except OSError:  # held exclusively: a tool that must be alone (experiments.report)
           holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
           raise RunError(_busy(exp_dir, holder)) from None
-        old = read_json(paths.sweep)
-        old = old.get("identity") if isinstance(old, dict) else None
+        old = files.read(paths.sweep, "sweep", root=exp_dir)  # damaged: DamagedFile, exit 2
+        old = old.get("identity") if old else None
         if old != identity:
           raise RunError(_other_command(exp_dir, old or {}, identity))
       else:

@@ -1,7 +1,6 @@
 """A saved run on disk: its config and latest checkpoint, for the tools that read runs
 (evaluate, sample, diagnose, the runner's evaluation-noise check)."""
 
-import json
 import os
 
 import jax
@@ -10,6 +9,7 @@ from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import families
+from gen_models import files
 from gen_models import rundir
 from gen_models.errors import RunError
 
@@ -17,16 +17,13 @@ from gen_models.errors import RunError
 def load_run(run_dir: str):
   """(cfg, state, data, key, step) of a saved run, from its config.json and latest checkpoint."""
   path = rundir.RunPaths(run_dir).config
-  if not os.path.exists(path):
+  saved = files.read(path, "config")  # damaged: DamagedFile (exit 2), naming it
+  if saved is None:
     raise RunError(
         f"{run_dir} is not a run directory (no config.json). Give a path like "
         "runs/<exp>/<arm>/seed<k>."
     )
   try:
-    with open(path) as f:
-      saved = json.load(f)
-    if not isinstance(saved, dict):
-      raise ValueError(f"it holds a JSON {type(saved).__name__}, not an object")
     cfg = families.validate(config_lib.from_dict(saved))
   except (OSError, ValueError, TypeError, AttributeError) as e:  # ConfigError is a ValueError
     raise RunError(

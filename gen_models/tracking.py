@@ -12,6 +12,7 @@ import os
 import sys
 import uuid
 
+from gen_models import files
 from gen_models import metric_names as names
 from gen_models import rundir
 
@@ -53,12 +54,29 @@ def _clean(value):
   return value
 
 
-def read_jsonl(path: str, damaged: list = None) -> list[dict]:
+_NON_FINITE = ("nan", "inf", "-inf")  # how log() writes non-finite values
+
+
+def _good_row(row) -> bool:
+  """A metrics.jsonl row: a JSON object with an integer step >= 0 and values that are numbers
+  (non-finite ones written as "nan" / "inf" / "-inf") or null."""
+  if not isinstance(row, dict):
+    return False
+  step = row.get("step")
+  if not isinstance(step, int) or isinstance(step, bool) or step < 0:
+    return False
+  return all(
+      v is None or v in _NON_FINITE or (isinstance(v, (int, float)) and not isinstance(v, bool))
+      for v in row.values()
+  )
+
+
+def read_jsonl(path: str, damaged: list = None, root: str = None) -> list[dict]:
   """The rows of a metrics.jsonl. A line that is not a JSON object (a torn last line from a killed
   process, a garbled one) is skipped, never a reason to drop the good rows after it; its line
   number and text go to `damaged` when a list is given."""
   rows = []
-  if os.path.exists(path):
+  if files.check_place(path, "metrics", root=root):  # a directory, a link out: DamagedFile
     with open(path, errors="replace") as f:
       for i, line in enumerate(f, 1):
         line = line.strip()
@@ -68,7 +86,7 @@ def read_jsonl(path: str, damaged: list = None) -> list[dict]:
           row = json.loads(line)
         except json.JSONDecodeError:
           row = None
-        if isinstance(row, dict) and isinstance(row.get("step", 0), int):
+        if _good_row(row):
           rows.append(row)
         elif damaged is not None:
           damaged.append((i, line))

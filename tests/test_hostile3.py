@@ -472,7 +472,8 @@ def test_12_a_damaged_config_json_gets_a_message_from_every_tool(sweep, capsys, 
     assert main(argv) == 2, main
     assert "config" in _err(capsys)
   assert _main(sweep, "gaussian1d_loss", "--seeds", "2", "--set", "train.steps=60", "--resume") == 2
-  assert "no readable config.json" in _err(capsys)
+  err = _err(capsys)
+  assert "seed0/config.json is damaged" in err and "restore it" in err
 
 
 @pytest.mark.slow
