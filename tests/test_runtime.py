@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from gen_models import runtime
+from gen_models.errors import RunError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -79,3 +80,12 @@ def test_an_unavailable_allocator_falls_back_to_none(monkeypatch):
   monkeypatch.setattr(runtime, "TCMALLOC_PATHS", ("/nonexistent/libtcmalloc.so",))
   assert runtime.choose_allocator("tcmalloc") == "none"
   assert runtime.choose_allocator("auto") in ("mimalloc", "glibc-tunables")
+
+
+def test_an_address_space_limit_jax_cannot_start_under_is_refused():
+  import resource  # pylint: disable=g-import-not-at-top
+
+  with pytest.raises(RunError, match=r"ulimit -v\) is 1.4 GiB"):
+    runtime.check_address_space(int(1.4 * 2**30))
+  runtime.check_address_space(resource.RLIM_INFINITY)
+  runtime.check_address_space(runtime.MIN_ADDRESS_SPACE)

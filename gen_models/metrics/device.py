@@ -1,0 +1,206 @@
+"""The image metrics of gen_models.metrics.fid as jitted JAX on the device that trained, for a group
+of R runs at once (a leading run axis), with the real side computed once per reference.
+
+`reference(real_feats)` does the work that depends only on the real features, once per (dataset,
+sample count, extractor): their k-NN radii for every k used (3 for precision/recall, 5 for
+density/coverage), their mean and covariance, and the real-real term of each KID subset (the
+subsets are numpy's: the same `default_rng(0)` draws as fid.kid). `group_metrics(ref, feats,
+probs)` then scores (R, N, d) fake features in one program: the fake-to-real distances are built
+once per block of fakes and shared by precision, recall, density and coverage; the fake-to-fake
+ones give the fakes' radii. Distances go by blocks of `block` fakes, so the peak is about
+4 x R x block x N float32 (R = 1, N = 10,000, block 1,000: 160 MB), never N x N.
+
+Everything is float32 with fid.py's rounding slack (a point inside a ball by 1e-5 of the squared
+norms counts); FID's 128 x 128 matrix square root stays float64 on the host (microseconds). The
+numpy module stays the oracle: tests/test_metrics_device.py holds this one to it.
+"""
+
+import dataclasses
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen_models.metrics import fid as fid_lib
+
+PR_K, DC_K = 3, 5  # as fid.precision_recall and fid.density_coverage
+SLACK = 1e-5
+
+
+@dataclasses.dataclass(frozen=True)
+class Reference:
+  """The real side of one extractor at one sample count: `arrays` live on the device (a pytree
+  the jitted program takes as an argument, never a constant baked into it), mu/cov on the host."""
+
+  arrays: dict  # feats (N, d); r2_pr, r2_dc (N,); kid_real (S,); kid_real_idx, kid_fake_idx (S, m)
+  mu: np.ndarray  # (d,) float64
+  cov: np.ndarray  # (d, d) float64
+
+
+def _sq_dists(a, b):
+  aa, bb = jnp.sum(a * a, 1), jnp.sum(b * b, 1)
+  return jnp.maximum(aa[:, None] + bb[None, :] - 2 * a @ b.T, 0), aa, bb
+
+
+def _blocks(x, block):
+  """x (n, ...) padded to a multiple of block and split: (n_blocks, block, ...), valid mask."""
+  n = x.shape[0]
+  nb = -(-n // block)
+  pad = nb * block - n
+  xp = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)]) if pad else x
+  valid = jnp.arange(nb * block) < n
+  return xp.reshape((nb, block) + x.shape[1:]), valid.reshape(nb, block)
+
+
+def _radii2(x, ks, block):
+  """Squared distance from each point of x to its k-th nearest other point, for each k in ks
+  (fid._knn_radii, squared after its float32 sqrt as fid does)."""
+  kmax = max(ks)
+  xb, valid = _blocks(x, block)
+
+  def one(args):
+    q, _ = args
+    d, _, _ = _sq_dists(q, x)
+    smallest = -jax.lax.top_k(-d, kmax + 1)[0]  # ascending; index 0 is the point itself
+    return jnp.stack([jnp.sqrt(smallest[:, k]) ** 2 for k in ks])
+
+  r2 = jax.lax.map(one, (xb, valid))  # (nb, len(ks), block)
+  return jnp.moveaxis(r2, 1, 0).reshape(len(ks), -1)[:, : x.shape[0]]
+
+
+def _kid_term(x, y, d):
+  """The sums of the cubic kernel that fid.kid needs for one subset pair."""
+  return jnp.sum((x @ y.T / d + 1) ** 3)
+
+
+def _kid_self(x, d):
+  m = x.shape[0]
+  k = (x @ x.T / d + 1) ** 3
+  return (jnp.sum(k) - jnp.trace(k)) / (m * (m - 1))
+
+
+@functools.partial(jax.jit, static_argnames=("block",))
+def _reference_parts(real, idx, block):
+  r2 = _radii2(real, (PR_K, DC_K), block)
+  d = real.shape[1]
+  kid_real = jax.lax.map(lambda i: _kid_self(real[i], d), idx)
+  return r2[0], r2[1], kid_real
+
+
+def kid_indices(n_real, n_fake, subsets=100, subset_size=1000, seed=0):
+  """The (real, fake) row indices of fid.kid's subsets: the same generator, the same draws."""
+  m = min(subset_size, n_real, n_fake)
+  rng = np.random.default_rng(seed)
+  a, b = [], []
+  for _ in range(subsets):
+    a.append(rng.choice(n_real, m, replace=False))
+    b.append(rng.choice(n_fake, m, replace=False))
+  return np.asarray(a, np.int32), np.asarray(b, np.int32)
+
+
+def reference(real_feats, n_fake=None, kid_subsets=100, block=1000) -> Reference:
+  """The real side, computed once: k-NN radii, KID subsets and their real terms, mean/cov."""
+  real = np.asarray(real_feats, np.float32)
+  ia, ib = kid_indices(len(real), n_fake or len(real), kid_subsets)
+  r2_pr, r2_dc, kid_real = _reference_parts(jnp.asarray(real), jnp.asarray(ia), block)
+  mu, cov = fid_lib.stats(real)
+  arrays = {
+      "feats": jnp.asarray(real),
+      "r2_pr": r2_pr,
+      "r2_dc": r2_dc,
+      "kid_real": kid_real,
+      "kid_real_idx": jnp.asarray(ia),
+      "kid_fake_idx": jnp.asarray(ib),
+  }
+  return Reference(arrays, mu, cov)
+
+
+def _one_run(ref: dict, fake, probs, block):
+  """Every metric of one run's fake features (N, d) and class probabilities (N, C)."""
+  real = ref["feats"]
+  n_fake, d = fake.shape
+  n_real = real.shape[0]
+  rr = jnp.sum(real * real, 1)
+
+  # Fakes' own k-NN radii first (each block needs every fake), then one pass over the blocks.
+  r2_fake = _radii2(fake, (PR_K,), block)[0]
+  fb, valid = _blocks(fake, block)
+  r2b, _ = _blocks(r2_fake, block)
+
+  def step(carry, args):
+    prec, dens, covered, recalled = carry
+    f, ok, r2f = args
+    d_fr, ff, _ = _sq_dists(f, real)  # (block, n_real), shared by P, R, D and C
+    slack = SLACK * (ff[:, None] + rr[None, :])
+    in_real_pr = (d_fr <= ref["r2_pr"][None, :] + slack) & ok[:, None]
+    in_real_dc = (d_fr <= ref["r2_dc"][None, :] + slack) & ok[:, None]
+    in_fake = (d_fr <= r2f[:, None] + slack) & ok[:, None]  # real i inside fake j's ball
+    return (
+        prec + jnp.sum(jnp.any(in_real_pr, axis=1)),
+        dens + jnp.sum(in_real_dc),
+        covered | jnp.any(in_real_dc, axis=0),
+        recalled | jnp.any(in_fake, axis=0),
+    ), None
+
+  zero = jnp.zeros((), jnp.int32)
+  init = (zero, zero, jnp.zeros(n_real, bool), jnp.zeros(n_real, bool))
+  (prec, dens, covered, recalled), _ = jax.lax.scan(step, init, (fb, valid, r2b))
+
+  # KID: the real-real terms are the reference's; fake-fake and real-fake per subset here.
+  m = ref["kid_real_idx"].shape[1]
+
+  def kid_one(args):
+    ia, ib = args
+    x, y = real[ia], fake[ib]
+    return ref_term_free(x, y, d, m)
+
+  mmd = ref["kid_real"] + jax.lax.map(kid_one, (ref["kid_real_idx"], ref["kid_fake_idx"]))
+
+  mu = jnp.mean(fake, 0)
+  c = fake - mu
+  cov = c.T @ c / (n_fake - 1)
+
+  p = jnp.clip(probs, 1e-12, 1)
+  marginal = jnp.mean(p, 0)
+  score = jnp.exp(jnp.mean(jnp.sum(p * (jnp.log(p) - jnp.log(marginal)), 1)))
+  hist = jnp.mean(jax.nn.one_hot(jnp.argmax(p, 1), p.shape[1]), 0)
+  kl = jnp.sum(jnp.where(hist > 0, hist * jnp.log(jnp.where(hist > 0, hist, 1) * p.shape[1]), 0))
+  return {
+      "precision": prec / n_fake,
+      "recall": jnp.mean(recalled),
+      "density": dens / (DC_K * n_fake),
+      "coverage": jnp.mean(covered),
+      "kid": jnp.mean(mmd),
+      "kid_std": jnp.std(mmd),
+      "class_score": score,
+      "classes_covered": jnp.sum(hist >= 0.01),
+      "class_kl": kl,
+      "class_hist": hist,
+      "_mu": mu,
+      "_cov": cov,
+  }
+
+
+def ref_term_free(x, y, d, m):
+  """One KID subset's fake-fake and real-fake terms (the real-real one is the reference's)."""
+  return _kid_self(y, d) - 2 * _kid_term(x, y, d) / (m * m)
+
+
+@functools.partial(jax.jit, static_argnames=("block",))
+def _group(ref: dict, feats, probs, block):
+  return jax.vmap(lambda f, p: _one_run(ref, f, p, block))(feats, probs)
+
+
+def group_metrics(ref: Reference, feats, probs, block: int = 1000) -> list[dict]:
+  """fid.all_metrics of R runs at once: feats (R, N, d), probs (R, N, C) (device or host arrays).
+  Returns one dict per run, of Python floats (class_hist a list), as fid.all_metrics."""
+  out = jax.device_get(_group(ref.arrays, jnp.asarray(feats, jnp.float32), jnp.asarray(probs), block))
+  runs = []
+  for r in range(len(out["kid"])):
+    m = {k: float(v[r]) for k, v in out.items() if not k.startswith("_") and k != "class_hist"}
+    m["classes_covered"] = int(m["classes_covered"])
+    m["fid"] = fid_lib.frechet_distance(ref.mu, ref.cov, out["_mu"][r], out["_cov"][r])
+    m["class_hist"] = [float(h) for h in out["class_hist"][r]]
+    runs.append(m)
+  return runs
