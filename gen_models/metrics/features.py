@@ -31,6 +31,7 @@ from flax import traverse_util
 
 from gen_models import metric_names as names
 from gen_models import rundir
+from gen_models.metrics import device
 from gen_models.metrics import fid as fid_lib
 from gen_models.models.classifier import LeNet, as_input
 
@@ -106,6 +107,18 @@ def train_classifier(data: dict, seed: int, log=print):
   probs, _ = predict(model, params, data["test"]["x"])
   accuracy = float(np.mean(probs.argmax(1) == data["test"]["y"]))
   return params, accuracy, time.perf_counter() - t0
+
+
+def predict_device(model, params, images_u8, batch: int = 1000):
+  """(probs, features) as device arrays for uint8 images (N, 28, 28) on the host or the device,
+  in fixed-size batches (one compilation); nothing goes to the host."""
+  n = len(images_u8)
+  images = jnp.asarray(images_u8)
+  pad = -n % batch
+  if pad:
+    images = jnp.concatenate([images, jnp.zeros((pad,) + images.shape[1:], images.dtype)])
+  outs = [_forward(model, params, images[i : i + batch]) for i in range(0, n + pad, batch)]
+  return jnp.concatenate([p for p, _ in outs])[:n], jnp.concatenate([f for _, f in outs])[:n]
 
 
 def predict(model, params, images_u8, batch: int = 1000):
@@ -339,7 +352,7 @@ class Ensemble:
       ]
     else:
       self.members = [_trained_here(dataset, data, seed, log) for seed in ENSEMBLE_SEEDS]
-    self._real, self._floors = {}, {}
+    self._real, self._floors, self._refs = {}, {}, {}
     log(f"classifier: {self.describe()}")
 
   def __len__(self):
@@ -406,22 +419,30 @@ class Ensemble:
       self._floors[key] = cached
     return self._floors[key]
 
-  def metrics(self, images_u8) -> dict:
-    """Every image metric of the generated images against the test split under each member
-    (<name>_e<k>) and as the members' mean (<name>), with the real-data floors (<name>_floor,
-    the same at the same sample count), the class histogram of member 0 and the counts."""
-    n = min(len(images_u8), len(self.data["test"]["x"]))
+  def _n(self, n_images: int) -> int:
+    n = min(n_images, len(self.data["test"]["x"]))
     if n < MIN_SAMPLES:
       raise ExtractorError(
           f"the image metrics need at least {MIN_SAMPLES} images on each side, but they would"
-          f" compare {n} ({len(images_u8)} generated, {len(self.data['test']['x'])} in the"
+          f" compare {n} ({n_images} generated, {len(self.data['test']['x'])} in the"
           f" {self.dataset} test split). Give more images, or a data.dir whose test split has"
           " enough."
       )
+    return n
+
+  def reference(self, member: int, n: int) -> device.Reference:
+    """The real side of the device metrics (features, k-NN radii, KID terms), once per process."""
+    key = (member, n)
+    if key not in self._refs:
+      self._refs[key] = device.reference(self.real(member, n)[1])
+    return self._refs[key]
+
+  def _combine(self, per_member: list, n: int) -> dict:
+    """One run's record from its metrics under each member: per member (<name>_e<k>), their
+    mean (<name>), the floors, member 0's class histogram and the counts."""
     out, per = {}, {}
-    for k, member in enumerate(self.members):
-      probs, feats = member(images_u8[:n])
-      m = fid_lib.all_metrics(self.real(k, n)[1], feats, probs)
+    for k, m in enumerate(per_member):
+      m = dict(m)
       hist = m.pop("class_hist")
       if k == 0:
         out["class_hist"] = hist
@@ -435,6 +456,39 @@ class Ensemble:
     out["classifier_accuracy"] = float(np.mean([m.accuracy for m in self.members]))
     out["extractors"] = len(self.members)
     return out
+
+  def group_metrics(self, images_u8) -> list[dict]:
+    """Every image metric of R runs' generated images (R, N, 28, 28), on the host or already on
+    the device, in one program per extractor (gen_models.metrics.device): one record per run, as
+    metrics()."""
+    r, n = images_u8.shape[0], self._n(images_u8.shape[1])
+    flat = jnp.asarray(images_u8)[:, :n].reshape((r * n,) + tuple(images_u8.shape[2:]))
+    per_run = [[] for _ in range(r)]
+    for k, member in enumerate(self.members):
+      probs, feats = predict_device(member.model, member.params, flat)
+      runs = device.group_metrics(
+          self.reference(k, n), feats.reshape(r, n, -1), probs.reshape(r, n, -1)
+      )
+      for i, m in enumerate(runs):
+        per_run[i].append(m)
+    return [self._combine(m, n) for m in per_run]
+
+  def metrics(self, images_u8) -> dict:
+    """Every image metric of the generated images against the test split under each member
+    (<name>_e<k>) and as the members' mean (<name>), with the real-data floors (<name>_floor,
+    the same at the same sample count), the class histogram of member 0 and the counts: the
+    device path (one run of group_metrics)."""
+    return self.group_metrics(jnp.asarray(images_u8)[None])[0]
+
+  def metrics_numpy(self, images_u8) -> dict:
+    """metrics() computed by the numpy functions of gen_models.metrics.fid, one extractor after
+    another on the host: the oracle of the device path, and the path the benchmark compares."""
+    n = self._n(len(images_u8))
+    per_member = []
+    for k, member in enumerate(self.members):
+      probs, feats = member(images_u8[:n])
+      per_member.append(fid_lib.all_metrics(self.real(k, n)[1], feats, probs))
+    return self._combine(per_member, n)
 
 
 _ENSEMBLES = {}
