@@ -3,6 +3,7 @@
   python -m experiments.bench [--models gaussian1d,mlp_gan,dcgan,...] [--batch 64,256] [--peers]
                               [--reference] [--rounds 3] [--seconds 3] [--json]
   python -m experiments.bench --eval-samples 2000,10000 [--data fashion_mnist] [--rounds 3]
+                              [--cores 1,all]
 
 For every image model and batch: our jitted step (after compilation, compile time reported
 apart) and, with --peers, the same architecture and step in TensorFlow 2 (tf.function +
@@ -55,47 +56,17 @@ def parse_args(argv):
       "--eval-samples",
       help=(
           "time one dcgan evaluation (the image metrics under every shipped extractor) at each of"
-          " these sample counts instead (e.g. 2000,10000), alternating, --rounds of each"
+          " these sample counts instead (e.g. 2000,10000): the numpy path against the device"
+          " path per component, and a group of 4 runs; --rounds of each (experiments/bench_eval.py)"
       ),
+  )
+  p.add_argument(
+      "--cores",
+      default="1,all",
+      help="for --eval-samples: core settings, each in a pinned child process (default 1,all)",
   )
   p.add_argument("--data", default="fashion_mnist", help="dataset for --eval-samples")
   return p.parse_args(argv)
-
-
-def compare_eval_samples(args, log) -> dict:
-  """Seconds per evaluation of an (untrained) dcgan at each sample count: every count warmed once
-  (compilation, the real split's features and floors), then timed in alternating rounds."""
-  import jax  # pylint: disable=g-import-not-at-top
-  from experiments import registry  # pylint: disable=g-import-not-at-top
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import families  # pylint: disable=g-import-not-at-top
-
-  counts = [int(c) for c in args.eval_samples.split(",") if c.strip()]
-  base = config_lib.apply_overrides(registry.get("dcgan").config, {"data.name": args.data})
-  data = data_lib.load(base)
-  tasks = {}
-  for n in counts:
-    cfg = families.validate(config_lib.apply_overrides(base, {"eval.num_samples": n}))
-    task = families.make_task(cfg, data, jax.random.key(0))
-    tasks[n] = (task, task.init(jax.random.key(0)), cfg.train.steps)
-  times = {n: [] for n in counts}
-  for r in range(args.rounds + 1):  # round 0 warms up
-    for n in counts:
-      task, state, step = tasks[n]
-      time.sleep(args.pause)
-      t = time.perf_counter()
-      out = task.evaluate(state, step)
-      if r:
-        times[n].append(time.perf_counter() - t)
-        log(f"eval {n:,} samples: {times[n][-1]:.2f}s (fid {out.get('fid', float('nan')):.1f})")
-  return {
-      "data": args.data,
-      "results": [
-          {"samples": n, "seconds_median": statistics.median(v), "rounds": v}
-          for n, v in times.items()
-      ],
-  }
 
 
 def compare_allocators(args, log) -> dict:
@@ -456,14 +427,14 @@ def main(argv=None) -> int:
     print(f"error: {e}", file=sys.stderr)
     return 2
   if args.eval_samples:
-    report = compare_eval_samples(args, log)
-    if args.json:
-      print(json.dumps(report, indent=1))
-    else:
-      print(f"| dcgan evaluation on {report['data']} | seconds (median) | rounds |")
-      print("|---|---|---|")
-      for r in report["results"]:
-        print(f"| {r['samples']:,} samples | {r['seconds_median']:.2f} | {len(r['rounds'])} |")
+    from experiments import bench_eval  # pylint: disable=g-import-not-at-top
+
+    try:
+      report = bench_eval.compare(args, log)
+    except ValueError as e:
+      print(f"error: {e}", file=sys.stderr)
+      return 2
+    print(json.dumps(report, indent=1) if args.json else bench_eval.table(report))
     return 0
   if args.allocators:
     report = compare_allocators(args, log)

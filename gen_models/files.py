@@ -146,7 +146,9 @@ def _summary(v):
       per_seed = _need(m, "per_seed", f"arms[{i}].metrics.{k}.")
       _list(per_seed, f"arms[{i}].metrics.{k}.per_seed")
       if len(per_seed) != len(seeds):
-        raise _Bad(f"arms[{i}].metrics.{k}.per_seed has {len(per_seed)} values for {len(seeds)} seeds")
+        raise _Bad(
+            f"arms[{i}].metrics.{k}.per_seed has {len(per_seed)} values for {len(seeds)} seeds"
+        )
       for x in per_seed:
         _number_or_none(x, f"arms[{i}].metrics.{k}.per_seed[]")
 

@@ -463,17 +463,44 @@ def cost_row(run, group) -> dict:
   return out
 
 
+def _score_together(done: list):
+  """The metrics an evaluation left to be scored with the group's other runs: an entry
+  "_score": (key, samples, scorer) is replaced by scorer(stacked samples of every run with that
+  key)[i], once per key (the image metrics: one device program for all the group's runs). Each
+  run's eval_s gets an equal share of the scoring time."""
+  by_key = {}
+  for i, (_, metrics, _) in enumerate(done):
+    if "_score" in metrics:
+      by_key.setdefault(metrics["_score"][0], []).append(i)
+  for members in by_key.values():
+    t = time.perf_counter()
+    scorer = done[members[0]][1]["_score"][2]
+    scored = scorer(jnp.stack([done[i][1]["_score"][1] for i in members]))
+    share = (time.perf_counter() - t) / len(members)
+    for i, extra in zip(members, scored):
+      r, metrics, seconds = done[i]
+      del metrics["_score"]
+      metrics.update(extra)
+      done[i] = (r, metrics, seconds + share)
+  return done
+
+
 def evaluate(group: Group, print_fn=print):
-  """Runs each live run's evaluation at group.step; logs it (and its images)."""
+  """Runs each live run's evaluation at group.step, the parts its task defers ("_score") for the
+  whole group at once; logs it (and its images)."""
+  done = []
   for r in group.live():
     run = group.runs[r]
     if run.task.evaluate is None:
       continue
     t = time.perf_counter()
     metrics = run.task.evaluate(group.state_of(r), group.step)
+    done.append((r, metrics, time.perf_counter() - t))
+  for r, metrics, seconds in _score_together(done):
+    run = group.runs[r]
     images = metrics.pop("_images", {})
     label = metrics.pop("_label", "")
-    metrics["eval_s"] = time.perf_counter() - t
+    metrics["eval_s"] = seconds
     shown = {k: v for k, v in metrics.items() if k in _EVAL_SHOWN}
     if shown and not group.many:
       print_fn(

@@ -307,9 +307,9 @@ def _claims_damaged(path, e, should_be) -> str:
     what = (e.strerror if e is not None else None) or "it cannot be opened"
   return (
       f"The sweep's claims area {path} cannot be used ({what}): it should be {should_be} that the"
-      " workers lock to claim runs. Nothing in it was changed and runs finished before are kept; the claims hold no results:"
-      f" once no worker of this sweep is running, move {path} aside (or remove it) and rerun the"
-      " command with --resume."
+      " workers lock to claim runs. Nothing in it was changed and runs finished before are kept;"
+      f" the claims hold no results: once no worker of this sweep is running, move {path} aside (or"
+      " remove it) and rerun the command with --resume."
   )
 
 

@@ -76,6 +76,8 @@ def read_jsonl(path: str, damaged: list = None, root: str = None) -> list[dict]:
   process, a garbled one) is skipped, never a reason to drop the good rows after it; its line
   number and text go to `damaged` when a list is given."""
   rows = []
+  if path == os.devnull:  # the log of a process that writes none (multi-host, not process 0)
+    return rows
   if files.check_place(path, "metrics", root=root):  # a directory, a link out: DamagedFile
     with open(path, errors="replace") as f:
       for i, line in enumerate(f, 1):

@@ -277,9 +277,9 @@ def test_report_never_loses_a_metric_that_was_on_disk(n_seeds, values, first_dam
       had_result = os.path.exists(os.path.join(run_dir, "result.json"))
       _damage(run_dir, second_damage[i])
       unreadable |= second_damage[i] in ("delete_result_and_jsonl", "delete_run_dir") or (
-          second_damage[i] == "delete_result" and had_result and not os.path.exists(
-              os.path.join(run_dir, "metrics.jsonl")
-          )
+          second_damage[i] == "delete_result"
+          and had_result
+          and not os.path.exists(os.path.join(run_dir, "metrics.jsonl"))
       )
     second = _build_as_advised(exp_dir, arm_cfgs)
     alive = {

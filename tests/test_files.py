@@ -134,7 +134,9 @@ def test_a_symlink_inside_the_tree_is_followed(tmp_path):
   (tmp_path / "exp" / "a").mkdir(parents=True)
   _write(tmp_path / "exp" / "a" / "real.json", VALID["result"])
   os.symlink(tmp_path / "exp" / "a" / "real.json", tmp_path / "exp" / "a" / "result.json")
-  got = files.read(str(tmp_path / "exp" / "a" / "result.json"), "result", root=str(tmp_path / "exp"))
+  got = files.read(
+      str(tmp_path / "exp" / "a" / "result.json"), "result", root=str(tmp_path / "exp")
+  )
   assert got["step"] == 30 and math.isnan(got["metrics"]["kl"])
 
 

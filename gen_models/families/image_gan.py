@@ -5,6 +5,7 @@ import functools
 import os
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gen_models import config as config_lib
@@ -67,15 +68,30 @@ def fixed_samples(cfg, g, key, n=GRID_SAMPLES):
 
 
 def generate_u8(cfg, g, key, n: int, batch: int = 500) -> np.ndarray:
-  """n generated images as uint8 (n, 28, 28), in fixed-size jitted batches."""
+  """n generated images as uint8 (n, 28, 28), in fixed-size jitted batches, on the host."""
+  return np.asarray(generate_u8_device(cfg, g, key, n, batch))
+
+
+def generate_u8_device(cfg, g, key, n: int, batch: int = 500):
+  """n generated images as uint8 (n, 28, 28) on the device (plots.to_uint8's rounding)."""
   m = cfg.model
   out = []
   for i in range(0, n, batch):
-    images = gan.generate(
-        g, jax.random.fold_in(key, i), n=batch, latent_dim=m.latent_dim, noise=m.noise
-    )
-    out.append(plots.to_uint8(images, cfg.data.range))
-  return np.concatenate(out)[:n]
+    x = gan.generate(g, jax.random.fold_in(key, i), n=batch, latent_dim=m.latent_dim, noise=m.noise)
+    x = x[..., 0]
+    if cfg.data.range == "tanh":
+      x = (x + 1.0) / 2.0
+    out.append(jnp.clip(jnp.round(x * 255.0), 0, 255).astype(jnp.uint8))
+  return jnp.concatenate(out)[:n]
+
+
+def _score_group(cfg, data, images_u8) -> list:
+  """The image metrics of a group's runs, (R, n, 28, 28) on the device, in one program per
+  extractor; one record per run (class_hist dropped, as the loop logs scalars)."""
+  out = features.get(cfg.data.name, data).group_metrics(images_u8)
+  for m in out:
+    m.pop("class_hist")
+  return out
 
 
 def image_metrics(cfg, data, images_u8, log=print) -> dict:
@@ -102,13 +118,11 @@ def _evaluate(cfg, run_dir, key, data, state, step):
     out["_images"] = {"samples": plots.save_grid(fixed_samples(cfg, g, key), path)}
   if cfg.eval.num_samples > 0 and "test" in data:
     n = config_lib.eval_samples(cfg, step)  # fewer outside the headline window when set
-    images = generate_u8(cfg, g, jax.random.fold_in(eval_key(key), 3), n)
-    metrics = image_metrics(cfg, data, images)
-    metrics.pop("class_hist")
-    out.update(metrics)
-    out["_label"] = (
-        f"(mean of {metrics['extractors']} extractors {extractor_info(cfg, data)['ident']})"
-    )
+    images = generate_u8_device(cfg, g, jax.random.fold_in(eval_key(key), 3), n)
+    # scored with the group's other runs at this step (loop.evaluate), in one program
+    out["_score"] = ((cfg.data.name, n), images, functools.partial(_score_group, cfg, data))
+    ens = features.get(cfg.data.name, data)
+    out["_label"] = f"(mean of {len(ens)} extractors {ens.ident})"
   return out
 
 

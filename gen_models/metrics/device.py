@@ -10,8 +10,9 @@ once per block of fakes and shared by precision, recall, density and coverage; t
 ones give the fakes' radii. Distances go by blocks of `block` fakes, so the peak is about
 4 x R x block x N float32 (R = 1, N = 10,000, block 1,000: 160 MB), never N x N.
 
-Everything is float32 with fid.py's rounding slack (a point inside a ball by 1e-5 of the squared
-norms counts); FID's 128 x 128 matrix square root stays float64 on the host (microseconds). The
+Everything is float32 (matrix products at full float32 precision, never TF32) with fid.py's
+rounding slack (a point inside a ball by 1e-5 of the squared norms counts), but KID's kernel sums,
+float64 as in fid.py (traced under jax.enable_x64); FID's 128 x 128 matrix square root stays float64 on the host (microseconds). The
 numpy module stays the oracle: tests/test_metrics_device.py holds this one to it.
 """
 
@@ -38,9 +39,14 @@ class Reference:
   cov: np.ndarray  # (d, d) float64
 
 
+def _dot(a, b):
+  """a @ b.T in full float32 (GPUs would otherwise round the inputs to TF32 / bfloat16)."""
+  return jnp.matmul(a, b.T, precision=jax.lax.Precision.HIGHEST)
+
+
 def _sq_dists(a, b):
   aa, bb = jnp.sum(a * a, 1), jnp.sum(b * b, 1)
-  return jnp.maximum(aa[:, None] + bb[None, :] - 2 * a @ b.T, 0), aa, bb
+  return jnp.maximum(aa[:, None] + bb[None, :] - 2 * _dot(a, b), 0), aa, bb
 
 
 def _blocks(x, block):
@@ -69,9 +75,16 @@ def _radii2(x, ks, block):
   return jnp.moveaxis(r2, 1, 0).reshape(len(ks), -1)[:, : x.shape[0]]
 
 
+def _cubic(x, y, d):
+  """The KID kernel (x.y / d + 1)^3 in float64: the products are float32, the cube and the
+  sums of 10^6 values float64, as fid.kid (in float32 a far-off generator's kernel values, ~10^6,
+  left its KID to rounding). Needs jax.enable_x64 while traced (group_metrics sees to it)."""
+  return (_dot(x, y).astype(jnp.float64) / d + 1) ** 3
+
+
 def _kid_self(x, d):
   m = x.shape[0]
-  k = (x @ x.T / d + 1) ** 3
+  k = _cubic(x, x, d)
   return (jnp.sum(k) - jnp.trace(k)) / (m * (m - 1))
 
 
@@ -98,7 +111,8 @@ def reference(real_feats, n_fake=None, kid_subsets=100, block=1000) -> Reference
   """The real side, computed once: k-NN radii, KID subsets and their real terms, mean/cov."""
   real = np.asarray(real_feats, np.float32)
   ia, ib = kid_indices(len(real), n_fake or len(real), kid_subsets)
-  r2_pr, r2_dc, kid_real = _reference_parts(jnp.asarray(real), jnp.asarray(ia), block)
+  with jax.enable_x64(True):
+    r2_pr, r2_dc, kid_real = _reference_parts(jnp.asarray(real), jnp.asarray(ia), block)
   mu, cov = fid_lib.stats(real)
   arrays = {
       "feats": jnp.asarray(real),
@@ -111,14 +125,14 @@ def reference(real_feats, n_fake=None, kid_subsets=100, block=1000) -> Reference
   return Reference(arrays, mu, cov)
 
 
-def _one_run(ref: dict, fake, probs, block):
-  """Every metric of one run's fake features (N, d) and class probabilities (N, C)."""
+def prdc(ref: dict, fake, probs, block):
+  """Precision, recall (k = PR_K), density and coverage (k = DC_K) of one run: the fakes' own
+  k-NN radii first (each block needs every fake), then one pass over blocks of fakes whose
+  distances to the reals are shared by the four."""
+  del probs
   real = ref["feats"]
-  n_fake, d = fake.shape
-  n_real = real.shape[0]
+  n_fake, n_real = fake.shape[0], real.shape[0]
   rr = jnp.sum(real * real, 1)
-
-  # Fakes' own k-NN radii first (each block needs every fake), then one pass over the blocks.
   r2_fake = _radii2(fake, (PR_K,), block)[0]
   fb, valid = _blocks(fake, block)
   r2b, _ = _blocks(r2_fake, block)
@@ -126,14 +140,14 @@ def _one_run(ref: dict, fake, probs, block):
   def step(carry, args):
     prec, dens, covered, recalled = carry
     f, ok, r2f = args
-    d_fr, ff, _ = _sq_dists(f, real)  # (block, n_real), shared by P, R, D and C
+    d_fr, ff, _ = _sq_dists(f, real)  # (block, n_real)
     slack = SLACK * (ff[:, None] + rr[None, :])
     in_real_pr = (d_fr <= ref["r2_pr"][None, :] + slack) & ok[:, None]
     in_real_dc = (d_fr <= ref["r2_dc"][None, :] + slack) & ok[:, None]
     in_fake = (d_fr <= r2f[:, None] + slack) & ok[:, None]  # real i inside fake j's ball
     return (
-        prec + jnp.sum(jnp.any(in_real_pr, axis=1)),
-        dens + jnp.sum(in_real_dc),
+        prec + jnp.sum(jnp.any(in_real_pr, axis=1), dtype=jnp.int32),
+        dens + jnp.sum(in_real_dc, dtype=jnp.int32),
         covered | jnp.any(in_real_dc, axis=0),
         recalled | jnp.any(in_fake, axis=0),
     ), None
@@ -141,55 +155,87 @@ def _one_run(ref: dict, fake, probs, block):
   zero = jnp.zeros((), jnp.int32)
   init = (zero, zero, jnp.zeros(n_real, bool), jnp.zeros(n_real, bool))
   (prec, dens, covered, recalled), _ = jax.lax.scan(step, init, (fb, valid, r2b))
+  return {
+      "precision": prec / n_fake,
+      "recall": jnp.mean(recalled),
+      "density": dens / (DC_K * n_fake),
+      "coverage": jnp.mean(covered),
+  }
 
-  # KID: the real-real terms are the reference's; fake-fake and real-fake per subset here.
+
+def kid(ref: dict, fake, probs, block):
+  """fid.kid on numpy's subsets; the real-real terms are the reference's."""
+  del probs, block
+  real, d = ref["feats"], fake.shape[1]
   m = ref["kid_real_idx"].shape[1]
 
-  def kid_one(args):
+  def one(args):
     ia, ib, c = args
     x, y = real[ia], fake[ib]
-    # Each kernel value less c, the subset's real-real mean: MMD^2 is unchanged (the three means
-    # shift by c, -2c and c), and float32 sums of values near 0 lose far less to rounding.
-    kyy = (y @ y.T / d + 1) ** 3 - c
-    kxy = (x @ y.T / d + 1) ** 3 - c
-    return (jnp.sum(kyy) - jnp.trace(kyy)) / (m * (m - 1)) - 2 * jnp.sum(kxy) / (m * m)
+    kyy, kxy = _cubic(y, y, d), _cubic(x, y, d)
+    return c + (jnp.sum(kyy) - jnp.trace(kyy)) / (m * (m - 1)) - 2 * jnp.sum(kxy) / (m * m)
 
-  mmd = jax.lax.map(kid_one, (ref["kid_real_idx"], ref["kid_fake_idx"], ref["kid_real"]))
+  mmd = jax.lax.map(one, (ref["kid_real_idx"], ref["kid_fake_idx"], ref["kid_real"]))
+  return {"kid": jnp.mean(mmd), "kid_std": jnp.std(mmd)}
 
+
+def fid_stats(ref: dict, fake, probs, block):
+  """The fakes' mean and covariance; the Frechet distance itself is float64 on the host."""
+  del ref, probs, block
   mu = jnp.mean(fake, 0)
   c = fake - mu
-  cov = c.T @ c / (n_fake - 1)
+  return {
+      "_mu": mu,
+      "_cov": jnp.matmul(c.T, c, precision=jax.lax.Precision.HIGHEST) / (fake.shape[0] - 1),
+  }
 
+
+def class_stats(ref: dict, fake, probs, block):
+  """fid.class_stats: classifier score, argmax histogram, classes covered, KL to uniform."""
+  del ref, fake, block
   p = jnp.clip(probs, 1e-12, 1)
   marginal = jnp.mean(p, 0)
   score = jnp.exp(jnp.mean(jnp.sum(p * (jnp.log(p) - jnp.log(marginal)), 1)))
   hist = jnp.mean(jax.nn.one_hot(jnp.argmax(p, 1), p.shape[1]), 0)
   kl = jnp.sum(jnp.where(hist > 0, hist * jnp.log(jnp.where(hist > 0, hist, 1) * p.shape[1]), 0))
   return {
-      "precision": prec / n_fake,
-      "recall": jnp.mean(recalled),
-      "density": dens / (DC_K * n_fake),
-      "coverage": jnp.mean(covered),
-      "kid": jnp.mean(mmd),
-      "kid_std": jnp.std(mmd),
       "class_score": score,
       "classes_covered": jnp.sum(hist >= 0.01),
       "class_kl": kl,
       "class_hist": hist,
-      "_mu": mu,
-      "_cov": cov,
   }
 
 
-@functools.partial(jax.jit, static_argnames=("block",))
-def _group(ref: dict, feats, probs, block):
-  return jax.vmap(lambda f, p: _one_run(ref, f, p, block))(feats, probs)
+COMPONENTS = {"fid": fid_stats, "kid": kid, "prdc": prdc, "class": class_stats}
+
+
+def _one_run(ref: dict, fake, probs, block, parts=tuple(COMPONENTS)):
+  """The metrics of one run's fake features (N, d) and class probabilities (N, C)."""
+  out = {}
+  for name in parts:
+    out.update(COMPONENTS[name](ref, fake, probs, block))
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=("block", "parts"))
+def _group(ref: dict, feats, probs, block, parts=tuple(COMPONENTS)):
+  """One program for R runs (a leading axis on feats and probs); `parts` picks components (the
+  benchmark times them one by one)."""
+  return jax.vmap(lambda f, p: _one_run(ref, f, p, block, parts))(feats, probs)
+
+
+def time_component(ref: Reference, feats, probs, part: str, block: int = 1000):
+  """Runs one component of the group program and waits for it (for experiments.bench)."""
+  with jax.enable_x64(True):
+    return jax.block_until_ready(_group(ref.arrays, feats, probs, block, (part,)))
 
 
 def group_metrics(ref: Reference, feats, probs, block: int = 1000) -> list[dict]:
   """fid.all_metrics of R runs at once: feats (R, N, d), probs (R, N, C) (device or host arrays).
   Returns one dict per run, of Python floats (class_hist a list), as fid.all_metrics."""
-  out = jax.device_get(_group(ref.arrays, jnp.asarray(feats, jnp.float32), jnp.asarray(probs), block))
+  with jax.enable_x64(True):  # KID's sums are float64 (_cubic); everything else is float32
+    feats, probs = jnp.asarray(feats, jnp.float32), jnp.asarray(probs, jnp.float32)
+    out = jax.device_get(_group(ref.arrays, feats, probs, block))
   runs = []
   for r in range(len(out["kid"])):
     m = {k: float(v[r]) for k, v in out.items() if not k.startswith("_") and k != "class_hist"}

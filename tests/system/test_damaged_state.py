@@ -222,9 +222,15 @@ def test_each_file_damaged_each_way(out, tmp_path, capsys, name, damage):
   exp = out / "gaussian1d_loss"
   capsys.readouterr()
   path = _damage(exp, tmp_path, name, damage)
-  runs_before = _tree(exp, skip=("summary", "report", "eval_noise", "sweep") + tuple(
-      f for f in os.listdir(exp) if f.endswith(".png")
-  )) if exp.is_dir() else None
+  runs_before = (
+      _tree(
+          exp,
+          skip=("summary", "report", "eval_noise", "sweep")
+          + tuple(f for f in os.listdir(exp) if f.endswith(".png")),
+      )
+      if exp.is_dir()
+      else None
+  )
   everything_before = _tree(exp) if exp.is_dir() else None
   code = report.main([str(exp)])
   err = capsys.readouterr().err
@@ -349,7 +355,9 @@ def test_4_sample_under_an_address_space_limit_exits_2_and_leaves_the_checkpoint
   assert _tree(run_dir) == before and not (tmp_path / "s.npz").exists()
 
 
-@pytest.mark.parametrize("flags", [["--max-seeds", "2000"], ["--max-seeds", "100", "--seed-batch", "1"]])
+@pytest.mark.parametrize(
+    "flags", [["--max-seeds", "2000"], ["--max-seeds", "100", "--seed-batch", "1"]]
+)
 def test_5_a_huge_design_is_refused_in_seconds(tmp_path, flags):
   t = time.perf_counter()
   p = subprocess.run(
