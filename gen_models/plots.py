@@ -2,20 +2,32 @@
 
 import os
 
-import matplotlib
+import functools
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 from scipy import stats
 
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
+@functools.lru_cache(maxsize=None)
+def _plt():
+  """matplotlib.pyplot on the Agg backend, imported when the first figure is drawn: training and
+  evaluation never need it (experiments.accelerator_check runs where it is not installed)."""
+  import matplotlib  # pylint: disable=g-import-not-at-top
+
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  return plt
+
+
+def _colors():
+  return _plt().rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _save(fig, path, dpi=110, tight=True):
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   fig.savefig(path, dpi=dpi, bbox_inches="tight" if tight else None)
-  plt.close(fig)
+  _plt().close(fig)
   return path
 
 
@@ -24,7 +36,7 @@ def density_1d(real, fake, path, title="Distribution of real and fake data", ax=
   over histograms, with N(0,1) for reference."""
   own = ax is None
   if own:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = _plt().subplots(figsize=(7, 4.2))
   real, fake = np.ravel(real), np.ravel(fake)
   lo, hi = min(real.min(), np.quantile(fake, 0.001), -4), max(
       real.max(), np.quantile(fake, 0.999), 4
@@ -113,7 +125,7 @@ def mark_sample_counts(ax, rows, x="step") -> None:
 
 def training_curves(rows, path, panels, title=""):
   """One run's curves. panels: list of (title, [metric keys], log_y)."""
-  fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+  fig, axes = _plt().subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
   for ax, (panel_title, metric_keys, log_y) in zip(axes[0], panels):
     plotted = False
     for key in metric_keys:
@@ -146,7 +158,7 @@ def sweep_curves(arm_runs: dict, panels, path, title="", floors=None, x="step", 
   band (dark). arm_runs: {arm: [rows of seed 0, rows of seed 1, ...]}; floors: {key: value}
   drawn as dashed lines (a metric's sampling floor); x: the column on the x axis (e.g.
   cost/flops for the metric against compute)."""
-  fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
+  fig, axes = _plt().subplots(1, len(panels), figsize=(4.8 * len(panels), 3.8), squeeze=False)
   for ax, (panel_title, key, log_y) in zip(axes[0], panels):
     for i, (arm, runs) in enumerate(arm_runs.items()):
       series = [_series(rows, key, x) for rows in runs]
@@ -158,7 +170,7 @@ def sweep_curves(arm_runs: dict, panels, path, title="", floors=None, x="step", 
         continue
       mat = np.stack([np.interp(common, s[0], s[1]) for s in series])
       mean, std = mat.mean(0), mat.std(0)
-      color = COLORS[i % len(COLORS)]
+      color = _colors()[i % len(_colors())]
       ax.plot(common, mean, color=color, lw=1.6, label=f"{arm} (n={len(series)})")
       if len(series) > 1:
         ax.fill_between(common, mat.min(0), mat.max(0), color=color, alpha=0.12, lw=0)
@@ -181,7 +193,7 @@ def sweep_curves(arm_runs: dict, panels, path, title="", floors=None, x="step", 
 
 def final_bars(arms: list, metric_keys: list, path, title="", floors=None):
   """Final metrics per arm: bar = mean over seeds, dots = seeds, whisker = std."""
-  fig, axes = plt.subplots(
+  fig, axes = _plt().subplots(
       1, len(metric_keys), figsize=(3.6 * len(metric_keys), 3.6), squeeze=False
   )
   for ax, key in zip(axes[0], metric_keys):
@@ -199,7 +211,7 @@ def final_bars(arms: list, metric_keys: list, path, title="", floors=None):
         means,
         yerr=stds,
         capsize=4,
-        color=[COLORS[i % len(COLORS)] for i in range(len(names))],
+        color=[_colors()[i % len(_colors())] for i in range(len(names))],
         alpha=0.8,
     )
     if floors and key in floors:
@@ -216,7 +228,7 @@ def final_bars(arms: list, metric_keys: list, path, title="", floors=None):
 
 def density_grid(panels, path, title=""):
   """Several real-vs-fake densities side by side. panels: [(title, real, fake)]."""
-  fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6), squeeze=False)
+  fig, axes = _plt().subplots(1, len(panels), figsize=(4.4 * len(panels), 3.6), squeeze=False)
   for ax, (panel_title, real, fake) in zip(axes[0], panels):
     density_1d(real, fake, None, panel_title, ax=ax)
   if title:
@@ -267,7 +279,7 @@ def save_gif(frames_u8, path, ms_per_frame=400):
 
 def labelled_grids(panels, path, title=""):
   """Several image mosaics side by side with titles. panels: [(title, 2-D uint8 mosaic)]."""
-  fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False)
+  fig, axes = _plt().subplots(1, len(panels), figsize=(3.3 * len(panels), 3.6), squeeze=False)
   for ax, (panel_title, mosaic) in zip(axes[0], panels):
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_title(panel_title, fontsize=9)
@@ -283,7 +295,7 @@ def progress_strip(step_mosaics, path, title=""):
   for _, mosaic in step_mosaics:
     tile = mosaic.shape[1] // 8  # grids are 8 columns wide
     rows.append(mosaic[:tile, : tile * 8])  # first row of the grid: 8 samples
-  fig, axes = plt.subplots(len(rows), 1, figsize=(6, 0.85 * len(rows) + 0.4), squeeze=False)
+  fig, axes = _plt().subplots(len(rows), 1, figsize=(6, 0.85 * len(rows) + 0.4), squeeze=False)
   for ax, (step, _), row in zip(axes[:, 0], step_mosaics, rows):
     ax.imshow(row, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
     ax.set_xticks([])
@@ -296,7 +308,7 @@ def progress_strip(step_mosaics, path, title=""):
 
 def class_histogram(hist, real_hist, path, title=""):
   """Share of generated images per predicted class, next to the real test set's."""
-  fig, ax = plt.subplots(figsize=(6.5, 3.4))
+  fig, ax = _plt().subplots(figsize=(6.5, 3.4))
   idx = np.arange(len(hist))
   ax.bar(idx - 0.2, hist, 0.4, label="generated")
   ax.bar(idx + 0.2, real_hist, 0.4, label="real (test)", alpha=0.7)
@@ -314,7 +326,7 @@ def image_rows(rows_u8, labels, path, title=""):
   """Rows of images (each (n, 28, 28) uint8) with a label per row: the seeds' 2- and 3-row
   figures."""
   n = rows_u8[0].shape[0]
-  fig, axes = plt.subplots(
+  fig, axes = _plt().subplots(
       len(rows_u8), n, figsize=(1.1 * n, 1.2 * len(rows_u8) + 0.3), squeeze=False
   )
   for r, (row, label) in enumerate(zip(rows_u8, labels)):
@@ -332,7 +344,7 @@ def image_rows(rows_u8, labels, path, title=""):
 
 def latent_scatter(codes, labels, path, title=""):
   """2-D latent codes coloured by class label."""
-  fig, ax = plt.subplots(figsize=(5.5, 4.8))
+  fig, ax = _plt().subplots(figsize=(5.5, 4.8))
   sc = ax.scatter(codes[:, 0], codes[:, 1], c=labels, cmap="tab10", s=3, alpha=0.6)
   fig.colorbar(sc, ax=ax, ticks=range(10), label="label")
   ax.set_xlabel("z[0]")
@@ -345,7 +357,7 @@ def latent_scatter(codes, labels, path, title=""):
 def forest(comparisons: list, path, title=""):
   """One row per comparison (arm vs baseline): the per-seed paired differences (dots), their mean
   (diamond) and the 95% interval (bar; an arrow where it is unbounded), and zero (no difference)."""
-  fig, ax = plt.subplots(figsize=(7.5, 0.75 * len(comparisons) + 1.4))
+  fig, ax = _plt().subplots(figsize=(7.5, 0.75 * len(comparisons) + 1.4))
   finite = [v for c in comparisons for v in c["diffs"]] + [0.0]
   span = (max(finite) - min(finite)) or 1.0
   lo_lim, hi_lim = min(finite) - 0.6 * span, max(finite) + 0.6 * span
@@ -354,7 +366,7 @@ def forest(comparisons: list, path, title=""):
     lo = lo_lim if c["ci_low"] is None else c["ci_low"]
     hi = hi_lim if c["ci_high"] is None else c["ci_high"]
     decided = c["verdict"].startswith(("better", "worse"))
-    color = COLORS[0] if decided else "0.45"
+    color = _colors()[0] if decided else "0.45"
     ax.plot([lo, hi], [y, y], color=color, lw=3, alpha=0.7, solid_capstyle="butt")
     for end, unbounded in ((lo, c["ci_low"] is None), (hi, c["ci_high"] is None)):
       if unbounded:

@@ -450,11 +450,14 @@ def test_11_a_planted_or_edited_floors_file_is_recomputed(tmp_path, monkeypatch)
     monkeypatch.setattr(fresh, "_floors", {})
     # pylint: disable-next=protected-access
     assert fresh._floor(0, 200)["fid"] == pytest.approx(true["fid"])
-  # The key names the metrics' code: a changed fid.py never reads an old file.
-  monkeypatch.setattr(features, "FID_SOURCE", str(tmp_path / "other_fid.py"))
-  (tmp_path / "other_fid.py").write_text("# another version of the metrics\n")
-  # pylint: disable-next=protected-access
-  assert features._floor_ident(ens.members[0], 200, data) != saved["ident"]
+  # The key names the metrics' code: a changed fid.py or device.py never reads an old file.
+  for i in range(2):
+    changed = list(features.METRICS_SOURCES)
+    changed[i] = str(tmp_path / f"other_{i}.py")
+    (tmp_path / f"other_{i}.py").write_text("# another version of the metrics\n")
+    monkeypatch.setattr(features, "METRICS_SOURCES", changed)
+    # pylint: disable-next=protected-access
+    assert features._floor_ident(ens.members[0], 200, data) != saved["ident"]
 
 
 # --- 12, 13: damaged config.json and summary.json ------------------------------------------------

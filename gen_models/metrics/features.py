@@ -42,7 +42,11 @@ MANIFEST = os.path.join(WEIGHTS_DIR, "manifest.json")
 # = config.MIN_EVAL_SAMPLES_IMAGES: FID's 128-d covariance needs more samples than dimensions
 MIN_SAMPLES = 200
 # The floors cache is keyed by (and hashed with) what produced it: this code, the member, the sizes.
-FID_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fid.py")
+# The floors are computed by device.py with fid.py's definitions: a change to either recomputes them.
+METRICS_SOURCES = [
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    for name in ("fid.py", "device.py")
+]
 
 
 class ExtractorError(RuntimeError):
@@ -308,8 +312,11 @@ def _trained_here(dataset: str, data: dict, seed: int, log) -> Extractor:
 def _floor_ident(member, n: int, data: dict) -> str:
   """What a floor depends on: the member's weights, the image counts, and the code of the metrics
   (so a new or changed metric never reads an old cache)."""
-  with open(FID_SOURCE, "rb") as f:
-    code = sha256(f.read())
+  code = ""
+  for path in METRICS_SOURCES:
+    with open(path, "rb") as f:
+      code += f.read().decode(errors="replace")
+  code = sha256(code.encode())
   return json.dumps(
       {
           "member": member.sha256,
@@ -403,7 +410,8 @@ class Ensemble:
       cached = _read_floors(path, ident)
       if cached is None:
         train_probs, train_feats = m(self.data["train"]["x"][:n])
-        out = fid_lib.all_metrics(self.real(member, n)[1], train_feats, train_probs)
+        ref = self.reference(member, n)
+        out = device.group_metrics(ref, train_feats[None], train_probs[None])[0]
         out.pop("class_hist")
         cached = out
         if jax.process_index() == 0:
