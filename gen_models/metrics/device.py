@@ -271,9 +271,9 @@ def group_metrics(ref: Reference, feats, probs, block: int = 1000) -> list[dict]
     out = jax.device_get(_group(ref.arrays, feats, probs, block))
   runs = []
   for r in range(len(out["kid"])):
-    m = {k: float(v[r]) for k, v in out.items() if not k.startswith("_") and k != "class_hist"}
+    m = {"fid": fid_lib.frechet_distance(ref.mu, ref.cov, out["_mu"][r], out["_cov"][r])}
+    m.update({k: float(v[r]) for k, v in out.items() if k[0] != "_" and k != "class_hist"})
     m["classes_covered"] = int(m["classes_covered"])
-    m["fid"] = fid_lib.frechet_distance(ref.mu, ref.cov, out["_mu"][r], out["_cov"][r])
     m["class_hist"] = [float(h) for h in out["class_hist"][r]]
     runs.append(m)
   return runs
