@@ -49,8 +49,12 @@ def _agree(got, want, n, what=""):
       assert got[k] == pytest.approx(v, rel=1e-5, abs=1e-6), (what, k)
 
 
-@pytest.mark.parametrize("runs", [1, 4])
-def test_every_metric_equals_the_numpy_oracle_for_each_run_of_a_group(runs):
+@pytest.mark.parametrize("runs,side_by_side", [(1, False), (4, False), (4, True)])
+def test_every_metric_equals_the_numpy_oracle_for_each_run_of_a_group(
+    monkeypatch, runs, side_by_side
+):
+  """Runs one after another (lax.map, the CPU's way) and side by side (vmap, an accelerator's)."""
+  monkeypatch.setattr(device, "_side_by_side", lambda: side_by_side)
   n = 1200
   real, fakes, probs = _sets(n, runs=runs)
   ref = device.reference(real)
