@@ -188,7 +188,15 @@ def table(report) -> str:
           f" {dv['kid']:.2f} | {dv['prdc']:.2f} (P/R/D/C shared) | | {dv['class']:.3f} |"
           f" {dv['total']:.2f} | {np_['total'] / dv['total']:.1f}x |"
       )
-  lines += ["", f"| cores | samples | group of {report['settings'][0]['group']} runs | as single runs | first evaluation (real side): numpy / device |", "|---|---|---|---|---|"]  # fmt: skip
+  group = report["settings"][0]["group"]
+  lines += [
+      "",
+      (
+          f"| cores | samples | group of {group} runs | as single runs | first evaluation (real"
+          " side): numpy / device |"
+      ),
+      "|---|---|---|---|---|",
+  ]
   for s in report["settings"]:
     for n, c in s["counts"].items():
       lines.append(

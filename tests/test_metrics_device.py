@@ -2,11 +2,11 @@
 precision/recall/density/coverage against Naeem et al.'s reference code (the `prdc` package).
 
 Tolerances (float32 on the device against float64/float32 numpy): FID within 1e-5 relative (its
-matrix square root is float64 on the host either way), KID and its spread within 1e-4 relative,
-the class statistics within 1e-5; KID and its spread over subsets within 1e-5 of |KID| (the kernel
-sums are float64 as in numpy, the products float32); precision, recall, density and coverage are counts of points
-inside balls, allowed two points' worth (2 / n) for a distance that rounds across a radius (on
-the cases below they agree exactly)."""
+matrix square root is float64 on the host either way), the
+class statistics within 1e-5; KID and its spread over subsets within 1e-5 of |KID| (the kernel sums
+are float64 as in numpy, the products float32); precision, recall, density and coverage are counts
+of points inside balls, allowed two points' worth (2 / n) for a distance that rounds across a radius
+(on the cases below they agree exactly)."""
 
 import os
 

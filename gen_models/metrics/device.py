@@ -1,19 +1,20 @@
-"""The image metrics of gen_models.metrics.fid as jitted JAX on the device that trained, for a group
-of R runs at once (a leading run axis), with the real side computed once per reference.
+"""The image metrics of gen_models.metrics.fid as jitted JAX on the device that trained, for a
+group of R runs at once (a leading run axis), with the real side computed once per reference.
 
 `reference(real_feats)` does the work that depends only on the real features, once per (dataset,
 sample count, extractor): their k-NN radii for every k used (3 for precision/recall, 5 for
-density/coverage), their mean and covariance, and the real-real term of each KID subset (the
-subsets are numpy's: the same `default_rng(0)` draws as fid.kid). `group_metrics(ref, feats,
-probs)` then scores (R, N, d) fake features in one program: the fake-to-real distances are built
-once per block of fakes and shared by precision, recall, density and coverage; the fake-to-fake
-ones give the fakes' radii. Distances go by blocks of `block` fakes, so the peak is about
-4 x R x block x N float32 (R = 1, N = 10,000, block 1,000: 160 MB), never N x N.
+density/coverage), their mean and covariance, and the real-real term of each KID subset (the subsets
+are numpy's: the same `default_rng(0)` draws as fid.kid). `group_metrics(ref, feats, probs)` then
+scores (R, N, d) fake features in one program: the fake-to-real distances are built once per block
+of fakes and shared by precision, recall, density and coverage; the fake-to-fake ones give the
+fakes' radii. Distances go by blocks of `block` fakes, so the peak is about 4 x R x block x N
+float32 (R = 1, N = 10,000, block 1,000: 160 MB), never N x N.
 
-Everything is float32 (matrix products at full float32 precision, never TF32) with fid.py's
-rounding slack (a point inside a ball by 1e-5 of the squared norms counts), but KID's kernel sums,
-float64 as in fid.py (traced under jax.enable_x64); FID's 128 x 128 matrix square root stays float64 on the host (microseconds). The
-numpy module stays the oracle: tests/test_metrics_device.py holds this one to it.
+Everything is float32 (matrix products at full float32 precision, never TF32) with fid.py's rounding
+slack (a point inside a ball by 1e-5 of the squared norms counts), but KID's kernel sums, float64 as
+in fid.py (traced under jax.enable_x64); FID's 128 x 128 matrix square root stays float64 on the
+host (microseconds). The numpy module stays the oracle: tests/test_metrics_device.py holds this one
+to it.
 """
 
 import dataclasses

@@ -42,7 +42,8 @@ MANIFEST = os.path.join(WEIGHTS_DIR, "manifest.json")
 # = config.MIN_EVAL_SAMPLES_IMAGES: FID's 128-d covariance needs more samples than dimensions
 MIN_SAMPLES = 200
 # The floors cache is keyed by (and hashed with) what produced it: this code, the member, the sizes.
-# The floors are computed by device.py with fid.py's definitions: a change to either recomputes them.
+# The floors are computed by device.py with fid.py's definitions: a change to either recomputes
+# them.
 METRICS_SOURCES = [
     os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
     for name in ("fid.py", "device.py")
