@@ -172,7 +172,7 @@ def test_the_ensemble_group_path_equals_its_numpy_path_run_by_run(tmp_path, monk
 def test_both_ways_of_computing_kid_equal_the_oracle(monkeypatch, whole_matrix):
   """KID from the whole kernel matrix (the cheaper at 2,000 samples) and from each subset's own
   kernels (at 10,000): each equals fid.kid (a sample count per case: a new trace each)."""
-  monkeypatch.setattr(device, "kid_by_matrix", lambda n, m, s: whole_matrix)
+  monkeypatch.setattr(device, "kid_by_matrix", lambda n, m, s, d: whole_matrix)
   n = 700 if whole_matrix else 650
   real, fakes, probs = _sets(n, runs=2, seed=11)
   got = device.group_metrics(device.reference(real), fakes, probs)
@@ -183,4 +183,5 @@ def test_both_ways_of_computing_kid_equal_the_oracle(monkeypatch, whole_matrix):
 
 
 def test_the_whole_matrix_kid_is_chosen_where_it_does_less_work():
-  assert device.kid_by_matrix(2000, 1000, 100) and not device.kid_by_matrix(10000, 1000, 100)
+  assert device.kid_by_matrix(2000, 1000, 100, 128)
+  assert not device.kid_by_matrix(10000, 1000, 100, 128)

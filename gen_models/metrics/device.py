@@ -184,10 +184,10 @@ def _subset_sums(x, y, ix, iy, block):
   return total
 
 
-def kid_by_matrix(n: int, m: int, subsets: int) -> bool:
+def kid_by_matrix(n: int, m: int, subsets: int, d: int) -> bool:
   """Whether the whole-matrix KID (_subset_sums) is the cheaper at n samples: at 2,000 (S 100,
   m 1,000) it does 10x less work; at 10,000 the subsets' own kernels are cheaper."""
-  return n * n * (2 * 128 + 2 * subsets) < subsets * m * m * 2 * 128
+  return n * n * (2 * d + 2 * subsets) < subsets * m * m * 2 * d
 
 
 def kid(ref: dict, fake, probs, block):
@@ -195,7 +195,7 @@ def kid(ref: dict, fake, probs, block):
   del probs
   real, d = ref["feats"], fake.shape[1]
   s, m = ref["kid_real_idx"].shape
-  if kid_by_matrix(fake.shape[0], m, s):
+  if kid_by_matrix(fake.shape[0], m, s, d):
     ix, iy = ref["kid_real_idx"], ref["kid_fake_idx"]
     diag = (jnp.sum(fake * fake, 1).astype(jnp.float64) / d + 1) ** 3  # the kernel's diagonal
     kyy = _subset_sums(fake, fake, iy, iy, block) - jnp.sum(diag[iy], axis=1)
