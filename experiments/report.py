@@ -461,11 +461,60 @@ def comparisons(summary, exp, k) -> list:
   return main
 
 
+def _design_values(summary, metric) -> dict:
+  """{arm: {seed: value, None for a diverged run}} of the primary metric's headline value: the
+  runs a design decides on (a run neither finished nor diverged is absent)."""
+  key = names.headline(metric, summary.get("headline_k") or 1)
+  out = {}
+  for a in summary["arms"]:
+    per_seed = (a["metrics"].get(key) or {}).get("per_seed")
+    vals = dict(zip(a["seeds"], per_seed)) if per_seed else {}
+    for s in a.get("diverged", []):
+      vals[int(s)] = None
+    out[a["name"]] = vals
+  return out
+
+
+def _replay(design, prim, values, kept) -> tuple:
+  """The design's decisions look after look, with the runs on disk: look k uses the first
+  looks[k] seeds of the sweep (a diverged run as the worst outcome: sequential.look_diffs); a
+  comparison whose seeds are not all finished or diverged waits. Returns (decisions, the last
+  look every comparison could be tested at, or None)."""
+  seeds = sorted({s for v in values.values() for s in v})
+  decisions, last = dict(kept), None
+  if not prim:
+    return decisions, None
+  for k, n in enumerate(design.looks):
+    if len(seeds) < n:
+      break
+    at = [seeds[0] + i for i in range(n)]
+    comps = []
+    for c in prim:
+      d = sequential.look_diffs(
+          values.get(c["arm"], {}), values.get(c["baseline"], {}), at, c["lower_is_better"]
+      )
+      if d is not None:
+        comps.append({"arm": c["arm"], "diffs": d, "lower_is_better": c["lower_is_better"]})
+    if len(comps) < len(prim):
+      break  # a look decides on every comparison or waits for its runs
+    decided = {a: d for a, d in decisions.items() if d["verdict"]}
+    decisions = sequential.decide(comps, design, k, decided)
+    for c in prim:  # how many of the look's runs diverged, for the verdict's wording
+      if c["arm"] not in decided:
+        lost = [values[a].get(s, 0.0) is None for a in (c["arm"], c["baseline"]) for s in at]
+        decisions[c["arm"]]["diverged_runs"] = int(sum(lost))
+    last = k
+    if all(d["verdict"] for d in decisions.values()) and len(decisions) >= len(prim):
+      break
+  return decisions, last
+
+
 def apply_design(summary, exp_dir) -> Optional[dict]:
   """With seeds on demand (a sequential.json written by --until-decided), the primary metric's
-  verdicts are the design's: at a look, gen_models.sequential.decide at its level (a decision,
-  once made, is kept in sequential.json); elsewhere the decisions made so far. Returns
-  summary["sequential"]: the design, the look, every decision and whether the sweep can stop."""
+  verdicts are the design's: gen_models.sequential.decide at each look the runs on disk complete,
+  a diverged run counted as its arm's worst outcome (so divergence never halts the design); a
+  decision, once made, is kept in sequential.json. Returns summary["sequential"]: the design,
+  the look, every decision and whether the sweep can stop."""
   path = rundir.ExpPaths(exp_dir).sequential
   seq = files.read(path, "sequential", root=exp_dir) or {}  # damaged: exit 2, naming it
   if not isinstance(seq.get("design"), dict):
@@ -473,25 +522,16 @@ def apply_design(summary, exp_dir) -> Optional[dict]:
   design = sequential.Design.from_dict(seq["design"])
   metric = seq.get("metric") or families.get(summary["family"]).rank_by  # the primary metric
   prim = [c for c in summary["comparisons"] if c["metric"] == metric]
-  ns = {c["n"] for c in prim}
-  look = design.look(ns.pop()) if len(ns) == 1 else None
   kept = {
       a: d
       for a, d in (seq.get("decisions") or {}).items()
       if isinstance(d, dict) and d.get("verdict")
   }
-  decisions = dict(kept)
-  if look is not None:
-    inf = lambda v: -math.inf if v is None else v
-    eligible = [
-        {**c, "ci_low": inf(c["ci_low"])}
-        for c in prim
-        if not c["verdict"].startswith("no verdict:")
-    ]
-    decisions = sequential.decide(eligible, design, look, kept)
-    new = {a: d for a, d in decisions.items() if d["verdict"]}
-    if new != kept:
-      write_atomic(path, json.dumps({**seq, "decisions": new}, indent=1))
+  values = _design_values(summary, metric)
+  decisions, look = _replay(design, prim, values, kept)
+  new = {a: d for a, d in decisions.items() if d["verdict"]}
+  if new != kept:
+    write_atomic(path, json.dumps({**seq, "decisions": new}, indent=1))
   K = len(design.looks)
   for c in prim:
     d = decisions.get(c["arm"])
@@ -500,16 +540,21 @@ def apply_design(summary, exp_dir) -> Optional[dict]:
     # the values the design decided on, at its look (a decision is kept; the data go on)
     c["level"], c["ci_low"], c["ci_high"] = d["level"], d["ci_low"], d["ci_high"]
     c["n"], c["mean_diff"], c["p"], c["design_look"] = d["n"], d["mean_diff"], d["p"], d["look"]
+    lost = d.get("diverged_runs")
+    lost = f"; {lost} diverged run(s) counted as the worst value seen" if lost else ""
     if d["verdict"]:
-      c["verdict"] = f"{d['verdict']} (decided at look {d['look'] + 1} of {K}, {d['n']} seeds)"
+      c["verdict"] = (
+          f"{d['verdict']} (decided at look {d['look'] + 1} of {K}, {d['n']} seeds{lost})"
+      )
     elif d["look"] == K - 1:
       bound = max(abs(d["ci_low"]), abs(d["ci_high"]))
       c["verdict"] = (
-          f"no difference detected (|diff| < {bound:.3g}, the design's last look, {d['n']} seeds)"
+          f"no difference detected (|diff| < {bound:.3g}, the design's last look, {d['n']}"
+          f" seeds{lost})"
       )
     else:
       c["verdict"] = (
-          f"no verdict yet (look {d['look'] + 1} of {K}, {d['n']} seeds; the design goes on)"
+          f"no verdict yet (look {d['look'] + 1} of {K}, {d['n']} seeds{lost}; the design goes on)"
       )
     for key in ("ci_low", "ci_high"):
       if c[key] is not None and not np.isfinite(c[key]):
@@ -834,13 +879,21 @@ def _design(summary, exp, arm_cfgs, figures):
   lines.append(
       f"This report is at look {look + 1} of {len(seq['design']['looks'])}."
       if look is not None
-      else (
-          "The current seed count is not one of the design's looks: the decisions are the earlier"
-          " looks'."
-      )
+      else ("The first look's runs are not all finished or diverged yet: no decision so far.")
   )
   if seq["stop"]:
     lines.append(f"The sweep stopped: {seq['stop']}.")
+  lines += [
+      "",
+      (
+          "A look decides with every run of its seeds: a run that diverged counts as the worst"
+          " value either arm reached at that look (its arm loses that seed's pair; two diverged"
+          " runs tie), so divergence neither halts the design nor drops a seed. The design's"
+          " p-value and interval are the sign-flip test it was calibrated for"
+          " (`sequential.design_p`); equivalence also needs a bootstrap-t interval inside a margin"
+          " shrunk by the sample's skewness (docs/metrics.md)."
+      ),
+  ]
   return lines + [""]
 
 

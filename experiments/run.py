@@ -527,10 +527,10 @@ def _run(args, argv) -> int:
       ]
       if seq.get("look") is None:
         print(
-            "--until-decided: stopped: the seeds per arm on disk are not one of the design's looks"
-            f" ({', '.join(map(str, design.looks))}), so no valid decision can be made here. Rerun"
-            " with the --seeds, --seed-batch and --max-seeds the sweep was started with, or pick"
-            " another --out.",
+            "--until-decided: stopped: the first look's runs (the first"
+            f" {design.looks[0]} seeds of every arm) are not all finished or diverged, so no"
+            " decision can be made yet. See the report's unfinished runs, then rerun the same"
+            " command with --resume.",
             flush=True,
         )
         return 0
@@ -650,24 +650,37 @@ def plan_lines(exp, exp_dir, design, family, batch) -> list:
   per_run = float(np.mean(walls)) if walls else None
   arms = len(summary.get("arms", []))
   lines = []
+
+  def cost(need):
+    secs = need * arms * per_run if need and per_run else 0
+    if not secs:
+      return ""
+    return (
+        f" ({secs / 3600:.1f} h of runs here)" if secs >= 3600 else f" ({secs / 60:.0f} min here)"
+    )
+
+  seeds = lambda need: f"{need}" if need else "over 60"
   for c in comps:
     sd = float(np.std(c["diffs"], ddof=1))
     parts = []
-    for label, effect in (("delta", design.delta), ("the effect seen", c["mean_diff"])):
-      if not effect or not sd:
+    for label, effect in (("delta", design.delta), ("the effect seen", None)):
+      if (label == "delta" and not effect) or not sd:
         continue
-      need = sequential.seeds_for_power(design.looks[0], batch, design.m, effect, sd)
-      now = sequential.power(design, abs(effect), sd)
-      secs = need * arms * per_run if need and per_run else 0
-      cost = (
-          f", {secs / 3600:.1f} h of runs here"
-          if secs >= 3600
-          else (f", {secs / 60:.0f} min of runs here" if secs else "")
+      r = sequential.seeds_range(c["diffs"], design.looks[0], batch, design.m, effect)
+      now = sequential.power(design, abs(r["effect"]), sd)
+      spread = (
+          f"sd {r['sd_low']:.3g}-{r['sd_high']:.3g}"
+          if effect
+          else (
+              f"|effect| {r['effect_low']:.3g}-{r['effect_high']:.3g}, sd"
+              f" {r['sd_low']:.3g}-{r['sd_high']:.3g}"
+          )
       )
       parts.append(
-          f"at {label} ({effect:+.3g}, d_z {abs(effect) / sd:.2f}): power {now:.2f} with this"
-          " budget; "
-          + (f"{need} seeds per arm for 80%{cost}" if need else "over 60 seeds per arm for 80%")
+          f"at {label} ({r['effect']:+.3g}, d_z {abs(r['effect']) / sd:.2f}): power {now:.2f} with"
+          f" this budget; for 80%: {seeds(r['point'])} seeds per arm{cost(r['point'])} at the"
+          f" pilot's values, {seeds(r['low'])} to {seeds(r['high'])}{cost(r['high'])} over what"
+          f" the pilot supports (80% intervals: {spread})"
       )
     lines.append(
         f"  {c['arm']} vs {c['baseline']} ({len(c['diffs'])} pilot seeds, paired sd {sd:.3g}): "

@@ -30,7 +30,15 @@ from gen_models import stats
 
 EXACT_UP_TO = 13  # every sign pattern up to here (as stats.sign_flip_p), a fixed sample beyond
 MC_PATTERNS = 4096
-SIMS = 4000  # null sweeps per calibration: Monte Carlo error of a 5% rate about 0.35%
+SIMS = 10_000  # null sweeps per calibration and distribution: Monte Carlo error of 5% is 0.22%
+# The level a calibration aims at: alpha less one Monte Carlo standard error of its own sweeps, so
+# that the rate on fresh sweeps (not the calibration's) stays at or below alpha.
+MARGIN_SE = 1.0
+# The null distributions a design is calibrated on (the worst of them sets the levels), as
+# independent comparisons: arms compared with a shared baseline are positively correlated, which
+# only lowers the family-wise rate, so independence is the conservative case.
+NULLS = ("normal", "t3")
+BOOT = 999  # bootstrap resamples of the equivalence test's skew check
 # The largest design a command accepts: calibrating it takes seconds (about 14 s on one core for
 # 4 comparisons and 19 looks up to 100 seeds), and no GAN sweep here affords more seeds per arm.
 MAX_SEEDS = 100
@@ -39,21 +47,37 @@ MAX_LOOKS = 20
 
 @functools.lru_cache(maxsize=None)
 def _patterns(n: int) -> np.ndarray:
+  """Half of the sign patterns the test counts: a pattern and its negation give the same |sum|,
+  so each stands for both. Every pattern up to EXACT_UP_TO seeds, a fixed sample beyond."""
   if n <= EXACT_UP_TO:
-    return np.array(list(itertools.product((1.0, -1.0), repeat=n)), np.float32)
-  s = np.random.default_rng(0).choice((1.0, -1.0), (MC_PATTERNS, n)).astype(np.float32)
+    return np.array([(1.0,) + t for t in itertools.product((1.0, -1.0), repeat=n - 1)], np.float32)
+  s = np.random.default_rng(0).choice((1.0, -1.0), (MC_PATTERNS // 2, n)).astype(np.float32)
   s[0] = 1.0  # the observed signs are one of the patterns
   return s
 
 
 def sign_flip_p_many(d) -> np.ndarray:
   """Two-sided sign-flip p-values of mean = 0 for each row of d (B, n): the test of
-  stats.sign_flip_p, vectorised (exact up to 13 seeds, equal to it there)."""
+  stats.sign_flip_p, vectorised (exact up to 13 seeds, equal to it there; beyond, MC_PATTERNS
+  fixed patterns, half of them the others' negations)."""
   d = np.asarray(d, np.float32)
   s = _patterns(d.shape[1])
-  t = np.abs(d.sum(axis=1, keepdims=True))
-  count = (np.abs(d @ s.T) >= t * (1 - 1e-5)).sum(axis=1)
-  return np.where(np.all(d == 0, axis=1), 1.0, count / len(s))
+  out = np.empty(len(d))
+  for i in range(0, len(d), 2048):  # blocks whose (block, patterns) products stay in cache
+    x = d[i : i + 2048]
+    t = np.abs(x.sum(axis=1, keepdims=True)) * (1 - 1e-5)
+    out[i : i + 2048] = (np.abs(x @ s.T) >= t).sum(axis=1) / len(s)
+  return np.where(np.all(d == 0, axis=1), 1.0, out)
+
+
+def design_p(diffs) -> float:
+  """The p-value a design decides on: sign_flip_p_many of one comparison, the very test its
+  levels were calibrated for (stats.sign_flip_p, scipy's, draws other random patterns beyond 14
+  seeds: at n 14-21 the two differ by up to 0.02, enough to move a calibrated rate)."""
+  d = np.asarray(diffs, np.float64)
+  if len(d) < 2:
+    return 1.0
+  return float(sign_flip_p_many(d[None])[0])
 
 
 def obf_levels(looks, c: float) -> tuple:
@@ -61,12 +85,23 @@ def obf_levels(looks, c: float) -> tuple:
   return tuple(float(2 * sp_stats.norm.sf(c * math.sqrt(looks[-1] / n))) for n in looks)
 
 
-def _null_p(looks, m: int, sims: int, seed: int) -> np.ndarray:
-  """p-values (m, looks, sims) of m arms against one shared baseline under no difference."""
-  rng = np.random.default_rng(seed)
-  base = rng.normal(size=(sims, looks[-1]))
-  arms = rng.normal(size=(m, sims, looks[-1]))
-  return np.stack([[sign_flip_p_many((arms[j] - base)[:, :n]) for n in looks] for j in range(m)])
+def draw(rng, kind: str, shape) -> np.ndarray:
+  """Standardised noise of one kind: "normal", "t3" (heavy tails) or "lognormal" (right skew,
+  sigma 1), each with mean 0 and sd 1."""
+  if kind == "normal":
+    return rng.normal(size=shape)
+  if kind == "t3":
+    return rng.standard_t(3, size=shape) / math.sqrt(3.0)
+  if kind == "lognormal":
+    x = rng.lognormal(0.0, 1.0, size=shape)
+    return (x - math.exp(0.5)) / math.sqrt((math.e - 1) * math.e)
+  raise ValueError(f"unknown noise kind {kind!r}; use normal, t3 or lognormal")
+
+
+def _null_p(looks, m: int, sims: int, seed: int, kind: str = "normal") -> np.ndarray:
+  """p-values (m, looks, sims) of m independent comparisons under no difference."""
+  d = draw(np.random.default_rng(seed), kind, (m, sims, looks[-1]))
+  return np.stack([[sign_flip_p_many(d[j][:, :n]) for n in looks] for j in range(m)])
 
 
 def fwer(p: np.ndarray, levels) -> float:
@@ -139,41 +174,141 @@ def calibrate(
     sims: int = SIMS,
     seed: int = 0,
 ) -> Design:
-  """The design for these looks and m comparisons: for each number of open comparisons the
-  smallest O'Brien-Fleming constant whose simulated false-verdict rate is at most alpha."""
+  """The design for these looks and m comparisons: for each number j of open comparisons the
+  smallest O'Brien-Fleming constant whose simulated false-verdict rate, the worst over NULLS, is
+  at most alpha less MARGIN_SE standard errors. The first j of the same m simulated comparisons
+  serve every j, so a design's levels for j do not depend on m."""
+  target = alpha - MARGIN_SE * math.sqrt(alpha * (1 - alpha) / sims)
+  ps = [_null_p(looks, m, sims, seed + i, kind) for i, kind in enumerate(NULLS)]
   levels, spent = {}, {}
   for j in range(1, m + 1):
-    p = _null_p(looks, j, sims, seed + j)
-    lo, hi = 0.5, 6.0  # fwer falls as c grows
+    rate = lambda c: max(fwer(p[:j], obf_levels(looks, c)) for p in ps)
+    lo, hi = 0.5, 6.0  # the rate falls as c grows
     for _ in range(40):
       mid = 0.5 * (lo + hi)
-      lo, hi = (lo, mid) if fwer(p, obf_levels(looks, mid)) <= alpha else (mid, hi)
-    levels[j], spent[j] = obf_levels(looks, hi), fwer(p, obf_levels(looks, hi))
+      lo, hi = (lo, mid) if rate(mid) <= target else (mid, hi)
+    levels[j], spent[j] = obf_levels(looks, hi), rate(hi)
   return Design(tuple(looks), m, alpha, levels, spent, delta)
+
+
+def step_down(p, design: Design, look: int, unrejected) -> tuple:
+  """Holm's step-down at one look for B sweeps at once: p (B, j) the open comparisons' design
+  p-values, unrejected (B,) how many of the design's m comparisons no earlier look rejected.
+  Step r tests the r-th smallest p at the level of a design for the comparisons left
+  (unrejected - r), shared by them; after the first step that does not reject, that step's level
+  holds for the rest. Returns (rejected (B, j) bool, level (B, j)), in p's order. decide runs
+  this for one sweep; the simulations (gen_models.design_sim) for many."""
+  p = np.atleast_2d(np.asarray(p, np.float64))
+  b, j = p.shape
+  order = np.argsort(p, axis=1, kind="stable")
+  ps = np.take_along_axis(p, order, axis=1)
+  left = np.maximum(1, np.asarray(unrejected).reshape(-1, 1) - np.arange(j))  # (B, j)
+  table = np.array([design.levels[max(i, 1)][look] / max(i, 1) for i in range(design.m + 1)])
+  step_level = table[left]
+  passed = ps < step_level
+  first_fail = np.where(passed.all(axis=1), j, np.argmin(passed, axis=1))
+  at = np.minimum(np.arange(j)[None, :], first_fail[:, None])
+  level = np.take_along_axis(step_level, np.minimum(at, j - 1), axis=1)
+  rejected = np.arange(j)[None, :] < first_fail[:, None]
+  out_rej, out_level = np.empty_like(rejected), np.empty_like(level)
+  np.put_along_axis(out_rej, order, rejected, axis=1)
+  np.put_along_axis(out_level, order, level, axis=1)
+  return out_rej, out_level
+
+
+def _skew(d: np.ndarray) -> np.ndarray:
+  """The adjusted sample skewness of each row (scipy.stats.skew, bias=False); 0 where constant."""
+  with np.errstate(all="ignore"):
+    g = sp_stats.skew(d, axis=-1, bias=False)
+  return np.nan_to_num(g, nan=0.0)
+
+
+def equivalent(d, delta: float, level) -> np.ndarray:
+  """Whether each row of paired differences d (B, n) shows |mean| < delta at this level: the two
+  one-sided sign-flip tests (TOST, Lakens 2017) at the shifts +-delta', and a studentized
+  bootstrap (bootstrap-t) interval inside +-delta' too, where delta' = delta / (1 + |skewness|).
+  Why both: the sign-flip test assumes differences symmetric about their mean; with right-skewed
+  differences whose mean is +delta a sample that misses the rare large value looks equivalent
+  (measured: 16% of such sweeps at per-seed sd 16 with the plain test). The bootstrap-t interval
+  widens on the side of the skew and the margin shrinks with the sample's skewness; together
+  they keep a false equivalence under 5% for log-normal differences as for normal ones
+  (tests/test_sequential.py)."""
+  d = np.atleast_2d(np.asarray(d, np.float64))
+  b, n = d.shape
+  level = np.broadcast_to(np.asarray(level, np.float64), (b,))
+  margin = delta / (1.0 + np.abs(_skew(d)))
+  mean = d.mean(axis=1)
+  shift = margin[:, None]
+  ok = (np.abs(mean) < margin) & (sign_flip_p_many(d - shift) < level)
+  ok &= sign_flip_p_many(d + shift) < level
+  idx = np.random.default_rng(0).integers(0, n, (BOOT, n))
+  sd = d.std(axis=1, ddof=1)
+  for i in np.flatnonzero(ok):  # a bootstrap only where the tests already agree
+    r = d[i][idx]
+    t = (r.mean(axis=1) - mean[i]) / np.maximum(r.std(axis=1, ddof=1), 1e-12 * (sd[i] + 1e-300))
+    lo_q, hi_q = np.quantile(t * math.sqrt(n), [level[i] / 2, 1 - level[i] / 2])
+    low, high = mean[i] - hi_q * sd[i] / math.sqrt(n), mean[i] - lo_q * sd[i] / math.sqrt(n)
+    ok[i] = -margin[i] < low and high < margin[i]
+  return ok
+
+
+def look_diffs_many(a, b, lower_is_better: bool) -> np.ndarray:
+  """Paired differences a - b (B, n) of B sweeps at one look, NaN marking a run that diverged:
+  a diverged run counts as the worst outcome, the worst value either arm reached at this look
+  in its sweep (the largest where lower is better), so an arm that diverges where the baseline
+  does not loses that seed's pair and two diverged runs tie. That value depends on the two arms'
+  runs only through their pooled values, which swapping the arms within a seed leaves unchanged:
+  under no difference the sign-flip test stays exact."""
+  a, b = np.atleast_2d(np.asarray(a, np.float64)), np.atleast_2d(np.asarray(b, np.float64))
+  pooled = np.concatenate([a, b], axis=1)
+  seen = ~np.isnan(pooled)
+  worst = np.where(seen, pooled, -np.inf if lower_is_better else np.inf)
+  worst = worst.max(axis=1) if lower_is_better else worst.min(axis=1)
+  worst = np.where(seen.any(axis=1), worst, 0.0)[:, None]  # every run diverged: all pairs tie
+  return np.where(np.isnan(a), worst, a) - np.where(np.isnan(b), worst, b)
+
+
+def look_diffs(a: dict, b: dict, seeds, lower_is_better: bool) -> Optional[np.ndarray]:
+  """look_diffs_many for one comparison at a look with these seeds. a, b: {seed: value, or None
+  for a run that diverged}. None when a seed has no run yet in either arm: the comparison waits
+  for a later look (never a test on fewer seeds than the look's)."""
+  if any(s not in a or s not in b for s in seeds):
+    return None
+  value = lambda v: math.nan if v is None else float(v)
+  return look_diffs_many(
+      [[value(a[s]) for s in seeds]], [[value(b[s]) for s in seeds]], lower_is_better
+  )[0]
 
 
 def decide(comps: list, design: Design, look: int, decided: dict) -> dict:
   """Decisions at one look: {arm: {"verdict" (None = still open), "level", "ci_low", "ci_high",
-  "look", "n", "p", "mean_diff"}}. comps: the primary metric's comparisons at this look (each with
-  "arm", "p", "diffs", "mean_diff", "lower_is_better"); decided: earlier looks' decisions with a
-  verdict, kept as they are. The open comparisons are tested by Holm's step-down, step r at the
-  level of a design for the comparisons not yet rejected; better/worse exactly when the interval
-  at that level excludes 0."""
+  "look", "n", "p", "mean_diff"}}. comps: the primary metric's comparisons testable at this look
+  (each with "arm", "diffs" at the look's seeds, "lower_is_better"); decided: earlier looks'
+  decisions with a verdict, kept as they are. The open comparisons are tested by Holm's step-down
+  (step_down) on the design's p (design_p); better/worse exactly when the interval at that level
+  (the same test inverted) excludes 0; equivalence by `equivalent` at that level."""
   out = {arm: d for arm, d in decided.items() if d.get("verdict")}
   rejected_before = sum(d["verdict"] in ("better", "worse") for d in out.values())
   unrejected = design.m - rejected_before  # an equivalence verdict recycles no error
-  open_ = sorted((c for c in comps if c["arm"] not in out), key=lambda c: c["p"])
-  level, rejecting = None, True
-  for r, c in enumerate(open_):
-    if rejecting:  # Holm's step r: a design for the j comparisons left, its level shared by j
-      j = max(1, unrejected - r)
-      level = design.levels[j][look] / j
-    rejecting = rejecting and c["p"] < level
-    lo, hi = stats.sign_flip_interval(c["diffs"], level)
+  open_ = [c for c in comps if c["arm"] not in out]
+  if not open_:
+    return out
+  diffs = [np.asarray(c["diffs"], np.float64) for c in open_]
+  p = np.array([[design_p(d) for d in diffs]])
+  rejected, levels = step_down(p, design, look, [unrejected])
+  for c, d, pv, rej, level in zip(open_, diffs, p[0], rejected[0], levels[0]):
+    level = float(level)
+    lo, hi = stats.sign_flip_interval(d, level, p_value=design_p)
+    mean = float(np.mean(d))
     verdict = None
-    if rejecting:
-      verdict = "better" if (c["mean_diff"] < 0) == c["lower_is_better"] else "worse"
-    elif design.delta and -design.delta < lo and hi < design.delta:
+    if rej:
+      verdict = "better" if (mean < 0) == c["lower_is_better"] else "worse"
+    elif (
+        design.delta
+        and -design.delta < lo
+        and hi < design.delta
+        and equivalent(d[None], design.delta, level)[0]
+    ):
       verdict = f"equivalent within ±{design.delta:g}"
     out[c["arm"]] = {
         "verdict": verdict,
@@ -181,9 +316,9 @@ def decide(comps: list, design: Design, look: int, decided: dict) -> dict:
         "ci_low": lo,
         "ci_high": hi,
         "look": look,
-        "n": design.looks[look],
-        "p": c["p"],
-        "mean_diff": c["mean_diff"],
+        "n": len(d),
+        "p": float(pv),
+        "mean_diff": mean,
     }
   return out
 
@@ -228,3 +363,37 @@ def seeds_for_power(
     mid = (lo + hi) // 2
     lo, hi = (lo, mid) if ok(budgets[mid]) else (mid + 1, hi)
   return budgets[lo]
+
+
+def seeds_range(diffs, start, batch, m, effect=None, conf=0.8, limit=60) -> dict:
+  """What a pilot's paired differences support about the budget for 80% power, as a range, not a
+  point: a pilot of 11 seeds puts the true sd anywhere in a wide interval, and the seeds needed
+  grow with its square. The sd's `conf` interval (chi-square, normal differences) and, when
+  `effect` is None (the effect seen), the mean's `conf` t-interval give the range's ends: the
+  fewest seeds (the smallest sd, the largest |effect|) and the most (the largest sd, the smallest
+  |effect|; None = over `limit`, also when the effect's interval reaches 0). Returns {"point",
+  "low", "high", "sd", "sd_low", "sd_high", "effect", "effect_low", "effect_high"}."""
+  d = np.asarray(diffs, np.float64)
+  n, sd = len(d), float(np.std(d, ddof=1))
+  tail = (1 - conf) / 2
+  sd_low = sd * math.sqrt((n - 1) / sp_stats.chi2.ppf(1 - tail, n - 1))
+  sd_high = sd * math.sqrt((n - 1) / sp_stats.chi2.ppf(tail, n - 1))
+  if effect is None:
+    half = sp_stats.t.ppf(1 - tail, n - 1) * sd / math.sqrt(n)
+    mean = float(np.mean(d))
+    big, small = abs(mean) + half, max(0.0, abs(mean) - half)
+    effect = mean
+  else:
+    big = small = abs(effect)
+  need = lambda e, s: seeds_for_power(start, batch, m, e, s, limit=limit) if e > 0 else None
+  return {
+      "point": need(abs(effect), sd),
+      "low": need(big, sd_low),
+      "high": need(small, sd_high),
+      "sd": sd,
+      "sd_low": sd_low,
+      "sd_high": sd_high,
+      "effect": effect,
+      "effect_low": small,
+      "effect_high": big,
+  }

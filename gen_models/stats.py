@@ -51,18 +51,21 @@ def sign_flip_p(diffs) -> float:
   return float(min(1.0, res.pvalue))
 
 
-def sign_flip_interval(diffs, alpha: float = ALPHA, tol: float = 1e-6):
+def sign_flip_interval(diffs, alpha: float = ALPHA, tol: float = 1e-6, p_value=None):
   """(low, high): the shifts delta not rejected by the sign-flip test of diffs - delta at level
   alpha (the test inverted: delta is rejected when its p-value is below alpha, as a verdict is),
   so the interval excludes 0 exactly when the test at this level rejects. (-inf, inf) when n is
-  too small for any rejection at this level."""
+  too small for any rejection at this level. p_value: the test's p function (default
+  sign_flip_p; a sequential design passes the one it was calibrated for)."""
+  p_value = p_value or sign_flip_p
   d = np.asarray(diffs, np.float64)
   n = len(d)
-  if n < 2 or 2.0 / 2**n >= alpha:
+  # the smallest p any shift can reach: every difference of one sign
+  if n < 2 or 2.0 / 2**n >= alpha or p_value(np.ones(n)) >= alpha:
     return -math.inf, math.inf
   center = float(np.mean(d))
   spread = float(np.max(np.abs(d - center))) + 1e-12
-  accept = lambda delta: sign_flip_p(d - delta) >= alpha
+  accept = lambda delta: p_value(d - delta) >= alpha
 
   def edge(direction):
     inside, outside = center, center + direction * spread

@@ -735,5 +735,6 @@ def test_plan_needs_a_pilot_and_then_says_what_the_design_can_find(sweep, tmp_pa
   assert _main(sweep, "gaussian1d_loss", "--set", "train.steps=60", *args) == 0
   out = capsys.readouterr().out
   assert "4 looks at 3, 5, 7, 9 seeds per arm" in out
-  assert "minimax vs ns (3 pilot seeds" in out and "seeds per arm for 80%" in out
+  assert "minimax vs ns (3 pilot seeds" in out and "seeds per arm" in out
+  assert "over what the pilot supports (80% intervals:" in out  # a range, not one number
   assert not (sweep / "gaussian1d_loss" / "ns" / "seed3").exists()  # --plan trains nothing

@@ -144,3 +144,42 @@ def test_one_primary_metric_and_one_holm_family_for_all_secondary_ones():
   np.testing.assert_allclose([c["p_holm"] for c in primary], stats.holm([c["p"] for c in primary]))
   with pytest.raises(config_lib.ConfigError, match="primary metric 'psnr'"):
     registry.Experiment("w", "w", cfg, (("base", {}), ("a", {})), primary="psnr")
+
+
+def test_a_diverged_run_does_not_halt_the_design_it_counts_as_the_worst_value(tmp_path):
+  """Seeds on demand with a run that diverged at the first look (issue 36): the design still
+  decides at that look and the next (it used to find no look and halt), with the diverged run
+  scored as the worst value of its look, and says so in the verdict."""
+  import json  # pylint: disable=g-import-not-at-top
+
+  from gen_models import sequential  # pylint: disable=g-import-not-at-top
+
+  exp = registry.Experiment("x", "x", registry.get("gaussian1d").config, (("base", {}), ("x", {})))
+  design = sequential.calibrate((8, 12), 1, sims=2000)
+  (tmp_path / "sequential.json").write_text(
+      json.dumps({"design": design.to_dict(), "metric": "w1"})
+  )
+  rng = np.random.default_rng(0)
+  base = list(rng.normal(0.3, 0.01, 12))
+  x = [v - 0.02 for v in base]  # better on every seed it finishes
+
+  def at(n, diverged):
+    summary = _summary([_arm("base", base[:n]), _arm("x", x[:n], diverged=diverged)])
+    summary["headline_k"] = 3
+    summary["comparisons"] = report.comparisons(summary, exp, 3)
+    return summary, report.apply_design(summary, str(tmp_path))
+
+  summary, seq = at(8, diverged=(2,))
+  assert seq["look"] == 0  # not None: the look is the seeds run, whatever diverged
+  c = next(c for c in summary["comparisons"] if c["metric"] == "w1")
+  assert c["n"] == 8 and "1 diverged run(s) counted as the worst value seen" in c["verdict"]
+  d = seq["decisions"]["x"]
+  assert d["verdict"] is None  # one worst-valued seed of 8 is enough doubt at this look's level
+  expected = sequential.look_diffs(
+      {s: None if s == 2 else x[s] for s in range(8)}, dict(enumerate(base[:8])), range(8), True
+  )
+  assert expected[2] == pytest.approx(max(base[:8]) - base[2])  # x's seed 2: base's worst value
+  assert d["mean_diff"] == pytest.approx(float(np.mean(expected)))
+  summary, seq = at(12, diverged=(2,))
+  assert seq["look"] == 1 and seq["stop"]  # the last look is reached and decides
+  assert seq["decisions"]["x"]["n"] == 12
