@@ -21,9 +21,14 @@ from gen_models import sequential
 
 def sweep_values(effects, seeds, kind="normal", diverge=None, sims=8000, seed=0) -> np.ndarray:
   """(1 + arms, sims, seeds) run values of simulated sweeps, row 0 the baseline, NaN where a run
-  diverged (the seed effect, shared by a seed's runs, is left out: it cancels in every pair)."""
+  diverged (the seed effect, shared by a seed's runs, is left out: it cancels in every pair).
+  kind "<noise> differences" (e.g. "lognormal differences"): a noiseless baseline, so each
+  paired difference carries one draw of the noise (right-skewed for log-normal: the arm changes
+  the shape of the distribution, not its mean, a null the sign-flip test does not cover)."""
   rng = np.random.default_rng(seed)
-  values = sequential.draw(rng, kind, (len(effects) + 1, sims, seeds))
+  values = sequential.draw(rng, kind.removesuffix(" differences"), (len(effects) + 1, sims, seeds))
+  if kind.endswith(" differences"):  # the noise in the differences themselves (skewed stays so)
+    values[0] = 0.0
   values += np.concatenate([[0.0], effects])[:, None, None]
   for who, prob in (diverge or {}).items():
     row = 0 if who == "baseline" else who + 1
@@ -72,9 +77,11 @@ def simulate(design, effects, kind="normal", diverge=None, sims=8000, seed=0) ->
   }
 
 
-# The grid a design's error rate is checked on: 1-4 comparisons x three noise kinds x every arm
-# null, or real arms (d_z 0.8) beside null ones.
-KINDS = ("normal", "t3", "lognormal")
+# The grid a design's error rate is checked on: 1-4 comparisons x four kinds of noise x every arm
+# null, or real arms (d_z 0.8) beside null ones. Three kinds are run noise (normal, t3, log-normal
+# with sigma 1: the paired differences are then symmetric, heavy-tailed), the fourth skewed
+# paired differences themselves (sequential.draw "skewed", skewness 0.78).
+KINDS = ("normal", "t3", "lognormal", "skewed differences")
 REAL = 0.8
 
 

@@ -34,10 +34,12 @@ SIMS = 10_000  # null sweeps per calibration and distribution: Monte Carlo error
 # The level a calibration aims at: alpha less one Monte Carlo standard error of its own sweeps, so
 # that the rate on fresh sweeps (not the calibration's) stays at or below alpha.
 MARGIN_SE = 1.0
-# The null distributions a design is calibrated on (the worst of them sets the levels), as
-# independent comparisons: arms compared with a shared baseline are positively correlated, which
-# only lowers the family-wise rate, so independence is the conservative case.
-NULLS = ("normal", "t3")
+# The null distributions of the paired differences a design is calibrated on (the worst of them
+# sets the levels), as independent comparisons: arms compared with a shared baseline are
+# positively correlated, which only lowers the family-wise rate, so independence is the
+# conservative case. "skewed": an arm that changes the shape of the metric's distribution but
+# not its mean, where the sign-flip test (which assumes symmetric differences) is approximate.
+NULLS = ("normal", "t3", "skewed")
 BOOT = 999  # bootstrap resamples of the equivalence test's skew check
 # The largest design a command accepts: calibrating it takes seconds (about 14 s on one core for
 # 4 comparisons and 19 looks up to 100 seeds), and no GAN sweep here affords more seeds per arm.
@@ -85,17 +87,23 @@ def obf_levels(looks, c: float) -> tuple:
   return tuple(float(2 * sp_stats.norm.sf(c * math.sqrt(looks[-1] / n))) for n in looks)
 
 
+# log-normal shapes: skewness 6.2, 0.78 and 1.75
+SIGMA = {"lognormal": 1.0, "skewed": 0.25, "very skewed": 0.5}
+
+
 def draw(rng, kind: str, shape) -> np.ndarray:
-  """Standardised noise of one kind: "normal", "t3" (heavy tails) or "lognormal" (right skew,
-  sigma 1), each with mean 0 and sd 1."""
+  """Standardised noise of one kind, mean 0 and sd 1: "normal", "t3" (heavy tails), "lognormal"
+  (sigma 1: skewness 6.2) or "skewed" (log-normal, sigma 0.25: skewness 0.78, more than the
+  0.3-0.6 of the paired FID differences in docs/results) or "very skewed" (sigma 0.5: 1.75)."""
   if kind == "normal":
     return rng.normal(size=shape)
   if kind == "t3":
     return rng.standard_t(3, size=shape) / math.sqrt(3.0)
-  if kind == "lognormal":
-    x = rng.lognormal(0.0, 1.0, size=shape)
-    return (x - math.exp(0.5)) / math.sqrt((math.e - 1) * math.e)
-  raise ValueError(f"unknown noise kind {kind!r}; use normal, t3 or lognormal")
+  if kind in SIGMA:
+    v = SIGMA[kind] ** 2
+    x = rng.lognormal(0.0, SIGMA[kind], size=shape)
+    return (x - math.exp(v / 2)) / math.sqrt((math.exp(v) - 1) * math.exp(v))
+  raise ValueError(f"unknown noise kind {kind!r}; use normal, t3, lognormal or skewed")
 
 
 def _null_p(looks, m: int, sims: int, seed: int, kind: str = "normal") -> np.ndarray:

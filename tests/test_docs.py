@@ -103,7 +103,17 @@ def test_every_documented_command_parses(page, tool, argv):
 
 
 @pytest.mark.parametrize(
-    "tool", ["run", "evaluate", "sample", "diagnose", "extractors", "bench", "peers.keras_ae"]
+    "tool",
+    [
+        "run",
+        "evaluate",
+        "sample",
+        "diagnose",
+        "extractors",
+        "bench",
+        "design_check",
+        "peers.keras_ae",
+    ],
 )
 def test_every_tool_prints_its_help(tool, capsys):
   with pytest.raises(SystemExit) as e:

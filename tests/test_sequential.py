@@ -153,14 +153,14 @@ CARD = (11, 16, 21)  # the DCGAN question sweeps' looks
 
 
 def test_the_error_rate_holds_in_every_cell_of_the_grid():
-  """1-4 comparisons x normal / t3 / log-normal run noise x all-null / one null beside real
-  arms: 8,000 fresh sweeps per cell (not the calibration's), each decided by the design's own
-  step_down on its own p-values: the false-verdict rate is at most 5% + 2 Monte Carlo standard
-  errors (0.0049) everywhere. The realised rates are docs/metrics.md's table."""
+  """1-4 comparisons x normal / t3 / log-normal run noise and skewed differences x all-null /
+  one null beside real arms: 8,000 fresh sweeps per cell (not the calibration's), each decided
+  by the design's own step_down on its own p-values: the false-verdict rate is at most 5% + 2
+  Monte Carlo standard errors (0.0049) everywhere. The realised rates are docs/metrics.md's table."""
   from gen_models import design_sim  # pylint: disable=g-import-not-at-top
 
   cells = design_sim.grid(CARD, max_m=4, sims=8000, seed=100)
-  assert len(cells) == 21
+  assert len(cells) == 28
   bad = [(c["cell"], c["kind"], c["rate"]) for c in cells if c["rate"] > 0.05 + c["mc_error"]]
   assert not bad, bad
   # The same sweeps tested at 5% at every look (no design) are far above: the grid can fail.
@@ -222,7 +222,7 @@ def test_divergence_never_halts_the_design_nor_lends_a_null_arm_a_verdict(prob):
   assert r["false"] <= 0.05 + r["mc_error"]  # arm 0 is the only true null here
 
 
-@pytest.mark.parametrize("kind", ["normal", "t3", "lognormal"])
+@pytest.mark.parametrize("kind", ["normal", "t3", "lognormal", "skewed"])
 def test_false_equivalence_stays_under_5_percent_for_skewed_differences(kind):
   """A true difference of exactly +delta (5, the DCGAN sweeps' margin) at per-seed sd 6-16:
   the plain two one-sided sign-flip tests called it equivalent in up to 17% of log-normal
