@@ -156,7 +156,8 @@ def test_the_error_rate_holds_in_every_cell_of_the_grid():
   """1-4 comparisons x normal / t3 / log-normal run noise and skewed differences x all-null /
   one null beside real arms: 8,000 fresh sweeps per cell (not the calibration's), each decided
   by the design's own step_down on its own p-values: the false-verdict rate is at most 5% + 2
-  Monte Carlo standard errors (0.0049) everywhere. The realised rates are docs/metrics.md's table."""
+  Monte Carlo standard errors (0.0049) everywhere. The realised rates are docs/metrics.md's table.
+  """
   from gen_models import design_sim  # pylint: disable=g-import-not-at-top
 
   cells = design_sim.grid(CARD, max_m=4, sims=8000, seed=100)
