@@ -52,6 +52,10 @@ class Task:
   spec: data_lib.BatchSpec
   hparams: dict  # traced hyperparameters
   evaluate: Optional[Callable[[Any, int], dict]] = None  # (state, step) -> host metrics
+  # (state, key, step) -> the device arrays `evaluate` scores (e.g. generated images), pure in
+  # state and key: a vmapped group draws them for all its live runs in one program and hands each
+  # run's to evaluate(state, step, images=...)
+  eval_images: Optional[Callable] = None
   examples_per_step: int = 1
   unit: str = "ex"  # what examples_per_step counts, for progress lines (ex, img)
   cost_per_step: dict = dataclasses.field(default_factory=dict)  # {name: count}, e.g. d_updates
@@ -485,17 +489,41 @@ def _score_together(done: list):
   return done
 
 
+def _group_images(group: Group, live: list) -> tuple:
+  """({run: its evaluation images}, seconds) for a vmapped group whose tasks draw images
+  (Task.eval_images): one program over the stacked states and keys of the live runs, on the
+  device. ({}, 0) where the runs evaluate one by one."""
+  tasks = [group.runs[r].task for r in live]
+  if not group.many or group.mesh is not None or not live:
+    return {}, 0.0
+  if any(t.evaluate is None or t.eval_images is None for t in tasks):
+    return {}, 0.0
+  t = time.perf_counter()
+  idx = jnp.asarray(live)
+  states = jax.tree.map(lambda x: x[idx], group.state)
+  keys = jnp.stack([group.runs[r].key for r in live])
+  draw = jax.vmap(lambda state, key: tasks[0].eval_images(state, key, group.step))
+  images = draw(states, keys)
+  return {r: jax.tree.map(lambda x, i=i: x[i], images) for i, r in enumerate(live)}, (
+      time.perf_counter() - t
+  ) / len(live)
+
+
 def evaluate(group: Group, print_fn=print):
-  """Runs each live run's evaluation at group.step, the parts its task defers ("_score") for the
-  whole group at once; logs it (and its images)."""
+  """Runs each live run's evaluation at group.step: a vmapped group's images drawn for all its
+  runs at once (_group_images), the parts its task defers ("_score") scored for the whole group
+  at once; logs it (and its images)."""
   done = []
-  for r in group.live():
+  live = group.live()
+  drawn, share = _group_images(group, live)
+  for r in live:
     run = group.runs[r]
     if run.task.evaluate is None:
       continue
     t = time.perf_counter()
-    metrics = run.task.evaluate(group.state_of(r), group.step)
-    done.append((r, metrics, time.perf_counter() - t))
+    extra = {"images": drawn[r]} if r in drawn else {}
+    metrics = run.task.evaluate(group.state_of(r), group.step, **extra)
+    done.append((r, metrics, time.perf_counter() - t + (share if r in drawn else 0.0)))
   for r, metrics, seconds in _score_together(done):
     run = group.runs[r]
     images = metrics.pop("_images", {})

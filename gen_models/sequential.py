@@ -37,9 +37,10 @@ MARGIN_SE = 1.0
 # The null distributions of the paired differences a design is calibrated on (the worst of them
 # sets the levels), as independent comparisons: arms compared with a shared baseline are
 # positively correlated, which only lowers the family-wise rate, so independence is the
-# conservative case. "skewed": an arm that changes the shape of the metric's distribution but
-# not its mean, where the sign-flip test (which assumes symmetric differences) is approximate.
-NULLS = ("normal", "t3", "skewed")
+# conservative case. Skewed differences (an arm that changes the shape of the metric's
+# distribution, not its mean) are left out: calibrating for them too left the first look of a
+# 4-comparison card sweep (11 seeds) unable to reach any verdict; docs/metrics.md gives their rate.
+NULLS = ("normal", "t3")
 BOOT = 999  # bootstrap resamples of the equivalence test's skew check
 # The largest design a command accepts: calibrating it takes seconds (about 14 s on one core for
 # 4 comparisons and 19 looks up to 100 seeds), and no GAN sweep here affords more seeds per arm.

@@ -110,15 +110,23 @@ def extractor_info(cfg, data):
   return features.get(cfg.data.name, data, lambda s: None).info()
 
 
-def _evaluate(cfg, run_dir, key, data, state, step):
+def _eval_images(cfg, state, key, step):
+  """The images an evaluation at `step` scores, uint8 on the device: pure in (state, key), so a
+  vmapped group draws them for all its runs in one program (loop.Task.eval_images)."""
+  n = config_lib.eval_samples(cfg, step)  # fewer outside the headline window when set
+  g = gan.generator_of(state)
+  return generate_u8_device(cfg, g, jax.random.fold_in(eval_key(key), 3), n)
+
+
+def _evaluate(cfg, run_dir, key, data, state, step, images=None):
   out = {}
   g = gan.generator_of(state)
   if run_dir:
     path = os.path.join(rundir.RunPaths(run_dir).samples, f"step_{step:07d}.png")
     out["_images"] = {"samples": plots.save_grid(fixed_samples(cfg, g, key), path)}
   if cfg.eval.num_samples > 0 and "test" in data:
-    n = config_lib.eval_samples(cfg, step)  # fewer outside the headline window when set
-    images = generate_u8_device(cfg, g, jax.random.fold_in(eval_key(key), 3), n)
+    n = config_lib.eval_samples(cfg, step)
+    images = _eval_images(cfg, state, key, step) if images is None else images
     # scored with the group's other runs at this step (loop.evaluate), in one program
     out["_score"] = ((cfg.data.name, n), images, functools.partial(_score_group, cfg, data))
     ens = features.get(cfg.data.name, data)
@@ -134,6 +142,11 @@ def make_task(cfg, data, key, run_dir=None):
       spec=gan.batch_spec(cfg, train_x.shape[0]),
       hparams=gan.hparams(cfg),
       evaluate=functools.partial(_evaluate, cfg, run_dir, key, data),
+      eval_images=(
+          functools.partial(_eval_images, cfg)
+          if cfg.eval.num_samples > 0 and "test" in data
+          else None
+      ),
       examples_per_step=cfg.train.batch_size,
       cost_per_step=gan.cost_per_step(cfg),
       unit="img",
