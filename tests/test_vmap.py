@@ -153,3 +153,38 @@ def test_vmapped_conv_gans_match_one_by_one(tmp_path):
               base, 2 / n if base in ("precision", "recall", "density", "coverage") else 1e-6
           )
           np.testing.assert_allclose(r2[k], r1[k], rtol=1e-3, atol=atol, err_msg=f"{arm} {k}")
+
+
+def test_a_vmapped_group_draws_each_runs_evaluation_images_in_one_program():
+  """loop._group_images (the accelerator path, forced here on the CPU): every live run's images
+  are the ones its own evaluation draws, from its own parameters and key; a run that stopped is
+  left out. A planted "run 0's key for all" makes run 2's images differ (checked)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+  from gen_models import families  # pylint: disable=g-import-not-at-top
+  from gen_models import loop  # pylint: disable=g-import-not-at-top
+  from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
+
+  cfg = tiny_image(**{"train.vmap_runs": True})
+  data = data_lib.load(cfg)
+  keys = [jax.random.key(s) for s in (0, 1, 2)]
+  tasks = [families.make_task(cfg, data, k) for k in keys]
+  states = [t.init(k) for t, k in zip(tasks, keys)]
+  runs = [loop.Run(t, cfg, None, k, None) for t, k in zip(tasks, keys)]
+  runs[1].status = "diverged"
+  stacked = jax.tree.map(lambda *x: jax.numpy.stack(x), *states)
+  group = loop.Group(runs, stacked, None, None, None, step=cfg.train.steps, length=1)
+  drawn, _ = loop._group_images(group, group.live(), side_by_side=True)  # pylint: disable=protected-access
+  assert sorted(drawn) == [0, 2]
+  for r in (0, 2):
+    own = np.asarray(tasks[r].eval_images(states[r], keys[r], cfg.train.steps))
+    got = np.asarray(drawn[r])
+    assert got.shape == own.shape and got.dtype == np.uint8
+    # batched convolutions may round differently: a pixel may move by one level, no more
+    assert np.abs(got.astype(int) - own.astype(int)).max() <= 1
+  other = np.asarray(tasks[2].eval_images(states[2], keys[0], cfg.train.steps))
+  assert np.abs(other.astype(int) - np.asarray(drawn[2]).astype(int)).max() > 10
+  # On a CPU the group's runs draw their own (the default there): nothing drawn together.
+  assert loop._group_images(group, group.live())[0] == {}  # pylint: disable=protected-access
