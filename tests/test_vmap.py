@@ -176,7 +176,8 @@ def test_a_vmapped_group_draws_each_runs_evaluation_images_in_one_program():
   runs[1].status = "diverged"
   stacked = jax.tree.map(lambda *x: jax.numpy.stack(x), *states)
   group = loop.Group(runs, stacked, None, None, None, step=cfg.train.steps, length=1)
-  drawn, _ = loop._group_images(group, group.live(), side_by_side=True)  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  drawn, _ = loop._group_images(group, group.live(), side_by_side=True)
   assert sorted(drawn) == [0, 2]
   for r in (0, 2):
     own = np.asarray(tasks[r].eval_images(states[r], keys[r], cfg.train.steps))
