@@ -3,6 +3,7 @@
   python -m experiments.bench [--models gaussian1d,mlp_gan,dcgan,...] [--batch 64,256] [--peers]
                               [--reference] [--rounds 3] [--seconds 3] [--json]
   python -m experiments.bench --eval-samples 2000,10000 [--data fashion_mnist] [--rounds 3]
+  python -m experiments.bench --draw-samples 2000 [--rounds 3]
                               [--cores 1,all]
 
 For every image model and batch: our jitted step (after compilation, compile time reported
@@ -66,6 +67,14 @@ def parse_args(argv):
       help="for --eval-samples: core settings, each in a pinned child process (default 1,all)",
   )
   p.add_argument("--data", default="fashion_mnist", help="dataset for --eval-samples")
+  p.add_argument(
+      "--draw-samples",
+      type=int,
+      help=(
+          "time drawing a group of 4 dcgan runs' evaluation images (this many each) instead: 4"
+          " single draws, one vmapped program, one lax.map program; --rounds of each"
+      ),
+  )
   return p.parse_args(argv)
 
 
@@ -426,6 +435,12 @@ def main(argv=None) -> int:
   except RunError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
+  if args.draw_samples:
+    from experiments import bench_eval  # pylint: disable=g-import-not-at-top
+
+    report = bench_eval.draws(args.draw_samples, args.data, args.rounds, log)
+    print(json.dumps(report, indent=1) if args.json else bench_eval.draw_table(report))
+    return 0
   if args.eval_samples:
     from experiments import bench_eval  # pylint: disable=g-import-not-at-top
 

@@ -205,3 +205,54 @@ def table(report) -> str:
           f" {c['reference_s']['device']:.1f} s |"
       )
   return "\n".join(lines)
+
+
+def draws(n, data_name, rounds, log) -> dict:
+  """Seconds to draw GROUP dcgan runs' n evaluation images each (image_gan's eval_images, what
+  loop._group_images runs): GROUP single draws, one vmapped program (the accelerator path), one
+  lax.map program; median over rounds, after a warm-up."""
+  import jax  # pylint: disable=g-import-not-at-top
+  from experiments import registry  # pylint: disable=g-import-not-at-top
+  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
+  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
+  from gen_models import families  # pylint: disable=g-import-not-at-top
+
+  base = config_lib.apply_overrides(registry.get("dcgan").config, {"data.name": data_name})
+  cfg = families.validate(config_lib.apply_overrides(base, {"eval.num_samples": n}))
+  task = families.make_task(cfg, data_lib.load(cfg, log=lambda s: None), jax.random.key(0))
+  keys = jax.numpy.stack([jax.random.key(r) for r in range(GROUP)])
+  states = jax.vmap(task.init)(keys)
+  step = cfg.train.steps
+  draw = lambda s, k: task.eval_images(s, k, step)
+  ways = {
+      "singles": lambda: [
+          draw(jax.tree.map(lambda x, r=r: x[r], states), keys[r]) for r in range(GROUP)
+      ],
+      "vmap": lambda: jax.vmap(draw)(states, keys),
+      "lax.map": lambda: jax.lax.map(lambda a: draw(*a), (states, keys)),
+  }
+  out = {}
+  for name, fn in ways.items():
+    jax.block_until_ready(fn())
+    out[name] = statistics.median(
+        _timed(lambda fn=fn: jax.block_until_ready(fn()))[0] for _ in range(rounds)
+    )
+    log(f"{name}: {out[name]:.2f}s")
+  return {"samples": n, "group": GROUP, "backend": jax.default_backend(), "seconds": out}
+
+
+def draw_table(report) -> str:
+  s = report["seconds"]
+  return "\n".join([
+      (
+          f"drawing {report['group']} dcgan runs' {report['samples']:,} evaluation images each"
+          f" ({report['backend']}), seconds (median):"
+      ),
+      "",
+      "| single draws | vmap | lax.map |",
+      "|---|---|---|",
+      (
+          f"| {s['singles']:.2f} | {s['vmap']:.2f} ({s['vmap'] / s['singles']:.2f}x) |"
+          f" {s['lax.map']:.2f} ({s['lax.map'] / s['singles']:.2f}x) |"
+      ),
+  ])
