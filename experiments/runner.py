@@ -355,8 +355,7 @@ def run_plan(
   print(report.table_text(summary), flush=True)
   if summary["comparisons"]:
     print("\n" + report.verdict_text(summary, markdown=False), flush=True)
-  if built:
-    tracking.log_comparisons(exp_dir, mode, project=WANDB_PROJECT, group=exp.name, summary=summary)
+  tracking.log_comparisons(exp_dir, mode, project=WANDB_PROJECT, group=exp.name, summary=summary)
   return 0
 
 

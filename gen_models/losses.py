@@ -57,13 +57,6 @@ def mse(pred, target):
   return jnp.mean(jnp.square(pred - target).reshape(pred.shape[0], -1), axis=1)
 
 
-def bce_probs(probs, target, eps=1e-7):
-  """Per-example BCE between predicted probabilities and targets in [0, 1] (Keras' clipping)."""
-  p = jnp.clip(probs, eps, 1.0 - eps)
-  e = -(target * jnp.log(p) + (1.0 - target) * jnp.log1p(-p))
-  return jnp.mean(e.reshape(p.shape[0], -1), axis=1)
-
-
 def bce_logits_per_example(logits, target):
   return jnp.mean(bce_with_logits(logits, target).reshape(logits.shape[0], -1), axis=1)
 

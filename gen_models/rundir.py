@@ -161,21 +161,6 @@ def lock(exp_dir: str):
     os.close(fd)  # releases the lock
 
 
-def refuse_if_locked(exp_dir: str) -> None:
-  """Raises lock()'s RunError if another process holds exp_dir's lock; writes nothing."""
-  path = ExpPaths(exp_dir).lock
-  if not os.path.exists(path):
-    return
-  fd = os.open(path, os.O_RDONLY)
-  try:
-    fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-  except OSError:
-    holder = os.pread(fd, 4096, 0).decode(errors="replace").strip() or "another process"
-    raise RunError(_busy(exp_dir, holder)) from None
-  finally:
-    os.close(fd)
-
-
 def _holder_line(what: str) -> bytes:
   stamp = datetime.datetime.now().isoformat(timespec="seconds")
   return f"{what} pid {os.getpid()} on {socket.gethostname()} (since {stamp})\n".encode()

@@ -27,7 +27,6 @@ import numpy as np
 from scipy import stats as sp_stats
 
 ALPHA = 0.05
-MIN_SEEDS_FOR_VERDICT = 6  # 2 / 2^n < 0.05
 
 
 def _mean(x, axis=-1):

@@ -2,6 +2,7 @@
 small IDX datasets, and fingerprint parameters."""
 
 import gzip
+import json
 import hashlib
 import os
 import sys
@@ -108,3 +109,64 @@ def leaves_close(a, b, rtol=1e-4, floor=1e-6):
     assert x.shape == y.shape, (i, x.shape, y.shape)
     err = np.max(np.abs(x - y)) if x.size else 0.0
     assert err <= rtol * (np.max(np.abs(y)) if y.size else 0.0) + floor, (i, err, np.max(np.abs(y)))
+
+
+# The sweep two workers share in test_workers.py and test_slurm.py.
+WORKER_SWEEP = [
+    "--exp=gaussian1d_loss",
+    "--seeds",
+    "2",
+    "--set",
+    "train.vmap_runs=false",  # one run per claim (a vectorised group is claimed whole)
+    "--set",
+    "train.scan_chunk=1",
+    "--set",
+    "train.log_every=10",
+    "--set",
+    "eval.every=0",
+    "--set",
+    "eval.num_samples=2000",
+    "--set",
+    "ckpt.every=500",
+    "--set",
+    "ckpt.keep=20",
+    "--wandb",
+    "disabled",
+    "--quiet",
+]
+WORKER_RUNS = {"ns/seed0", "ns/seed1", "minimax/seed0", "minimax/seed1"}
+
+
+def worker_cmd(out, steps, *extra):
+  """One worker's command for the shared 2-seed gaussian1d_loss sweep (workers, SLURM tests)."""
+  return [
+      sys.executable,
+      "-m",
+      "experiments.run",
+      *WORKER_SWEEP,
+      "--set",
+      f"train.steps={steps}",
+      "--out",
+      str(out),
+      *extra,
+  ]
+
+
+def per_seed(out):
+  """{(arm, metric): per-seed values} of a sweep's summary.json."""
+  summary = json.loads((out / "gaussian1d_loss" / "summary.json").read_text())
+  return {
+      (a["name"], m): v["per_seed"]
+      for a in summary["arms"]
+      for m, v in a["metrics"].items()
+      if m.startswith(("w1", "ks", "d_loss", "g_loss"))
+  }
+
+
+def trained_runs(text):
+  """The runs a worker's output says it trained ("[k] arm/seedN: ...")."""
+  return [
+      line.split("] ", 1)[1].split(":", 1)[0]
+      for line in text.splitlines()
+      if line.startswith("[") and "/seed" in line.split(":", 1)[0] and "] " in line
+  ]

@@ -10,7 +10,6 @@ import subprocess
 import pytest
 
 from tests import helpers
-from tests import test_workers as workers
 
 ROOT = helpers.ROOT
 SLURM = os.path.join(ROOT, "experiments", "slurm")
@@ -43,12 +42,12 @@ def cluster(tmp_path):
 def test_a_slurm_job_array_shares_one_sweep_and_ends_as_one_process_alone(tmp_path, cluster):
   alone = tmp_path / "alone"
   done = subprocess.run(
-      workers._cmd(alone, 3000), cwd=ROOT, env=helpers.env(), capture_output=True, text=True
+      helpers.worker_cmd(alone, 3000), cwd=ROOT, env=helpers.env(), capture_output=True, text=True
   )
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   out, logs = tmp_path / "shared", tmp_path / "logs"
   logs.mkdir()
-  sweep = workers._cmd(out, 3000)[3:]  # the flags after `python -m experiments.run`
+  sweep = helpers.worker_cmd(out, 3000)[3:]  # the flags after `python -m experiments.run`
   exp = sweep.pop(0).split("=", 1)[1]
   job = subprocess.run(
       ["sbatch", "--wait", "--array=0-1", f"--output={logs}/slurm-%A_%a.out"]
@@ -62,7 +61,7 @@ def test_a_slurm_job_array_shares_one_sweep_and_ends_as_one_process_alone(tmp_pa
   texts = [p.read_text() for p in sorted(logs.iterdir())]
   assert job.returncode == 0, job.stdout + job.stderr + "\n".join(t[-2000:] for t in texts)
   assert len(texts) == 2  # two array tasks
-  trained = [workers._trained(t) for t in texts]
-  assert sorted(trained[0] + trained[1]) == sorted(workers.RUNS)  # every run exactly once
+  trained = [helpers.trained_runs(t) for t in texts]
+  assert sorted(trained[0] + trained[1]) == sorted(helpers.WORKER_RUNS)  # every run exactly once
   assert sum("Report: " in t and "(built by another worker)" not in t for t in texts) == 1
-  assert workers._per_seed(out) == workers._per_seed(alone)
+  assert helpers.per_seed(out) == helpers.per_seed(alone)

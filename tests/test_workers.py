@@ -16,43 +16,6 @@ from gen_models.errors import RunError
 from tests import helpers
 
 ROOT = helpers.ROOT
-SWEEP = [
-    "--exp=gaussian1d_loss",
-    "--seeds",
-    "2",
-    "--set",
-    "train.vmap_runs=false",  # one run per claim (a vectorised group is claimed whole)
-    "--set",
-    "train.scan_chunk=1",
-    "--set",
-    "train.log_every=10",
-    "--set",
-    "eval.every=0",
-    "--set",
-    "eval.num_samples=2000",
-    "--set",
-    "ckpt.every=500",
-    "--set",
-    "ckpt.keep=20",
-    "--wandb",
-    "disabled",
-    "--quiet",
-]
-RUNS = {"ns/seed0", "ns/seed1", "minimax/seed0", "minimax/seed1"}
-
-
-def _cmd(out, steps, *extra):
-  return [
-      sys.executable,
-      "-m",
-      "experiments.run",
-      *SWEEP,
-      "--set",
-      f"train.steps={steps}",
-      "--out",
-      str(out),
-      *extra,
-  ]
 
 
 def _env():
@@ -61,7 +24,7 @@ def _env():
 
 def _start(out, steps, *extra):
   return subprocess.Popen(
-      _cmd(out, steps, *extra),
+      helpers.worker_cmd(out, steps, *extra),
       cwd=ROOT,
       env=_env(),
       stdout=subprocess.PIPE,
@@ -75,36 +38,21 @@ def _drain(proc, lines):
     lines.append(line)
 
 
-def _per_seed(out):
-  """{(arm, metric): per-seed values} of a sweep's summary.json."""
-  summary = json.loads((out / "gaussian1d_loss" / "summary.json").read_text())
-  return {
-      (a["name"], m): v["per_seed"]
-      for a in summary["arms"]
-      for m, v in a["metrics"].items()
-      if m.startswith(("w1", "ks", "d_loss", "g_loss"))
-  }
-
-
-def _trained(text):
-  """The runs a worker's output says it trained ("[k] arm/seedN: ...")."""
-  return [
-      line.split("] ", 1)[1].split(":", 1)[0]
-      for line in text.splitlines()
-      if line.startswith("[") and "/seed" in line.split(":", 1)[0] and "] " in line
-  ]
-
-
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory):
   """The same sweep trained by one process alone."""
   out = tmp_path_factory.mktemp("alone")
   done = subprocess.run(
-      _cmd(out, 3000), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+      helpers.worker_cmd(out, 3000),
+      cwd=ROOT,
+      env=_env(),
+      capture_output=True,
+      text=True,
+      timeout=600,
   )
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-  assert sorted(_trained(done.stdout)) == sorted(RUNS)
-  return _per_seed(out)
+  assert sorted(helpers.trained_runs(done.stdout)) == sorted(helpers.WORKER_RUNS)
+  return helpers.per_seed(out)
 
 
 @pytest.mark.slow
@@ -114,12 +62,12 @@ def test_two_identical_commands_share_a_sweep_and_write_the_single_process_summa
   first, second = _start(tmp_path, 3000), _start(tmp_path, 3000)
   outs = [p.communicate(timeout=600)[0] for p in (first, second)]
   assert first.returncode == 0 and second.returncode == 0, outs
-  trained = [_trained(o) for o in outs]
-  assert sorted(trained[0] + trained[1]) == sorted(RUNS)  # every run exactly once
+  trained = [helpers.trained_runs(o) for o in outs]
+  assert sorted(trained[0] + trained[1]) == sorted(helpers.WORKER_RUNS)  # every run exactly once
   assert all(trained), f"one worker trained everything: {trained}"  # the work was shared
   built = [o for o in outs if "Report: " in o and "(built by another worker)" not in o]
   assert len(built) == 1, outs  # the report was built once
-  assert _per_seed(tmp_path) == reference
+  assert helpers.per_seed(tmp_path) == reference
 
 
 @pytest.mark.slow
@@ -158,11 +106,11 @@ def test_a_killed_workers_run_is_resumed_by_another_and_the_summary_is_unchanged
   reader.join(timeout=60)
   out = "".join(survivor_out)
   assert survivor.returncode == 0, out[-3000:]
-  assert killed in _trained(out)  # taken over
+  assert killed in helpers.trained_runs(out)  # taken over
   arm, seed = killed.split("/seed")
   result = json.loads((exp_dir / arm / f"seed{seed}" / "result.json").read_text())
   assert result["status"] == "finished" and result["resumed_from"] > 0  # from its checkpoint
-  assert _per_seed(tmp_path) == reference
+  assert helpers.per_seed(tmp_path) == reference
 
 
 @pytest.mark.slow
@@ -173,7 +121,7 @@ def test_another_command_on_a_live_sweep_is_refused_and_the_sweep_goes_on(tmp_pa
     assert first.poll() is None and time.time() < deadline
     time.sleep(0.05)
   other = subprocess.run(
-      _cmd(tmp_path, 8000, "--set", "optim.d_lr=0.002"),
+      helpers.worker_cmd(tmp_path, 8000, "--set", "optim.d_lr=0.002"),
       cwd=ROOT,
       env=_env(),
       capture_output=True,
@@ -220,7 +168,7 @@ def test_a_filesystem_without_flock_is_refused(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_workers_n_starts_pinned_workers_that_share_the_sweep(tmp_path, reference):
   done = subprocess.run(
-      _cmd(tmp_path, 3000, "--workers", "2"),
+      helpers.worker_cmd(tmp_path, 3000, "--workers", "2"),
       cwd=ROOT,
       env=_env(),
       capture_output=True,
@@ -230,13 +178,14 @@ def test_workers_n_starts_pinned_workers_that_share_the_sweep(tmp_path, referenc
   assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
   lines = done.stdout.splitlines()
   per_worker = {
-      k: _trained("\n".join(l[5:] for l in lines if l.startswith(f"[w{k}] "))) for k in (0, 1)
+      k: helpers.trained_runs("\n".join(l[5:] for l in lines if l.startswith(f"[w{k}] ")))
+      for k in (0, 1)
   }
-  assert sorted(per_worker[0] + per_worker[1]) == sorted(RUNS), per_worker
+  assert sorted(per_worker[0] + per_worker[1]) == sorted(helpers.WORKER_RUNS), per_worker
   assert "w0 on cores" in lines[0] and "each with status 0" in lines[-1]
   assert sum("Report: " in l for l in lines) == 1  # one merged view, one report
   # One core per worker, two cores for the lone process: the 1-D GAN's runs are the same bits.
-  assert _per_seed(tmp_path) == reference
+  assert helpers.per_seed(tmp_path) == reference
 
 
 def test_cores_are_split_between_workers_without_sharing():
@@ -275,7 +224,7 @@ def test_until_decided_across_two_workers_trains_each_look_once_and_stops_togeth
   first, second = _start(tmp_path, 1000, *design), _start(tmp_path, 1000, *design)
   outs = [p.communicate(timeout=900)[0] for p in (first, second)]
   assert first.returncode == 0 and second.returncode == 0, [o[-3000:] for o in outs]
-  trained = _trained(outs[0]) + _trained(outs[1])
+  trained = helpers.trained_runs(outs[0]) + helpers.trained_runs(outs[1])
   want = {f"{arm}/seed{k}" for arm in ("ns", "minimax") for k in range(4)}
   assert sorted(trained) == sorted(want)  # each run once, over all looks
   for out in outs:

@@ -38,6 +38,3 @@ def gan_modules(model_cfg, data_shape: tuple = (28, 28, 1), d_twice_differentiat
   if d_twice_differentiated and model_cfg.impl == "fast" and arch(model_cfg.arch).patch_d:
     d = d.clone(impl="patches")
   return g, d
-
-
-ae_module = build
