@@ -506,7 +506,7 @@ def _run(args, argv) -> int:
     claims = None if _distributed() else rundir.Claims(exp_dir)
     while True:
       cfgs = arm_cfgs  # this round's
-      code = runner.run_plan(
+      done = runner.run_plan(
           exp,
           cfgs,
           plan,
@@ -517,9 +517,9 @@ def _run(args, argv) -> int:
           claims=claims,
           replan=lambda: plan_runs(exp, cfgs, args.out, resume),
       )
-      if code != 0 or not args.until_decided or not runtime.is_main_process():
-        return code
-      seq = (files.read(rundir.ExpPaths(exp_dir).summary, "summary") or {}).get("sequential") or {}
+      if done.code != 0 or not args.until_decided or not runtime.is_main_process():
+        return done.code
+      seq = (done.summary or {}).get("sequential") or {}  # the design's decision, returned
       decided = [
           f"{a}: {d['verdict']} (look {d['look'] + 1}, {d['n']} seeds)"
           for a, d in (seq.get("decisions") or {}).items()

@@ -5,9 +5,11 @@ and optimizers are cached per static config (gen_models.models / gen_models.stat
 train.vmap_runs they also train together, as one jax.vmap'ed program.
 """
 
+import dataclasses
 import json
 import os
 import time
+from typing import Optional
 
 import jax
 import numpy as np
@@ -294,9 +296,19 @@ def _report_once(exp_dir, exp, arm_cfgs, plan, command, since, partial=False):
     return report.build(exp_dir, exp, arm_cfgs, command, built_from=stamp)["summary_obj"], True
 
 
+@dataclasses.dataclass
+class Round:
+  """What one round of a sweep returns: the exit code and the summary its report was built from
+  (None where this process built none: interrupted, or not the main process), whose "sequential"
+  entry is the design's decision, so a caller never re-reads the summary.json it just wrote."""
+
+  code: int
+  summary: Optional[dict] = None
+
+
 def run_plan(
     exp, arm_cfgs, plan, out, mode, *, quiet=False, command=None, claims=None, replan=None
-) -> int:
+) -> Round:
   """Trains the plan's pending runs, then writes the report. With `claims` (a rundir.Claims) and
   `replan` (the plan as it stands on disk now) this process is one of any number of workers: it
   claims one run (or vectorised group) at a time, waits for runs other workers hold, and the report
@@ -339,9 +351,9 @@ def run_plan(
     if runtime.is_main_process():
       _report_once(exp_dir, exp, arm_cfgs, plan, command, since, partial=True)
       print(f"Report (partial): {rundir.ExpPaths(exp_dir).report}", flush=True)
-    return 130
+    return Round(130)
   if not runtime.is_main_process():
-    return 0
+    return Round(0)
   summary, built = _report_once(exp_dir, exp, arm_cfgs, plan, command, since)
   for problem in summary["problems"]:
     print(f"WARNING: {problem}", flush=True)
@@ -351,12 +363,12 @@ def run_plan(
       flush=True,
   )
   if not built:  # the worker that built it prints the tables
-    return 0
+    return Round(0, summary)
   print(report.table_text(summary), flush=True)
   if summary["comparisons"]:
     print("\n" + report.verdict_text(summary, markdown=False), flush=True)
   tracking.log_comparisons(exp_dir, mode, project=WANDB_PROJECT, group=exp.name, summary=summary)
-  return 0
+  return Round(0, summary)
 
 
 NOISE_SEEDS = 3
