@@ -28,25 +28,32 @@ def _timed(fn):
   return time.perf_counter() - t, out
 
 
-def measure(counts, data_name, rounds, pause, log) -> dict:
-  """The measurements in this process (its CPU affinity as it is)."""
+def _dcgan(data_name, overrides=None):
+  """(cfg, data, task) of the dcgan experiment on this dataset, with these overrides."""
   import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import registry  # pylint: disable=g-import-not-at-top
   from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import families  # pylint: disable=g-import-not-at-top
+
+  base = config_lib.apply_overrides(registry.get("dcgan").config, {"data.name": data_name})
+  cfg = families.validate(config_lib.apply_overrides(base, overrides or {}))
+  data = data_lib.load(cfg, log=lambda s: None)
+  return cfg, data, families.make_task(cfg, data, jax.random.key(0))
+
+
+def measure(counts, data_name, rounds, pause, log) -> dict:
+  """The measurements in this process (its CPU affinity as it is)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
   from gen_models.families import gan  # pylint: disable=g-import-not-at-top
   from gen_models.families import image_gan  # pylint: disable=g-import-not-at-top
   from gen_models.metrics import device  # pylint: disable=g-import-not-at-top
   from gen_models.metrics import features  # pylint: disable=g-import-not-at-top
   from gen_models.metrics import fid  # pylint: disable=g-import-not-at-top
 
-  base = config_lib.apply_overrides(registry.get("dcgan").config, {"data.name": data_name})
-  data = data_lib.load(base, log=lambda s: None)
+  cfg, data, task = _dcgan(data_name)
   ens = features.get(data_name, data, lambda s: None)
-  cfg = families.validate(base)
-  task = families.make_task(cfg, data, jax.random.key(0))
   g = gan.generator_of(task.init(jax.random.key(0)))
   images = {}
   for n in counts:  # GROUP runs' worth of images (an untrained G: different latents per run)
@@ -212,14 +219,8 @@ def draws(n, data_name, rounds, log) -> dict:
   loop._group_images runs): GROUP single draws, one vmapped program (the accelerator path), one
   lax.map program; median over rounds, after a warm-up."""
   import jax  # pylint: disable=g-import-not-at-top
-  from experiments import registry  # pylint: disable=g-import-not-at-top
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import families  # pylint: disable=g-import-not-at-top
 
-  base = config_lib.apply_overrides(registry.get("dcgan").config, {"data.name": data_name})
-  cfg = families.validate(config_lib.apply_overrides(base, {"eval.num_samples": n}))
-  task = families.make_task(cfg, data_lib.load(cfg, log=lambda s: None), jax.random.key(0))
+  cfg, _, task = _dcgan(data_name, {"eval.num_samples": n})
   keys = jax.numpy.stack([jax.random.key(r) for r in range(GROUP)])
   states = jax.vmap(task.init)(keys)
   step = cfg.train.steps

@@ -15,10 +15,8 @@ from experiments import runner
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 # A small GAN that compiles in seconds, with enough steps (one per dispatch) to be interrupted.
-GAN = [
-    "--exp=gaussian1d",
-    "--set",
-    "train.steps=8000",
+# One step per dispatch, frequent logs and checkpoints, no evaluations during training.
+_INTERRUPTIBLE = [
     "--set",
     "train.scan_chunk=1",
     "--set",
@@ -32,6 +30,7 @@ GAN = [
     "--set",
     "ckpt.keep=20",
 ]
+GAN = ["--exp=gaussian1d", "--set", "train.steps=8000", *_INTERRUPTIBLE]
 
 
 def env() -> dict:
@@ -118,18 +117,7 @@ WORKER_SWEEP = [
     "2",
     "--set",
     "train.vmap_runs=false",  # one run per claim (a vectorised group is claimed whole)
-    "--set",
-    "train.scan_chunk=1",
-    "--set",
-    "train.log_every=10",
-    "--set",
-    "eval.every=0",
-    "--set",
-    "eval.num_samples=2000",
-    "--set",
-    "ckpt.every=500",
-    "--set",
-    "ckpt.keep=20",
+    *_INTERRUPTIBLE,
     "--wandb",
     "disabled",
     "--quiet",
