@@ -82,7 +82,7 @@ def grid_lines(looks, max_m, sims) -> tuple:
 
 def replay_lines(paths) -> list:
   from experiments import registry  # pylint: disable=g-import-not-at-top
-  from experiments import report  # pylint: disable=g-import-not-at-top
+  from gen_models import report  # pylint: disable=g-import-not-at-top
 
   lines = []
   for path in paths:

@@ -14,17 +14,19 @@ from typing import Optional
 import jax
 import numpy as np
 
-from experiments import report
 from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
 from gen_models import data as data_lib
+from gen_models import equivalence
 from gen_models import families
 from gen_models import files
 from gen_models import loop
 from gen_models import metric_names as names
+from gen_models import report
 from gen_models import rundir
 from gen_models import runs
 from gen_models import runtime
+from gen_models import saved_run
 from gen_models import signals
 from gen_models import tracking
 
@@ -34,7 +36,7 @@ WANDB_PROJECT = os.environ.get("WANDB_PROJECT", "gen-models")
 def _write_json(path, obj):
   if not runtime.is_main_process():
     return
-  report.write_atomic(path, json.dumps(obj, indent=1))
+  rundir.write_atomic(path, json.dumps(obj, indent=1))
 
 
 _DEVICE_DATA = {}
@@ -115,7 +117,7 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
         )
         continue
       rows = tracking.read_jsonl(run.tracker.path)
-      final = report.final_metrics(run.info["final_eval"], rows)
+      final = saved_run.final_metrics(run.info["final_eval"], rows)
       cost = names.unprefixed(run.info.get("cost", {}), names.COST)
       # the compute behind the final evaluation, as metrics (cost_flops, ...), timings apart
       final.update({f"cost_{k}": v for k, v in cost.items() if names.cost(k) not in names.TIMINGS})
@@ -160,16 +162,11 @@ def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, describe=False
 
 
 def _group_key(cfg, run_dir, action):
-  """Runs with equal keys share a compiled program: the same step function and the same config
-  apart from the values the family traces (gen_models.families)."""
-  family = families.of(cfg)
-  static = cfg
-  for key in family.traced_keys(cfg):
-    static = config_lib.set_key(static, key, config_lib.get(config_lib.Config(), key))
+  """Runs that share a compiled program (equivalence.compile_key) and resume from one step."""
   start = 0
   if action == "resume":
     start = max(rundir.RunPaths(run_dir).checkpoint_steps(), default=0)
-  return (static, family.step(cfg)), start
+  return equivalence.compile_key(cfg), start
 
 
 def _groups(plan):
@@ -323,7 +320,7 @@ def run_plan(
       flush=True,
   )
   t0 = time.perf_counter()
-  key_metrics = report.headline_keys(arm_cfgs[0][2])
+  key_metrics = saved_run.headline_keys(arm_cfgs[0][2])
   for arm, _, seed, _, action in plan:
     if action == "skip":
       print(f"{arm}/seed{seed}: finished earlier, skipped", flush=True)

@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import run
-from experiments import sample
+from experiments.commands import run
+from experiments.commands import sample
 from gen_models import losses
 from gen_models import models
 from gen_models import state as state_lib

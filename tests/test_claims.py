@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from experiments import registry
-from experiments import run
+from experiments.commands import run
 from gen_models import checkpoint as ckpt_lib
 from gen_models import data as data_lib
 from gen_models import loop

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from experiments import registry
-from experiments import run
+from experiments.commands import run
 from gen_models.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -142,7 +142,7 @@ def test_an_experiment_compares_with_the_baseline_it_names():
     registry.Experiment(
         "x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {})), baseline="z7"
     )
-  from experiments import report  # pylint: disable=g-import-not-at-top
+  from gen_models import report  # pylint: disable=g-import-not-at-top
 
   exp = registry.Experiment(
       "x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {}), ("c", {})), baseline="c"

@@ -92,7 +92,7 @@ def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_p
 def test_arms_matched_on_d_updates_train_equal_d_updates_and_the_report_says_so(tmp_path):
   # WGAN-GP takes 5 D updates per step, ns 1: on equal D updates it trains a fifth of the steps,
   # its 2 evaluation intervals kept, so both end at 20 D updates and evaluate at 0, 1/2 and 1 of it.
-  from experiments import run  # pylint: disable=g-import-not-at-top
+  from experiments.commands import run  # pylint: disable=g-import-not-at-top
 
   argv = ["--exp=dcgan_equal_flops", "--arms", "ns,wgan_gp", "--seeds", "1"]
   for k, v in {

@@ -16,7 +16,7 @@ import hypothesis
 from hypothesis import strategies as st
 
 from experiments import registry
-from experiments import report
+from gen_models import report
 from gen_models import config as config_lib
 from gen_models import files
 from tests import helpers

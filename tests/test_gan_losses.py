@@ -250,7 +250,7 @@ def test_options_that_do_not_apply_are_refused():
 
 @pytest.mark.slow
 def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp_path):
-  from experiments import run  # pylint: disable=g-import-not-at-top
+  from experiments.commands import run  # pylint: disable=g-import-not-at-top
 
   for exp in ("dcgan_losses", "dcgan_stabilisers", "dcgan_critic_steps"):
     argv = [

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from experiments import report
-from experiments import run
+from experiments.commands import run
 from tests import helpers
 
 GAN, ROOT, _cmd, _env = helpers.GAN, helpers.ROOT, helpers.run_cmd, helpers.env

@@ -12,12 +12,13 @@ import sys
 import numpy as np
 import pytest
 
-from experiments import diagnose
-from experiments import evaluate
+from experiments.commands import diagnose
+from experiments.commands import evaluate
 from experiments import registry
-from experiments import report
-from experiments import run
-from experiments import sample
+from experiments import report as report_cli
+from gen_models import report
+from experiments.commands import run
+from experiments.commands import sample
 from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
 from gen_models import families
@@ -92,7 +93,7 @@ def test_1_arms_trained_with_other_settings_are_shown_apart_never_compared(tmp_p
   text = (tmp_path / exp / "report.md").read_text()
   assert "Runs under other settings" in text and "none/seed0: train.steps=30" in text
   # A rebuild by hand keeps the command's settings as the reference.
-  assert report.main([str(tmp_path / exp)]) == 0
+  assert report_cli.main([str(tmp_path / exp)]) == 0
   assert _summary(tmp_path, exp)["arms"][0]["other_configs"] == arms["none"]["other_configs"]
 
 
@@ -153,7 +154,7 @@ def test_5_a_garbled_middle_line_changes_no_value_and_resume_keeps_the_good_rows
   middle = next(i for i, l in enumerate(lines) if json.loads(l)["step"] == 20)
   lines[middle] = '{"step": 20, "train/d_lo'  # garbled, before evaluations it must not hide
   path.write_text("\n".join(lines) + "\n")
-  assert report.main([str(exp_dir)]) == 0
+  assert report_cli.main([str(exp_dir)]) == 0
   rebuilt = _summary(sweep, "gaussian1d_loss")
   assert _w1(rebuilt, "ns") == before
   assert any("damaged line" in p and "ns/seed0" in p for p in rebuilt["problems"])
@@ -174,7 +175,7 @@ def test_5_a_torn_last_line_of_a_finished_run_keeps_the_right_value(sweep):
   text = path.read_text()
   assert '"eval/w1"' in text.splitlines()[-1]  # the final evaluation is the last row
   path.write_text(text[:-40])  # torn by a kill
-  assert report.main([str(exp_dir)]) == 0
+  assert report_cli.main([str(exp_dir)]) == 0
   assert _w1(_summary(sweep, "gaussian1d_loss"), "ns") == before
 
 
@@ -487,7 +488,7 @@ def test_13_a_summary_json_of_the_wrong_shape_is_rebuilt(sweep, content):
   exp_dir = sweep / "gaussian1d_loss"
   before = _w1(_summary(sweep, "gaussian1d_loss"), "ns")
   (exp_dir / "summary.json").write_text(content)
-  assert report.main([str(exp_dir)]) == 0
+  assert report_cli.main([str(exp_dir)]) == 0
   assert _w1(_summary(sweep, "gaussian1d_loss"), "ns") == before
   (exp_dir / "summary.json").write_text(content)
   assert _main(sweep, "gaussian1d_loss", "--seeds", "2", "--set", "train.steps=60", "--resume") == 0
@@ -584,7 +585,7 @@ def test_17_a_full_disk_while_writing_the_report(sweep, capsys, monkeypatch):
     raise OSError(errno.ENOSPC, "No space left on device", path)
 
   monkeypatch.setattr(report, "write_atomic", full)
-  assert report.main([str(sweep / "gaussian1d_loss")]) == 2
+  assert report_cli.main([str(sweep / "gaussian1d_loss")]) == 2
   assert "summary.json" in _err(capsys)
 
 

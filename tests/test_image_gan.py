@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from experiments import run
+from experiments.commands import run
 from tests import helpers
 from tests.conftest import tiny_image
 

@@ -190,7 +190,7 @@ def test_shipped_weights_are_used_without_training_and_hash_checked(tmp_path, mo
 
 @pytest.mark.slow
 def test_sample_and_evaluate_commands(tmp_path, capsys):
-  from experiments import evaluate, sample  # pylint: disable=g-import-not-at-top
+  from experiments.commands import evaluate, sample  # pylint: disable=g-import-not-at-top
   from tests import helpers  # pylint: disable=g-import-not-at-top
   from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
 
@@ -215,7 +215,7 @@ def test_sample_and_evaluate_commands(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_evaluate_scores_an_external_npz_with_the_shipped_extractors(tmp_path, capsys, monkeypatch):
-  from experiments import evaluate  # pylint: disable=g-import-not-at-top
+  from experiments.commands import evaluate  # pylint: disable=g-import-not-at-top
 
   monkeypatch.setattr(features, "_ENSEMBLES", {})
   # a stand-in test split
@@ -263,7 +263,7 @@ def test_evaluate_scores_an_external_npz_with_the_shipped_extractors(tmp_path, c
 
 @pytest.mark.slow
 def test_diagnose_tells_collapse_from_coverage():
-  from experiments import diagnose  # pylint: disable=g-import-not-at-top
+  from experiments.commands import diagnose  # pylint: disable=g-import-not-at-top
 
   data = data_lib.synthetic(2048, 512)
   ens = features.get("synthetic", data, lambda s: None)

@@ -13,7 +13,7 @@ import hypothesis
 from hypothesis import strategies as st
 import pytest
 
-from experiments import run
+from experiments.commands import run
 from experiments import runner
 from gen_models import config as config_lib
 from gen_models import families

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats as sp_stats
 
-from experiments import run
+from experiments.commands import run
 from gen_models import stats
 
 

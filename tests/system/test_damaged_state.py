@@ -16,7 +16,7 @@ import time
 import pytest
 
 from experiments import report
-from experiments import run
+from experiments.commands import run
 from gen_models import rundir
 
 P = sys.executable
