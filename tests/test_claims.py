@@ -7,6 +7,7 @@ import pytest
 
 from experiments import registry
 from experiments.commands import run
+from experiments import planning
 from gen_models import checkpoint as ckpt_lib
 from gen_models import data as data_lib
 from gen_models import loop
@@ -52,7 +53,7 @@ def test_resume_refuses_a_changed_config_and_lists_the_differences(tmp_path, cap
 
 
 def test_an_arm_wins_over_a_clashing_set_and_the_clash_is_reported(capsys):
-  arms = run.build_configs(
+  arms = planning.build_configs(
       registry.get("gaussian1d_loss"), ["loss.generator=ns", "optim.d_lr=0.002"], None, None
   )
   assert {arm: cfg.loss.generator for arm, _, cfg, _ in arms} == {"ns": "ns", "minimax": "minimax"}

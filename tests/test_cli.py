@@ -9,6 +9,8 @@ import pytest
 
 from experiments import registry
 from experiments.commands import run
+from experiments import planning
+from experiments import design_loop
 from gen_models.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -177,37 +179,41 @@ CARD_SWEEPS = (
 @pytest.mark.parametrize("name", CARD_SWEEPS)
 def test_the_card_sweeps_default_to_the_book_protocol_and_a_reachable_design(name):
   exp = registry.get(name)
-  args = run.resolve_design_flags(exp, run.parse_args([f"--exp={name}"]))
+  args = design_loop.resolve_design_flags(exp, run.parse_args([f"--exp={name}"]))
   assert args.until_decided and (args.seeds, args.seed_batch, args.max_seeds) == (11, 5, 21)
-  arm_cfgs = run.build_configs(exp, [], args.seeds, args.arms)
+  arm_cfgs = planning.build_configs(exp, [], args.seeds, args.arms)
   cfg = arm_cfgs[0][2]
   assert (cfg.train.steps, cfg.train.batch_size, cfg.eval.every) == (4000, 32, 500)
-  design, _ = run._design_of(exp, arm_cfgs, args)  # pylint: disable=protected-access
+  design, _ = design_loop.design_of(exp, arm_cfgs, args)
   m = len(exp.arm_items()) - 1
   assert design.looks == (11, 16, 21) and design.m == m
   # Every look can give a verdict: with all n seeds of one sign the exact two-sided sign-flip p
   # is 2 / 2^n (textbook), below Holm's first-step level there (the first look is the tightest).
   assert 2 / 2**11 < design.levels[m][0] / m
-  assert all("a verdict is possible" in line for line in run.reachable_lines(design))
+  assert all("a verdict is possible" in line for line in design_loop.reachable_lines(design))
   # The seed's own length is one flag away.
-  long = run.build_configs(exp, [], 3, None, "epochs")[0][2]
+  long = planning.build_configs(exp, [], 3, None, "epochs")[0][2]
   assert (long.train.steps, long.eval.every) == (9375, 1000)
 
 
 def test_seeds_alone_is_a_fixed_number_and_no_until_decided_turns_the_default_off():
   exp = registry.get("dcgan_loss")
-  fixed = run.resolve_design_flags(exp, run.parse_args(["--exp=dcgan_loss", "--seeds", "7"]))
+  fixed = design_loop.resolve_design_flags(
+      exp, run.parse_args(["--exp=dcgan_loss", "--seeds", "7"])
+  )
   assert not fixed.until_decided and fixed.seeds == 7
-  off = run.resolve_design_flags(exp, run.parse_args(["--exp=dcgan_loss", "--no-until-decided"]))
+  off = design_loop.resolve_design_flags(
+      exp, run.parse_args(["--exp=dcgan_loss", "--no-until-decided"])
+  )
   assert not off.until_decided and off.seeds is None  # the config's seeds
-  start = run.resolve_design_flags(
+  start = design_loop.resolve_design_flags(
       exp, run.parse_args(["--exp=dcgan_loss", "--until-decided", "--seeds", "7"])
   )
   assert start.until_decided and start.seeds == 7 and start.max_seeds == 21
   plain = registry.get(
       "gaussian1d_loss"
   )  # declares no design: fixed seeds, the old flags' defaults
-  args = run.resolve_design_flags(plain, run.parse_args(["--exp=gaussian1d_loss"]))
+  args = design_loop.resolve_design_flags(plain, run.parse_args(["--exp=gaussian1d_loss"]))
   assert not args.until_decided and (args.seed_batch, args.max_seeds) == (2, 20)
 
 

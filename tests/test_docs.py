@@ -12,9 +12,10 @@ import shlex
 import pytest
 
 from experiments import registry
-from experiments import report
 from gen_models import report as report_lib
 from experiments.commands import run
+from experiments import planning
+from experiments import design_loop
 from tests import helpers
 
 PAGES = [os.path.join(helpers.ROOT, "README.md")] + sorted(
@@ -94,12 +95,12 @@ def test_every_documented_command_parses(page, tool, argv):
     if args.list:
       return
     exp = registry.get(args.exp)
-    run.resolve_design_flags(exp, args)  # the experiment's seeds-on-demand default
+    design_loop.resolve_design_flags(exp, args)  # the experiment's seeds-on-demand default
     # experiment, protocol, arms, keys, values, ranges
-    arm_cfgs = run.build_configs(exp, args.set, args.seeds, args.arms, args.protocol)
+    arm_cfgs = planning.build_configs(exp, args.set, args.seeds, args.arms, args.protocol)
     if args.until_decided:
-      run._check_until_decided(exp, arm_cfgs)  # pylint: disable=protected-access
-      run._design_of(exp, arm_cfgs, args)  # pylint: disable=protected-access
+      design_loop.check_until_decided(exp, arm_cfgs)
+      design_loop.design_of(exp, arm_cfgs, args)
   elif tool == "report":
     if argv[:1] == ["--tables"]:  # a committed summary.json, named from the repository root
       assert len(argv) == 2 and os.path.isfile(os.path.join(helpers.ROOT, argv[1])), (page, argv)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import pytest
 
 from experiments.commands import run
+from experiments import planning
 from experiments import runner
 from gen_models import config as config_lib
 from gen_models import families
@@ -345,6 +346,6 @@ def test_cli_overrides_never_raise_anything_but_config_errors(sets):
   from experiments import registry  # pylint: disable=g-import-not-at-top
 
   try:
-    run.build_configs(registry.get("gaussian1d"), sets, None, None)
+    planning.build_configs(registry.get("gaussian1d"), sets, None, None)
   except ConfigError as e:
     assert str(e)

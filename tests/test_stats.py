@@ -204,11 +204,12 @@ def test_until_decided_stops_once_decided(tmp_path, capsys, monkeypatch):
 
   monkeypatch.setattr(sequential, "decide", decided_at_once)
   # Once a round has run, the loop takes the decision from it (runner.Round), never from
-  # summary.json (run.py's own reads go through this stand-in; the report's and runner's do not;
+  # summary.json (design_loop's reads go through this stand-in; the report's and runner's do not;
   # the pilot's summary read before the first round is allowed).
+  from experiments import design_loop  # pylint: disable=g-import-not-at-top
   from experiments import runner  # pylint: disable=g-import-not-at-top
 
-  real_read, real_plan, rounds = run.files.read, runner.run_plan, []
+  real_read, real_plan, rounds = design_loop.files.read, runner.run_plan, []
 
   def no_summary(path, kind, *a, **k):
     assert not (rounds and kind == "summary"), "the --until-decided loop re-read summary.json"
@@ -218,7 +219,7 @@ def test_until_decided_stops_once_decided(tmp_path, capsys, monkeypatch):
     rounds.append(1)
     return real_plan(*a, **k)
 
-  monkeypatch.setattr(run, "files", types.SimpleNamespace(read=no_summary))
+  monkeypatch.setattr(design_loop, "files", types.SimpleNamespace(read=no_summary))
   monkeypatch.setattr(runner, "run_plan", counted)
   argv = SWEEP + ["--seeds", "2", "--out", str(tmp_path), "--until-decided", "--max-seeds", "9"]
   assert run.main(argv) == 0
