@@ -12,7 +12,6 @@ import time
 from typing import Optional
 
 import jax
-import numpy as np
 
 from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
@@ -24,9 +23,8 @@ from gen_models import loop
 from gen_models import metric_names as names
 from gen_models import report
 from gen_models import rundir
-from gen_models import runs
+from gen_models import runs as runs_lib
 from gen_models import runtime
-from gen_models import saved_run
 from gen_models import signals
 from gen_models import tracking
 
@@ -117,7 +115,7 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
         )
         continue
       rows = tracking.read_jsonl(run.tracker.path)
-      final = saved_run.final_metrics(run.info["final_eval"], rows)
+      final = runs_lib.final_metrics(run.info["final_eval"], rows)
       cost = names.unprefixed(run.info.get("cost", {}), names.COST)
       # the compute behind the final evaluation, as metrics (cost_flops, ...), timings apart
       final.update({f"cost_{k}": v for k, v in cost.items() if names.cost(k) not in names.TIMINGS})
@@ -154,11 +152,6 @@ def run_group(exp, items, mode, *, quiet=False, describe=False):
       run.tracker.finish(0 if c["result"]["status"] == "finished" else 1)
       run.checkpointer.close()
   return list(zip(states or [None] * len(ctx), [c["result"] for c in ctx]))
-
-
-def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, describe=False):
-  """Trains one (arm, seed) into run_dir. Returns (final state or None, result)."""
-  return run_group(exp, [(arm, cfg, run_dir, resume)], mode, quiet=quiet, describe=describe)[0]
 
 
 def _group_key(cfg, run_dir, action):
@@ -289,7 +282,7 @@ def _report_once(exp_dir, exp, arm_cfgs, plan, command, since, partial=False):
     ):
       return old, False
     if not partial and jax.process_count() == 1:  # others would wait at jax.distributed's barrier
-      evaluation_noise(exp_dir, exp)
+      runs_lib.evaluation_noise(exp_dir, exp)
     return report.build(exp_dir, exp, arm_cfgs, command, built_from=stamp)["summary_obj"], True
 
 
@@ -320,7 +313,7 @@ def run_plan(
       flush=True,
   )
   t0 = time.perf_counter()
-  key_metrics = saved_run.headline_keys(arm_cfgs[0][2])
+  key_metrics = runs_lib.headline_keys(arm_cfgs[0][2])
   for arm, _, seed, _, action in plan:
     if action == "skip":
       print(f"{arm}/seed{seed}: finished earlier, skipped", flush=True)
@@ -366,55 +359,3 @@ def run_plan(
     print("\n" + report.verdict_text(summary, markdown=False), flush=True)
   tracking.log_comparisons(exp_dir, mode, project=WANDB_PROJECT, group=exp.name, summary=summary)
   return Round(0, summary)
-
-
-NOISE_SEEDS = 3
-
-
-def evaluation_noise(exp_dir, exp):
-  """Scores the final checkpoint of the baseline arm's first seed with NOISE_SEEDS other
-  sampling seeds and writes the spread to exp_dir/eval_noise.json (once per checkpoint), so the
-  report can set the evaluation's own noise beside the seed-to-seed spread."""
-  arm = exp.baseline_arm()
-  paths = rundir.ExpPaths(exp_dir)
-  result_of = lambda s: files.read(paths.run(arm, s).result, "result") or {}
-  finished = [s for s in paths.seeds(arm) if result_of(s).get("status") == "finished"]
-  if not finished:
-    return
-  run_dir = paths.run(arm, finished[0]).dir
-  path = paths.eval_noise
-  try:
-    old = files.read(path, "eval_noise") or {}
-  except files.DamagedFile:  # recomputed below
-    old = {}
-  result = result_of(finished[0])
-  if old.get("run") == f"{arm}/seed{finished[0]}" and old.get("step") == result.get("step"):
-    return
-  cfg, state, data, key, step = load_run(run_dir)
-  family = families.of(cfg)
-  compared = list(family.verdict_metrics)
-  values = {m: [] for m in compared}
-  t = time.perf_counter()
-  for i in range(NOISE_SEEDS):
-    metrics = family.evaluate_saved(cfg, state, data, jax.random.fold_in(key, 7919 + i))
-    for m in compared:
-      if isinstance(metrics.get(m), (int, float)):
-        values[m].append(float(metrics[m]))
-  values = {m: v for m, v in values.items() if len(v) == NOISE_SEEDS}
-  out = {
-      "run": f"{arm}/seed{finished[0]}",
-      "step": step,
-      "sampling_seeds": NOISE_SEEDS,
-      "values": values,
-      "std": {m: float(np.std(v, ddof=1)) for m, v in values.items()},
-  }
-  _write_json(path, out)
-  print(
-      f"evaluation noise: {out['run']} step {step} scored with {NOISE_SEEDS} sampling seeds: "
-      + ", ".join(f"{m} std {v:.3g}" for m, v in out["std"].items())
-      + f" ({time.perf_counter() - t:.1f}s)",
-      flush=True,
-  )
-
-
-load_run = runs.load_run  # (cfg, state, data, key, step) of a saved run; lives in gen_models.runs

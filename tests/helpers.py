@@ -76,9 +76,17 @@ def write_idx_dataset(directory, n_train=12, n_test=5, seed=0):
     write_idx(os.path.join(directory, f"{split}-labels-idx1-ubyte.gz"), rng.integers(0, 10, n))
 
 
+def run_one(exp, arm, cfg, run_dir, mode, *, resume, quiet=False, describe=False):
+  """Trains one (arm, seed) into run_dir with the real runner. Returns (final state or None,
+  result)."""
+  return runner.run_group(exp, [(arm, cfg, run_dir, resume)], mode, quiet=quiet, describe=describe)[
+      0
+  ]
+
+
 def train(cfg, run_dir, resume=False, exp_name="gaussian1d", arm="base"):
   """Trains cfg with the real runner (wandb disabled). Returns (state, result)."""
-  return runner.run_one(
+  return run_one(
       registry.get(exp_name), arm, cfg, str(run_dir), "disabled", resume=resume, quiet=True
   )
 

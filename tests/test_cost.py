@@ -4,7 +4,6 @@ cost analysis, cumulative training seconds; the same counts after a resume."""
 import json
 
 from experiments import registry
-from experiments import runner
 from gen_models import families
 from gen_models import loop
 from gen_models import metric_names as names
@@ -67,8 +66,8 @@ def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_p
   exp = registry.get("gaussian1d")
   one = {"train.scan_chunk": 1}  # a dispatch per step: the first process's seconds are not ~0
   full = tiny_1d(**one)
-  runner.run_one(exp, "base", full, str(tmp_path / "full"), "disabled", resume=False, quiet=True)
-  runner.run_one(
+  helpers.run_one(exp, "base", full, str(tmp_path / "full"), "disabled", resume=False, quiet=True)
+  helpers.run_one(
       exp,
       "base",
       tiny_1d(**one, **{"train.steps": 30}),
@@ -78,7 +77,7 @@ def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_p
       quiet=True,
   )
   first = _eval_rows(tmp_path / "split")[-1]["cost/train_s"]
-  runner.run_one(exp, "base", full, str(tmp_path / "split"), "disabled", resume=True, quiet=True)
+  helpers.run_one(exp, "base", full, str(tmp_path / "split"), "disabled", resume=True, quiet=True)
   whole, split = _eval_rows(tmp_path / "full"), _eval_rows(tmp_path / "split")
   assert [names.without_timings(r) for r in whole] == [names.without_timings(r) for r in split]
   assert split[-1]["cost/g_updates"] == 60

@@ -164,9 +164,9 @@ def test_two_processes_train_one_run(tmp_path):
   written = lambda d: [f for _, _, files in os.walk(d) for f in files]
   assert written(tmp_path / "cache0") and not written(tmp_path / "cache1")
   # and the two-process run ends with the one-process run's parameters
-  from experiments import runner  # pylint: disable=g-import-not-at-top
+  from gen_models import runs  # pylint: disable=g-import-not-at-top
   from tests.helpers import leaves_close  # pylint: disable=g-import-not-at-top
 
-  multi_state = runner.load_run(str(run_dir))[1]
-  single_state = runner.load_run(str(tmp_path / "single" / "dcgan" / "base" / "seed0"))[1]
+  multi_state = runs.load_run(str(run_dir))[1]
+  single_state = runs.load_run(str(tmp_path / "single" / "dcgan" / "base" / "seed0"))[1]
   leaves_close(multi_state, single_state, rtol=1e-4, floor=1e-4)  # floor: see test_data_parallel

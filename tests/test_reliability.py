@@ -15,11 +15,11 @@ import pytest
 
 from experiments.commands import run
 from experiments import planning
-from experiments import runner
 from gen_models import config as config_lib
 from gen_models import families
 from gen_models import metric_names as names
 from gen_models.config import ConfigError
+from gen_models import runs
 from tests import helpers
 
 ROOT, GAN, _cmd, _env = helpers.ROOT, helpers.GAN, helpers.run_cmd, helpers.env
@@ -89,8 +89,8 @@ def _start_and_stop(args, out, sig, seed):
 
 
 def _compare(reference_dir, resumed_dir):
-  _, ref_state, _, _, ref_step = runner.load_run(reference_dir)
-  _, state, _, _, step = runner.load_run(resumed_dir)
+  _, ref_state, _, _, ref_step = runs.load_run(reference_dir)
+  _, state, _, _, step = runs.load_run(resumed_dir)
   assert step == ref_step
   helpers.assert_bit_identical(ref_state, state)
   rows = _rows(resumed_dir)
@@ -171,8 +171,8 @@ def test_unreadable_latest_checkpoint_is_set_aside_and_the_previous_used(tmp_pat
   assert "checkpoint at step 60" in err and "unreadable" in err
   # kept for inspection, not deleted
   assert os.path.isdir(run_dir / "checkpoints_unreadable" / "60")
-  _, ref_state, *_ = runner.load_run(str(tmp_path / "ref" / "gaussian1d" / "base" / "seed0"))
-  _, state, *_ = runner.load_run(str(run_dir))
+  _, ref_state, *_ = runs.load_run(str(tmp_path / "ref" / "gaussian1d" / "base" / "seed0"))
+  _, state, *_ = runs.load_run(str(run_dir))
   helpers.assert_bit_identical(ref_state, state)
 
 
@@ -229,7 +229,7 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
   exp = registry.get("gaussian1d")
   cfg = tiny_1d(**{"train.steps": 20, "ckpt.every": 10, "eval.every": 10})
   run_dir = str(tmp_path / "run")
-  state20, result = runner.run_one(exp, "base", cfg, run_dir, "disabled", resume=False, quiet=True)
+  state20, result = helpers.run_one(exp, "base", cfg, run_dir, "disabled", resume=False, quiet=True)
   assert result["status"] == "finished"
   # Continue it to step 60 with a NaN label target: the loss is NaN from step 21 on.
   monkeypatch.setattr(
@@ -243,10 +243,10 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
       },
   )
   longer = config_lib.set_key(cfg, "train.steps", 60)
-  state, result = runner.run_one(exp, "base", longer, run_dir, "disabled", resume=True, quiet=True)
+  state, result = helpers.run_one(exp, "base", longer, run_dir, "disabled", resume=True, quiet=True)
   assert state is None and result["status"] == "diverged" and result["step"] == 21
   assert max(int(d) for d in os.listdir(os.path.join(run_dir, "checkpoints"))) == 20
-  _, restored, *_ = runner.load_run(run_dir)  # the last good checkpoint: the state at step 20
+  _, restored, *_ = runs.load_run(run_dir)  # the last good checkpoint: the state at step 20
   helpers.assert_bit_identical(restored, state20)
 
 

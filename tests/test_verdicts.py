@@ -8,7 +8,7 @@ import pytest
 
 from experiments import registry
 from gen_models import report
-from gen_models import saved_run
+from gen_models import runs
 from gen_models import config as config_lib
 from gen_models import stats
 
@@ -117,11 +117,11 @@ def test_the_headline_value_never_includes_an_untrained_evaluation():
       registry.get("gaussian1d").config, {"train.steps": 1000, "eval.every": 500}
   )
   rows = [{"step": s, "eval/w1": v} for s, v in ((0, 0.9), (500, 0.2), (1000, 0.1))]
-  values, incomplete = saved_run.headline_values(rows, cfg, {"w1": 0.1})
+  values, incomplete = runs.headline_values(rows, cfg, {"w1": 0.1})
   assert values["w1_last3"] == pytest.approx(0.1) and not incomplete  # step 0 and 500 < 750
   cfg = config_lib.apply_overrides(cfg, {"eval.every": 100})
   rows = [{"step": s, "eval/w1": s / 1000} for s in range(0, 1001, 100)]
-  values, _ = saved_run.headline_values(rows, cfg, {"w1": 1.0})
+  values, _ = runs.headline_values(rows, cfg, {"w1": 1.0})
   assert values["w1_last3"] == pytest.approx(np.mean([0.8, 0.9, 1.0]))
 
 

@@ -29,7 +29,7 @@ def test_vmapped_runs_equal_runs_one_by_one(tmp_path):
       ),
   ]
   one_by_one = [
-      runner.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
+      helpers.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
       for a, c in arms
   ]
   together = runner.run_group(
@@ -74,7 +74,7 @@ def test_vmapped_autoencoders_sharing_one_dataset_match_one_by_one(tmp_path):
       ("noise75", tiny_ae(**{"data.noise_std": 0.75, "seed": 1})),
   ]
   one_by_one = [
-      runner.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
+      helpers.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
       for a, c in arms
   ]
   together = runner.run_group(
@@ -122,7 +122,7 @@ def test_vmapped_conv_gans_match_one_by_one(tmp_path):
       ("none1", tiny_image(**on, **{"seed": 1})),
   ]
   one_by_one = [
-      runner.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
+      helpers.run_one(exp, a, c, str(tmp_path / "seq" / a), "disabled", resume=False, quiet=True)[0]
       for a, c in arms
   ]
   together = runner.run_group(

@@ -13,7 +13,7 @@ from gen_models import families
 from gen_models import files
 from gen_models import metric_names as names
 from gen_models import rundir
-from gen_models import saved_run
+from gen_models import runs
 from gen_models import tracking
 from gen_models.errors import RunError
 
@@ -152,7 +152,7 @@ def collect(exp_dir, exp, arm_cfgs, refs=None, old=None):
     for seed in seeds:
       run = paths.run(arm, seed)
       run_dir = run.dir
-      run_cfg = saved_run.run_config(run_dir) if os.path.isdir(run_dir) else None
+      run_cfg = runs.run_config(run_dir) if os.path.isdir(run_dir) else None
       if run_cfg is not None and arm in refs:
         differs = belongs(run_cfg, refs[arm])
         if differs:
@@ -179,7 +179,7 @@ def collect(exp_dir, exp, arm_cfgs, refs=None, old=None):
             " final evaluation"
         )
       if result is None:
-        result = saved_run.recover(run_dir, cfg, rows) if os.path.isdir(run_dir) else None
+        result = runs.recover(run_dir, cfg, rows) if os.path.isdir(run_dir) else None
         if result is not None:
           recovered[str(seed)] = "metrics.jsonl"
         elif (arm, seed) in previous and os.path.isdir(run_dir):
@@ -205,7 +205,7 @@ def collect(exp_dir, exp, arm_cfgs, refs=None, old=None):
         done_seeds.append(seed)
         metrics = result.get("metrics") if isinstance(result.get("metrics"), dict) else {}
         per_seed[seed] = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
-        values, incomplete = saved_run.headline_values(rows, cfg, per_seed[seed])
+        values, incomplete = runs.headline_values(rows, cfg, per_seed[seed])
         old = previous.get((arm, seed), {})
         # evaluations of the window are missing: the earlier value, if any, stays
         for m in incomplete:
@@ -295,7 +295,7 @@ def arms_on_disk(exp_dir, exp, arm_cfgs=(), refs=None):
       out.append((arm, dict(overrides), refs[arm], []))
       continue
     for seed in seeds:
-      cfg = saved_run.run_config(rundir.ExpPaths(exp_dir).run(arm, seed).dir)
+      cfg = runs.run_config(rundir.ExpPaths(exp_dir).run(arm, seed).dir)
       if cfg is not None:
         out.append((arm, dict(overrides), cfg, []))
         break
