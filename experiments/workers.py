@@ -14,6 +14,9 @@ import sys
 import threading
 import time
 
+from experiments import registry
+from gen_models import models
+
 
 def strip_workers(argv: list) -> list:
   """argv without its --workers flag (either spelling)."""
@@ -60,13 +63,11 @@ def resolve(flag: str, exp_name: str) -> int:
   devices = gpus()
   if devices:
     return len(devices)
-  from experiments import registry  # pylint: disable=g-import-not-at-top
-
   try:
-    arch = registry.get(exp_name).config.model.arch
+    arch = models.arch(registry.get(exp_name).config.model.arch)
   except Exception:  # pylint: disable=broad-except (an unknown experiment is reported later)
     return 1
-  return len(os.sched_getaffinity(0)) if arch.startswith("dcgan") else 1
+  return len(os.sched_getaffinity(0)) if arch.worker_per_core else 1
 
 
 def cpu_shares(n: int, cpus=None) -> list:

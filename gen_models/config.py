@@ -35,7 +35,9 @@ MIN_EVAL_SAMPLES_IMAGES = 200  # FID's 128-d feature covariance needs more sampl
 
 @dataclasses.dataclass(frozen=True)
 class Data:
-  name: str = "gaussian1d"  # gaussian1d | mnist | fashion_mnist | synthetic
+  name: str = (
+      "gaussian1d"  # gen_models.data.DATASETS: gaussian1d | mnist | fashion_mnist | synthetic
+  )
   dir: str = ""  # a directory of IDX .gz files, or a TFDS data_dir
   num_real: int = 1000  # gaussian1d: size of the fixed real sample (seed: 1000 draws of N(0,1))
   num_train: int = 0  # image data: use the first N training images (0 = all)
@@ -143,7 +145,6 @@ class Config:
 
 # Allowed values of the string keys; numbers get ranges below.
 CHOICES = {
-    "data.name": ("gaussian1d", "mnist", "fashion_mnist", "synthetic"),
     "data.sampling": ("random", "sequential"),
     "data.range": ("tanh", "sigmoid"),
     "data.noise": ("fixed", "fresh"),

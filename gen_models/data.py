@@ -6,6 +6,7 @@ a resumed run draws exactly the batches an uninterrupted run would have drawn.
 
 import dataclasses
 import os
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -110,11 +111,6 @@ class DataError(RuntimeError):
 IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
-}
-DEBIAN_IDX_DIRS = {"fashion_mnist": "/usr/share/datasets/fashion-mnist"}
-DOWNLOAD_HOSTS = {
-    "mnist": ("storage.googleapis.com", 443),  # where TFDS fetches them from
-    "fashion_mnist": ("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
 }
 
 
@@ -252,15 +248,15 @@ def how_to_get(name: str) -> str:
           " (Debian: `apt-get install dataset-fashion-mnist` puts them in "
           "/usr/share/datasets/fashion-mnist, which is found without data.dir)"
       )
-      if name in DEBIAN_IDX_DIRS
+      if DATASETS[name].debian_dir
       else ""
   )
   return (
       f"Three ways to get {name}: (1) a prepared TFDS data_dir: on a machine with internet run"
       f" `tfds build {name} --file_format=array_record`, copy its data_dir here and pass --set"
       " data.dir=DIR (or leave it in ~/tensorflow_datasets); (2) a TFDS download: run where"
-      f" {DOWNLOAD_HOSTS[name][0]} is reachable and the first run downloads it; (3) the four"
-      " standard IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,"
+      f" {DATASETS[name].download_host[0]} is reachable and the first run downloads it; (3) the"
+      " four standard IDX files (train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz,"
       " t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz) in a directory passed as --set"
       f" data.dir=DIR{debian}."
   )
@@ -304,7 +300,7 @@ def load_images(name: str, data_dir: str = "", log=print) -> dict:
     log(f"data: {name} from the prepared TFDS default data_dir")
     return load_tfds(name, None, download=False)
   tried.append("no prepared TFDS copy in the TFDS default data_dir")
-  host, port = DOWNLOAD_HOSTS[name]
+  host, port = DATASETS[name].download_host
   if host_reachable(host, port):
     log(f"data: downloading {name} with TFDS (from {host})")
     try:
@@ -313,7 +309,7 @@ def load_images(name: str, data_dir: str = "", log=print) -> dict:
       tried.append(f"the TFDS download failed ({str(e).splitlines()[0][:200]})")
   else:
     tried.append(f"TFDS cannot download it ({host} is unreachable)")
-  debian = DEBIAN_IDX_DIRS.get(name)
+  debian = DATASETS[name].debian_dir
   if debian:
     if has_idx(debian):
       log(f"data: {name} from IDX files in {debian}")
@@ -322,22 +318,51 @@ def load_images(name: str, data_dir: str = "", log=print) -> dict:
   raise DataError(f"Dataset {name} not found: {'; '.join(tried)}. {how_to_get(name)}")
 
 
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  """One entry of DATASETS. `read(cfg, log)` returns host arrays {"train": {"x", ["y"]},
+  ["test": {...}]}; a 28x28 image set found by TFDS name reads through load_images, which also
+  tries `download_host` (where TFDS fetches it from) and `debian_dir` (a Debian package's IDX
+  files). `shared`: read once per process and shared by every run of a sweep."""
+
+  read: Callable
+  download_host: tuple = ()
+  debian_dir: str = ""
+  shared: bool = True
+
+
+def load_images_of(cfg, log=print):
+  """A Dataset's read for a 28x28 image set: load_images of cfg.data, cut to data.num_train."""
+  out = load_images(cfg.data.name, cfg.data.dir, log)
+  if cfg.data.num_train:
+    out["train"] = {k: v[: cfg.data.num_train] for k, v in out["train"].items()}
+  return out
+
+
+# data.name -> Dataset. A new 28x28 TFDS image set is one entry here (its TFDS name, the host TFDS
+# downloads it from), plus its feature extractors (python -m experiments.extractors).
+DATASETS = {
+    "gaussian1d": Dataset(
+        lambda cfg, log: {"train": {"x": gaussian1d(cfg.seed, cfg.data.num_real)}}, shared=False
+    ),
+    "mnist": Dataset(load_images_of, download_host=("storage.googleapis.com", 443)),
+    "fashion_mnist": Dataset(
+        load_images_of,
+        download_host=("fashion-mnist.s3-website.eu-central-1.amazonaws.com", 80),
+        debian_dir="/usr/share/datasets/fashion-mnist",
+    ),
+    "synthetic": Dataset(lambda cfg, log: synthetic(cfg.data.num_train or 2048)),
+}
 _CACHE = {}
 
 
 def load(cfg, log=print) -> dict:
-  """Host arrays for cfg.data: {"train": {"x", ["y"]}, ["test": {...}]}. Image sets are read
-  once per process and shared by every run of a sweep."""
-  name = cfg.data.name
-  if name == "gaussian1d":
-    return {"train": {"x": gaussian1d(cfg.seed, cfg.data.num_real)}}
-  key = (name, cfg.data.dir, cfg.data.num_train)
+  """Host arrays for cfg.data: {"train": {"x", ["y"]}, ["test": {...}]} (DATASETS). Image sets are
+  read once per process and shared by every run of a sweep."""
+  dataset = DATASETS[cfg.data.name]
+  if not dataset.shared:
+    return dataset.read(cfg, log)
+  key = (cfg.data.name, cfg.data.dir, cfg.data.num_train)
   if key not in _CACHE:
-    if name == "synthetic":
-      out = synthetic(cfg.data.num_train or 2048)
-    else:
-      out = load_images(name, cfg.data.dir, log)
-      if cfg.data.num_train:
-        out["train"] = {k: v[: cfg.data.num_train] for k, v in out["train"].items()}
-    _CACHE[key] = out
+    _CACHE[key] = dataset.read(cfg, log)
   return _CACHE[key]

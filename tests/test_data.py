@@ -1,5 +1,6 @@
 """The data layer: IDX reader, TFDS path (mock), source order, and the no-data message."""
 
+import dataclasses
 import gzip
 import os
 import time
@@ -10,6 +11,8 @@ import pytest
 
 from gen_models import config as config_lib
 from gen_models import data as data_lib
+from gen_models import families
+from gen_models.config import ConfigError
 from tests import helpers
 
 _write_idx = helpers.write_idx
@@ -58,11 +61,33 @@ def test_explicit_idx_dir_is_used(tmp_path, monkeypatch):
   assert len(d["train"]["x"]) == 12 and "IDX files in" in logs[0]
 
 
+def test_a_new_28x28_dataset_is_one_registry_entry(tmp_path, monkeypatch):
+  _write_dataset(str(tmp_path / "kmnist"), n_train=7, n_test=3, seed=3)
+  cfg = config_lib.apply_overrides(
+      config_lib.Config(),
+      {"data.name": "kmnist", "data.dir": str(tmp_path / "kmnist"), "model.arch": "dcgan"},
+  )
+  with pytest.raises(ConfigError, match="Bad value for 'data.name'.*fashion_mnist"):
+    families.validate(cfg)  # unknown until it has an entry
+  entry = data_lib.Dataset(data_lib.load_images_of, download_host=("127.0.0.1", 9))
+  monkeypatch.setitem(data_lib.DATASETS, "kmnist", entry)
+  families.validate(cfg)
+  data = data_lib.load(cfg, log=lambda s: None)
+  assert data["train"]["x"].shape == (7, 28, 28, 1) and data["test"]["x"].shape == (3, 28, 28, 1)
+  cfg = config_lib.set_key(cfg, "data.dir", "")  # no data.dir: how to get it, from its entry
+  with pytest.raises(data_lib.DataError, match="127.0.0.1"):
+    data_lib.load(cfg, log=lambda s: None)
+
+
 def test_missing_data_lists_three_ways_and_never_substitutes(tmp_path, monkeypatch):
   monkeypatch.setattr(data_lib, "tfds_prepared", lambda *a: False)
   monkeypatch.setattr(data_lib, "host_reachable", lambda *a, **k: False)
   _write_dataset(str(tmp_path / "fashion"))
-  monkeypatch.setitem(data_lib.DEBIAN_IDX_DIRS, "fashion_mnist", str(tmp_path / "fashion"))
+  monkeypatch.setitem(
+      data_lib.DATASETS,
+      "fashion_mnist",
+      dataclasses.replace(data_lib.DATASETS["fashion_mnist"], debian_dir=str(tmp_path / "fashion")),
+  )
   # mnist asked: Fashion-MNIST's files are no substitute
   with pytest.raises(data_lib.DataError) as e:
     data_lib.load_images("mnist", "")
@@ -77,7 +102,11 @@ def test_a_named_data_dir_is_the_only_place_read(tmp_path, monkeypatch, layout):
   # The default places hold a complete dataset: a named data.dir that lacks it must not fall
   # back to them (it silently trained on Debian's Fashion-MNIST before).
   _write_dataset(str(tmp_path / "debian"))
-  monkeypatch.setitem(data_lib.DEBIAN_IDX_DIRS, "fashion_mnist", str(tmp_path / "debian"))
+  monkeypatch.setitem(
+      data_lib.DATASETS,
+      "fashion_mnist",
+      dataclasses.replace(data_lib.DATASETS["fashion_mnist"], debian_dir=str(tmp_path / "debian")),
+  )
   monkeypatch.setattr(
       data_lib, "host_reachable", lambda *a, **k: pytest.fail("nothing else is tried")
   )

@@ -109,7 +109,7 @@ def test_precision_recall_density_coverage_agree_with_prdc():
       assert abs(ours[r][key] - theirs[key]) <= 0.0023, (r, key, ours[r][key], theirs[key])
 
 
-FMNIST = data_lib.DEBIAN_IDX_DIRS["fashion_mnist"]
+FMNIST = data_lib.DATASETS["fashion_mnist"].debian_dir
 
 
 @pytest.mark.skipif(

@@ -8,6 +8,7 @@ check: gen_models.config's own (choices, ranges) plus the registries' names and 
 """
 
 from gen_models import config as config_lib
+from gen_models import data as data_lib
 from gen_models import gan_losses
 from gen_models import models
 from gen_models.config import ConfigError
@@ -37,7 +38,11 @@ def make_task(cfg, data, key, run_dir=None):
 
 def registry_choices() -> dict:
   """The values the registries allow for the keys they own."""
-  return {"model.arch": tuple(models.ARCHS), "loss.generator": tuple(gan_losses.LOSSES)}
+  return {
+      "data.name": tuple(data_lib.DATASETS),
+      "model.arch": tuple(models.ARCHS),
+      "loss.generator": tuple(gan_losses.LOSSES),
+  }
 
 
 def validate(cfg):

@@ -368,7 +368,7 @@ def _build(generator, discriminator):
 
 
 # Every DCGAN: spectral norm and patch convs in D, vectorised sweeps on accelerators.
-CONV_GAN = dict(spectral_norm=True, patch_d=True, vmap_on_accelerators=True)
+CONV_GAN = dict(spectral_norm=True, patch_d=True, vmap_on_accelerators=True, worker_per_core=True)
 registry.register("dcgan", "image_gan", "tanh", **CONV_GAN)(_build(Generator, Discriminator))
 registry.register("dcgan_transpose", "image_gan", "sigmoid", **CONV_GAN)(
     _build(GeneratorTranspose, DiscriminatorTranspose)

@@ -23,6 +23,9 @@ class Arch:
   # train.vmap_runs=auto on GPU/TPU: whether a sweep's runs train as one vmapped program there (a
   # small conv step is far below one accelerator's capacity; on CPU vmapped convs measured 0.55x)
   vmap_on_accelerators: bool = False
+  # --workers auto on a CPU: one worker per core (two one-core workers measured faster than one
+  # two-core process for the conv GANs, docs/speed.md); else one
+  worker_per_core: bool = False
 
 
 ARCHS: dict[str, Arch] = {}
@@ -36,6 +39,7 @@ def register(
     cpu_chunk: int = 1,
     patch_d: bool = False,
     vmap_on_accelerators: bool = False,
+    worker_per_core: bool = False,
 ):
   """Decorator: registers `build(model_cfg, data_shape)` as architecture `name`."""
 
@@ -43,7 +47,15 @@ def register(
     if name in ARCHS:
       raise ValueError(f"architecture {name!r} is registered twice")
     ARCHS[name] = Arch(
-        name, family, build, output_range, spectral_norm, cpu_chunk, patch_d, vmap_on_accelerators
+        name,
+        family,
+        build,
+        output_range,
+        spectral_norm,
+        cpu_chunk,
+        patch_d,
+        vmap_on_accelerators,
+        worker_per_core,
     )
     return build
 
