@@ -18,6 +18,7 @@ import numpy as np
 
 from gen_models import data as data_lib
 from gen_models import metric_names as names
+from gen_models import metric_specs as specs
 from gen_models import models
 from gen_models import signals
 
@@ -183,7 +184,6 @@ def _host_means(pending: list, start_step: int) -> tuple[dict, Optional[int]]:
 
 
 # Evaluation metrics printed at each evaluation (all are logged).
-_EVAL_SHOWN = ("fid", "kid", "precision", "recall", "classes_covered", "w1", "kl", "mse", "psnr")
 
 # Progress lines show the losses first, then the step's other metrics in the order it returns them.
 _ORDER = ("d_loss", "g_loss", "loss")
@@ -532,7 +532,7 @@ def evaluate(group: Group, print_fn=print):
     images = metrics.pop("_images", {})
     label = metrics.pop("_label", "")
     metrics["eval_s"] = seconds
-    shown = {k: v for k, v in metrics.items() if k in _EVAL_SHOWN}
+    shown = {k: v for k, v in metrics.items() if k in specs.CONSOLE}
     if shown and not group.many:
       print_fn(
           f"[{run.label}] eval at step {group.step}: "

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_models import config as config_lib
+from gen_models import metric_specs as specs
 from gen_models import data as data_lib
 from gen_models import loop
 from gen_models import plots
@@ -157,14 +158,7 @@ def artifacts(cfg, state, data, rows, run_dir, key, title):
   return out
 
 
-TABLE = [
-    ("mse", "test MSE", True),
-    ("bce", "test BCE", True),
-    ("psnr", "PSNR dB", False),
-    ("noisy_psnr", "noisy input PSNR", None),
-    ("psnr_gain", "PSNR gain", False),
-    ("loss", "train loss", None),
-]
+TABLE = specs.columns(specs.AUTOENCODER)
 
 NOTES = """\
 - Rows are ranked by test MSE (best first). All metrics are on the whole test split ({test_n:,}
@@ -234,7 +228,7 @@ FAMILY = Family(
     needs_test=lambda cfg: True,
     scores_images=lambda cfg: False,
     table=lambda cfgs: TABLE,
-    verdict_metrics={"mse": True},
+    verdict_metrics=specs.compared(specs.AUTOENCODER),
     rank_by="mse",
     notes=notes,
     extra_rows=lambda summary, cols: [],

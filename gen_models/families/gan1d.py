@@ -10,6 +10,7 @@ from gen_models import config as config_lib
 from gen_models import data as data_lib
 from gen_models import loop
 from gen_models import metric_names as names
+from gen_models import metric_specs as specs
 from gen_models import plots
 from gen_models import rundir
 from gen_models.config import ConfigError
@@ -132,19 +133,9 @@ def artifacts(cfg, state, data, rows, run_dir, key, title):
   ]
 
 
-TABLE = [
-    ("w1", "W1 to N(0,1)", True),
-    ("ks", "KS to N(0,1)", True),
-    ("kl", "hist. KL (seed)", True),
-    ("mean", "mean", None),
-    ("std", "std", None),
-    ("skew", "skew", None),
-    ("kurtosis", "excess kurtosis", None),
-    ("d_loss", "D loss", None),
-    ("g_loss", "G loss", None),
-]
+TABLE = specs.columns(specs.GAN1D)
 TARGETS = {"mean": 0.0, "std": 1.0, "skew": 0.0, "kurtosis": 0.0}
-FLOOR_KEYS = {k: names.floor(k) for k in ("w1", "ks", "kl")}
+FLOOR_KEYS = specs.floors(specs.GAN1D)
 
 NOTES = """\
 - **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,}
@@ -242,7 +233,7 @@ FAMILY = Family(
     needs_test=lambda cfg: False,
     scores_images=lambda cfg: False,
     table=lambda cfgs: TABLE,
-    verdict_metrics={"w1": True, "ks": True},
+    verdict_metrics=specs.compared(specs.GAN1D),
     rank_by="w1",
     notes=notes,
     extra_rows=extra_rows,

@@ -10,7 +10,7 @@ import numpy as np
 
 from gen_models import config as config_lib
 from gen_models import loop
-from gen_models import metric_names as names
+from gen_models import metric_specs as specs
 from gen_models import models
 from gen_models import plots
 from gen_models import rundir
@@ -234,18 +234,8 @@ def artifacts(cfg, state, data, rows, run_dir, key, title):
   return out
 
 
-IMAGE_COLUMNS = [
-    ("fid", "FID (classifier)", True),
-    ("kid", "KID", True),
-    ("precision", "precision", False),
-    ("recall", "recall", False),
-    ("density", "density", False),
-    ("coverage", "coverage", False),
-    ("class_score", "class. score", False),
-    ("classes_covered", "classes", False),
-    ("class_kl", "KL(classes‖uniform)", True),
-]
-FLOOR_KEYS = {k: names.floor(k) for k, _, _ in IMAGE_COLUMNS}
+IMAGE_COLUMNS = specs.columns(specs.IMAGE)
+FLOOR_KEYS = specs.floors(specs.IMAGE)
 
 
 def table(cfgs):
@@ -254,11 +244,7 @@ def table(cfgs):
   d_cols = []
   for cfg in cfgs:
     d_cols += [c for c in gan.loss_of(cfg).columns if c not in d_cols]
-  return (
-      IMAGE_COLUMNS
-      + [("d_loss", "D loss", None), ("g_loss", "G loss", None)]
-      + [(k, l, None) for k, l in d_cols]
-  )
+  return IMAGE_COLUMNS + specs.columns(specs.GAN_LOSSES) + [(k, l, None) for k, l in d_cols]
 
 
 NOTES = """\
@@ -374,14 +360,7 @@ FAMILY = Family(
     needs_test=lambda cfg: cfg.eval.num_samples > 0,
     scores_images=lambda cfg: cfg.eval.num_samples > 0,
     table=table,
-    verdict_metrics={
-        "fid": True,
-        "kid": True,
-        "precision": False,
-        "recall": False,
-        "density": False,
-        "coverage": False,
-    },
+    verdict_metrics=specs.compared(specs.IMAGE),
     rank_by="fid",
     notes=notes,
     extra_rows=floor_row,

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen_models import config as config_lib
+from gen_models import metric_specs as specs
 from gen_models import plots
 from gen_models import rundir
 from gen_models import steps
@@ -92,17 +93,7 @@ def artifacts(cfg, state, data, rows, run_dir, key, title):
   return out
 
 
-TABLE = [
-    ("mse", "test MSE", True),
-    ("bce", "test BCE", True),
-    ("psnr", "PSNR dB", False),
-    ("elbo", "ELBO", False),
-    ("recon_nll", "recon. NLL", True),
-    ("kl", "KL", None),
-    ("fid", "prior FID", True),
-    ("classes_covered", "classes", False),
-    ("loss", "train loss", None),
-]
+TABLE = specs.columns(specs.VAE)
 
 NOTE = """\
 - VAE: ELBO = -(reconstruction NLL summed over pixels + KL) per image, in nats, with one posterior
@@ -130,7 +121,7 @@ FAMILY = Family(
     needs_test=lambda cfg: True,
     scores_images=lambda cfg: cfg.eval.num_samples > 0,
     table=lambda cfgs: TABLE,
-    verdict_metrics={"mse": True},
+    verdict_metrics=specs.compared(specs.VAE),
     rank_by="mse",
     notes=notes,
     extra_rows=lambda summary, cols: image_gan.floor_row(summary, cols),
