@@ -5,10 +5,24 @@ import os
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-if "GEN_MODELS_CACHE" not in os.environ:  # the classifier cache of tests lives in a temp dir
+# One temp dir per test run, shared by its xdist workers and every process they start: the
+# classifier cache (feature extractors trained on the synthetic data once per run, not per worker)
+# and XLA's persistent compilation cache (a tiny config's programs compiled once per run, not once
+# per subprocess; a loaded executable computes the same bits as a fresh compile).
+if "GEN_MODELS_TEST_DIR" not in os.environ:
   import tempfile  # pylint: disable=g-import-not-at-top
 
-  os.environ["GEN_MODELS_CACHE"] = tempfile.mkdtemp(prefix="gen_models_test_cache_")
+  run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+  shared = os.path.join(tempfile.gettempdir(), f"gen_models_test_{run_id}") if run_id else ""
+  if shared:
+    os.makedirs(shared, exist_ok=True)
+  os.environ["GEN_MODELS_TEST_DIR"] = shared or tempfile.mkdtemp(prefix="gen_models_test_")
+_shared = os.environ["GEN_MODELS_TEST_DIR"]
+os.environ.setdefault("GEN_MODELS_CACHE", os.path.join(_shared, "cache"))
+if os.environ.get("GEN_MODELS_TEST_XLA_CACHE", "1") != "0":
+  os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(_shared, "xla"))
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+  os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
 from gen_models import runtime  # pylint: disable=g-import-not-at-top
 
