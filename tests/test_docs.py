@@ -174,3 +174,16 @@ def test_every_published_verdict_agrees_with_its_printed_interval():
       assert decided == excludes, (os.path.basename(path), c["arm"], c["metric"], c["verdict"])
       checked += 1
   assert checked
+
+
+def test_the_extending_guide_names_files_and_tests_that_exist():
+  text = open(os.path.join(helpers.ROOT, "docs", "extending.md"), encoding="utf-8").read()
+  paths = set(re.findall(r"`((?:gen_models|experiments|tests)/[\w/]+\.py)(?:::(\w+))?`", text))
+  assert len(paths) > 15, paths
+  for path, test in paths:
+    full = os.path.join(helpers.ROOT, path)
+    assert os.path.isfile(full), path
+    if test:
+      assert f"def {test}(" in open(full, encoding="utf-8").read(), (path, test)
+  names = set(re.findall(r"`(\w+)` in `gen_models/data.py`|\(`(DATASETS)`\)", text))
+  assert names, "the dataset registry is named"

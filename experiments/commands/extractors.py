@@ -16,6 +16,9 @@ from experiments import cli
 from gen_models import data as data_lib
 from gen_models.metrics import features
 
+# the registry's 28x28 image sets (gen_models.data.DATASETS)
+_IMAGE_SETS = tuple(n for n, d in data_lib.DATASETS.items() if d.read is data_lib.load_images_of)
+
 
 def parse_args(argv):
   p = argparse.ArgumentParser(
@@ -23,13 +26,11 @@ def parse_args(argv):
       description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter,
   )
-  p.add_argument(
-      "--dataset", choices=("mnist", "fashion_mnist"), help="train and ship this dataset's ensemble"
-  )
+  p.add_argument("--dataset", choices=_IMAGE_SETS, help="train and ship this dataset's ensemble")
   p.add_argument("--data-dir", default="", help="as data.dir")
   p.add_argument(
       "--show",
-      choices=("mnist", "fashion_mnist"),
+      choices=_IMAGE_SETS,
       help="print the ensemble a run on this dataset would use",
   )
   return p.parse_args(argv), p
