@@ -187,3 +187,41 @@ def test_the_extending_guide_names_files_and_tests_that_exist():
       assert f"def {test}(" in open(full, encoding="utf-8").read(), (path, test)
   names = set(re.findall(r"`(\w+)` in `gen_models/data.py`|\(`(DATASETS)`\)", text))
   assert names, "the dataset registry is named"
+
+
+def _documented_keys() -> dict:
+  """{"summary" | "arms" | "comparisons": the keys docs/summary.md's schema block gives}."""
+  text = open(os.path.join(helpers.ROOT, "docs", "summary.md"), encoding="utf-8").read()
+  block = text.split("```")[1]
+  out, section = {"summary": set(), "arms": set(), "comparisons": set()}, "summary"
+  for line in block.splitlines():
+    code = line.split("#")[0]
+    indent = len(code) - len(code.lstrip())
+    if indent == 2:
+      section = "summary"
+    for m in re.finditer(r'"([a-z_0-9]+)":', code):
+      depth = sum(code[: m.start()].count(o) - code[: m.start()].count(c) for o, c in ("{}", "[]"))
+      if depth == 0:  # not a key inside a value, e.g. a metric's "mean"
+        out[section].add(m.group(1))
+    if re.match(r'\s+"(arms|comparisons)": \[\{', code):
+      section = re.match(r'\s+"(\w+)"', code).group(1)
+  return out
+
+
+def test_the_summary_schema_page_matches_its_typed_records_and_every_committed_summary():
+  from gen_models.report import schema  # pylint: disable=g-import-not-at-top
+
+  records = {"summary": schema.Summary, "arms": schema.Arm, "comparisons": schema.Comparison}
+  documented = _documented_keys()
+  for part, record in records.items():
+    assert documented[part] == set(record.__annotations__), part
+  for path in glob.glob(os.path.join(helpers.ROOT, "docs", "results", "data", "*.json")):
+    with open(path) as f:
+      summary = json.load(f)
+    assert set(summary) <= set(schema.Summary.__annotations__), path
+    for arm in summary["arms"]:
+      assert set(arm) <= set(schema.Arm.__annotations__), path
+    for c in summary.get("comparisons") or []:
+      assert set(c) <= set(schema.Comparison.__annotations__), (path, set(c))
+    if summary.get("sequential"):
+      assert set(summary["sequential"]) == set(schema.Sequential.__annotations__), path
