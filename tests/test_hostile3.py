@@ -17,6 +17,7 @@ from experiments.commands import evaluate
 from experiments import registry
 from experiments import report as report_cli
 from gen_models import report
+from gen_models import rundir
 from experiments.commands import run
 from experiments.commands import sample
 from gen_models import checkpoint as ckpt_lib
@@ -584,7 +585,7 @@ def test_17_a_full_disk_while_writing_the_report(sweep, capsys, monkeypatch):
   def full(path, text):
     raise OSError(errno.ENOSPC, "No space left on device", path)
 
-  monkeypatch.setattr(report, "write_atomic", full)
+  monkeypatch.setattr(rundir, "write_atomic", full)
   assert report_cli.main([str(sweep / "gaussian1d_loss")]) == 2
   assert "summary.json" in _err(capsys)
 

@@ -35,11 +35,38 @@ def _arm_keys(exp) -> set:
   return {k for _, overrides in exp.arm_items() for k in overrides}
 
 
+def sweep_configs(exp_dir, exp) -> list:
+  """[(arm, overrides, cfg, [])] of the last command that ran this sweep, from its sweep.json
+  (written by the sweep's first worker: gen_models.rundir.join_sweep); [] when there is none or it
+  cannot be read as configs. What a rebuild reports the arms under, before the previous
+  summary.json's settings and the vote of the runs on disk."""
+  try:
+    saved = files.read(rundir.ExpPaths(exp_dir).sweep, "sweep", root=exp_dir) or {}
+  except files.DamagedFile:
+    return []
+  identity = saved.get("identity")
+  if not isinstance(identity, dict):
+    return []
+  out = []
+  for arm, overrides in exp.arm_items():
+    flat = {k.split("/", 1)[1]: v for k, v in identity.items() if k.startswith(f"{arm}/")}
+    if not flat:
+      continue
+    flat.pop("version", None)
+    try:
+      cfg = config_lib.apply_overrides(config_lib.Config(), flat)
+    except (config_lib.ConfigError, TypeError, ValueError, AttributeError):
+      return []
+    out.append((arm, dict(overrides), cfg, []))
+  return out
+
+
 def reference_configs(exp, arm_cfgs, previous_base=None, disk_cfgs=()):
   """{arm: the config its runs must have to be reported together} for every arm of `exp`: the
-  command's own configs for the arms it names, and for the others the command's settings with
-  that arm's overrides. Without a command (a rebuild), the settings recorded in the previous
-  summary.json, else the ones most runs on disk share. Returns ({arm: cfg}, base settings)."""
+  command's own configs for the arms it names (for a rebuild: those of the sweep.json,
+  sweep_configs), and for the others the command's settings with that arm's overrides. Without
+  either, the settings recorded in the previous summary.json, else the ones most runs on disk
+  share. Returns ({arm: cfg}, base settings)."""
 
   arm_keys = _arm_keys(exp)
   exp_flat = config_lib.flatten(exp.config)

@@ -18,8 +18,10 @@ def summarize(exp_dir, exp, arm_cfgs, command=None):
   damage = []
   old = collect_lib.read_rebuildable(rundir.ExpPaths(exp_dir).summary, "summary", damage)
   disk = [(o, c) for a, o, c, _ in collect_lib.arms_on_disk(exp_dir, exp)]
+  # the command's configs; for a rebuild, those of the last command that ran the sweep
+  commanded = list(arm_cfgs) or collect_lib.sweep_configs(exp_dir, exp)
   refs, base = collect_lib.reference_configs(
-      exp, list(arm_cfgs), old.get("protocol") if not arm_cfgs else None, disk
+      exp, commanded, old.get("protocol") if not commanded else None, disk
   )
   arm_cfgs = collect_lib.arms_on_disk(exp_dir, exp, arm_cfgs, refs)
   summary, curves = collect_lib.collect(exp_dir, exp, arm_cfgs, refs, old)
