@@ -12,7 +12,7 @@ from gen_models import data as data_lib
 from gen_models import families
 from gen_models import loop
 from tests import helpers
-from tests.conftest import tiny_image
+from tests.helpers import tiny_image
 
 
 def main(out_dir):

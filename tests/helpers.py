@@ -1,6 +1,7 @@
 """Shared test helpers: train a config into a directory, run a command as a user would, write
 small IDX datasets, and fingerprint parameters."""
 
+import dataclasses
 import gzip
 import json
 import hashlib
@@ -10,8 +11,11 @@ import sys
 import jax
 import numpy as np
 
+from experiments import gaussian1d
 from experiments import registry
 from experiments import runner
+from gen_models import config as config_lib
+from gen_models import families
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 # A small GAN that compiles in seconds, with enough steps (one per dispatch) to be interrupted.
@@ -166,3 +170,61 @@ def trained_runs(text):
       for line in text.splitlines()
       if line.startswith("[") and "/seed" in line.split(":", 1)[0] and "] " in line
   ]
+
+
+# --- tiny configs: a few steps on small data, cheap evaluation ----------------------------
+
+
+def tiny_1d(**overrides):
+  """The seed's 1-D GAN protocol at a few steps, with cheap evaluation."""
+
+  cfg = dataclasses.replace(gaussian1d.BASE, seeds=1)
+  base = {
+      "train.steps": 60,
+      "train.scan_chunk": 10,
+      "train.log_every": 10,
+      "eval.every": 30,
+      "eval.num_samples": 2000,
+      "eval.kl_samples": 500,
+      "ckpt.every": 30,
+  }
+  base.update(overrides)
+  return families.validate(config_lib.apply_overrides(cfg, base))
+
+
+def tiny_image(exp="dcgan", **overrides):
+  """An image GAN experiment's config on a small synthetic dataset, a few steps."""
+
+  cfg = dataclasses.replace(registry.get(exp).config, seeds=1)
+  base = {
+      "data.name": "synthetic",
+      "data.num_train": 256,
+      "train.batch_size": 8,
+      "train.steps": 6,
+      "train.log_every": 2,
+      "eval.every": 3,
+      "eval.num_samples": 200,
+      "ckpt.every": 2,
+  }
+  base.update(overrides)
+  return families.validate(config_lib.apply_overrides(cfg, base))
+
+
+def tiny_ae(exp="ae_dense", **overrides):
+  """An autoencoder experiment's config on a small synthetic dataset, a few steps."""
+
+  cfg = dataclasses.replace(registry.get(exp).config, seeds=1)
+  base = {
+      "data.name": "synthetic",
+      "data.num_train": 256,
+      "train.batch_size": 16,
+      "train.steps": 8,
+      "train.scan_chunk": 1,
+      "train.log_every": 4,
+      "eval.every": 4,
+      "ckpt.every": 4,
+  }
+  if registry.get(exp).config.eval.num_samples:
+    base["eval.num_samples"] = 200
+  base.update(overrides)
+  return families.validate(config_lib.apply_overrides(cfg, base))

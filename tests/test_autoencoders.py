@@ -17,7 +17,7 @@ from gen_models import models
 from gen_models import state as state_lib
 from gen_models.metrics import recon
 from tests import helpers
-from tests.conftest import tiny_ae
+from tests.helpers import tiny_ae
 
 
 @pytest.mark.slow

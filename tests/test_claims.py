@@ -14,7 +14,7 @@ from gen_models import loop
 from gen_models import tracking
 from gen_models.families import gan as gan_family
 from gen_models.families import image_gan
-from tests.conftest import tiny_1d, tiny_image
+from tests.helpers import tiny_1d, tiny_image
 
 TINY = [
     "--exp=gaussian1d",

@@ -8,7 +8,7 @@ from gen_models import families
 from gen_models import loop
 from gen_models import metric_names as names
 from tests import helpers
-from tests.conftest import tiny_1d, tiny_image
+from tests.helpers import tiny_1d, tiny_image
 
 
 def _eval_rows(run_dir):

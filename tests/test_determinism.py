@@ -12,7 +12,7 @@ from gen_models import config as config_lib
 from gen_models import metric_names as names
 from gen_models import loop
 from tests import helpers
-from tests.conftest import tiny_1d
+from tests.helpers import tiny_1d
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -33,7 +33,7 @@ def test_same_seed_same_parameters_across_processes(tmp_path):
   here, _ = helpers.train(cfg, tmp_path / "here")
   script = (
       "import sys; sys.path.insert(0, %r)\n"
-      "from tests.conftest import tiny_1d\nfrom tests import helpers\n"
+      "from tests.helpers import tiny_1d\nfrom tests import helpers\n"
       "s, _ = helpers.train(tiny_1d(), %r)\nprint('FP', helpers.fingerprint(s))\n"
       % (ROOT, str(tmp_path / "there"))
   )

@@ -214,7 +214,7 @@ def test_a_d_differentiated_twice_takes_patch_convs_with_the_same_second_derivat
   """R1 / WGAN-GP arms get impl="patches" Ds; D, its input gradient and that gradient's squared norm
   differentiated w.r.t. D's parameters (the R1 term) equal XLA's convolutions (impl=reference)."""
   from gen_models.families import gan  # pylint: disable=g-import-not-at-top
-  from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   def d_of(**overrides):
     cfg = tiny_image(arch, **overrides)

@@ -11,7 +11,7 @@ from gen_models import data as data_lib
 from gen_models import families
 from gen_models import gan_losses
 from gen_models.config import ConfigError
-from tests.conftest import tiny_1d, tiny_image
+from tests.helpers import tiny_1d, tiny_image
 
 RNG = np.random.default_rng(0)
 LR, LF = RNG.normal(size=12).astype(np.float32), RNG.normal(size=12).astype(np.float32)

@@ -8,7 +8,7 @@ import pytest
 
 from experiments.commands import run
 from tests import helpers
-from tests.conftest import tiny_image
+from tests.helpers import tiny_image
 
 
 @pytest.mark.slow
@@ -103,7 +103,7 @@ def test_early_evaluations_score_fewer_samples_and_the_headline_window_all(tmp_p
 
 def test_early_samples_are_checked_where_they_cannot_work():
   from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from tests.conftest import tiny_ae  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_ae  # pylint: disable=g-import-not-at-top
 
   with pytest.raises(ConfigError, match="too few"):
     tiny_image(**{"eval.early_samples": 100})

@@ -9,7 +9,7 @@ from gen_models import metric_names as names
 from gen_models import families
 from gen_models import loop
 from tests import helpers
-from tests.conftest import tiny_1d
+from tests.helpers import tiny_1d
 
 
 class ListTracker:

@@ -192,7 +192,7 @@ def test_shipped_weights_are_used_without_training_and_hash_checked(tmp_path, mo
 def test_sample_and_evaluate_commands(tmp_path, capsys):
   from experiments.commands import evaluate, sample  # pylint: disable=g-import-not-at-top
   from tests import helpers  # pylint: disable=g-import-not-at-top
-  from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   run_dir = tmp_path / "run"
   helpers.train(tiny_image(), run_dir, exp_name="dcgan")

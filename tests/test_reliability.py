@@ -224,7 +224,7 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
   import numpy as np  # pylint: disable=g-import-not-at-top
   from experiments import registry  # pylint: disable=g-import-not-at-top
   from gen_models.families import gan as gan_family  # pylint: disable=g-import-not-at-top
-  from tests.conftest import tiny_1d  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_1d  # pylint: disable=g-import-not-at-top
 
   exp = registry.get("gaussian1d")
   cfg = tiny_1d(**{"train.steps": 20, "ckpt.every": 10, "eval.every": 10})

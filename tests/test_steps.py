@@ -11,7 +11,7 @@ from gen_models import data as data_lib
 from gen_models import families
 from gen_models import losses
 from gen_models import steps
-from tests.conftest import tiny_1d
+from tests.helpers import tiny_1d
 
 
 def _setup(**overrides):
@@ -86,7 +86,7 @@ def reference_step(state, batch, rng, hp):
 
 
 def _family_setup(exp, generator):
-  from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   over = {
       "loss.generator": generator,

@@ -9,7 +9,7 @@ from experiments import registry
 from experiments import runner
 from gen_models import metric_names as names
 from tests import helpers
-from tests.conftest import tiny_1d
+from tests.helpers import tiny_1d
 
 
 def _rows(path):
@@ -66,7 +66,7 @@ def test_vmapped_autoencoders_sharing_one_dataset_match_one_by_one(tmp_path):
   # which is why vmap_runs is on by default only for the gaussian1d experiments.
   import numpy as np  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
-  from tests.conftest import tiny_ae  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_ae  # pylint: disable=g-import-not-at-top
 
   exp = registry.get("ae_denoising_noise")
   arms = [
@@ -95,7 +95,7 @@ def test_vmapped_autoencoders_sharing_one_dataset_match_one_by_one(tmp_path):
 def test_vmap_runs_auto_is_on_for_conv_gans_on_accelerators_only():
   from gen_models import loop  # pylint: disable=g-import-not-at-top
   from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tests.conftest import tiny_ae, tiny_image  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_ae, tiny_image  # pylint: disable=g-import-not-at-top
 
   dcgan = tiny_image()
   assert dcgan.train.vmap_runs is None  # auto
@@ -112,7 +112,7 @@ def test_vmapped_conv_gans_match_one_by_one(tmp_path):
   # vmapped program, against the same runs one by one: batched convs may sum in another order, so
   # they agree to float rounding, not bit for bit.
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   exp = registry.get("dcgan_label_smoothing")
   on = {"train.vmap_runs": True, "train.steps": 4, "eval.every": 2, "ckpt.every": 2}
@@ -165,7 +165,7 @@ def test_a_vmapped_group_draws_each_runs_evaluation_images_in_one_program():
   from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
   from gen_models import families  # pylint: disable=g-import-not-at-top
   from gen_models import loop  # pylint: disable=g-import-not-at-top
-  from tests.conftest import tiny_image  # pylint: disable=g-import-not-at-top
+  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   cfg = tiny_image(**{"train.vmap_runs": True})
   data = data_lib.load(cfg)
