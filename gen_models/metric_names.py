@@ -79,11 +79,6 @@ def cost(name: str) -> str:
   return COST + name
 
 
-def without_timings(row: dict) -> dict:
-  """The row without its wall-clock columns (what must be bit-identical across runs)."""
-  return {k: v for k, v in row.items() if k not in TIMINGS}
-
-
 def is_eval_row(row: dict) -> bool:
   return any(k.startswith(EVAL) for k in row)
 

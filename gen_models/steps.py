@@ -163,10 +163,6 @@ def gan_step_for(loss: gan_losses.GanLoss, n_critic: int = 1, r1: bool = False, 
   return functools.partial(_gan_step, loss, n_critic, r1, ema)
 
 
-# the seeds' step: BCE, ns or minimax by hp["minimax"]
-gan_step = gan_step_for(gan_losses.get("ns"))
-
-
 def _recon_losses(logits, x, w, bce_flag):
   """Per-example pixel-mean MSE (of sigmoid(logits)) and BCE, and the chosen one (Keras' losses)."""
   mse = losses.mse(jax.nn.sigmoid(logits), x)

@@ -16,6 +16,9 @@ from experiments import registry
 from experiments import runner
 from gen_models import config as config_lib
 from gen_models import families
+from gen_models import gan_losses
+from gen_models import metric_names as names
+from gen_models import steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
 # A small GAN that compiles in seconds, with enough steps (one per dispatch) to be interrupted.
@@ -228,3 +231,13 @@ def tiny_ae(exp="ae_dense", **overrides):
     base["eval.num_samples"] = 200
   base.update(overrides)
   return families.validate(config_lib.apply_overrides(cfg, base))
+
+
+def without_timings(row: dict) -> dict:
+  """A log row without its wall-clock columns (what must be bit-identical across runs)."""
+  return {k: v for k, v in row.items() if k not in names.TIMINGS}
+
+
+def gan_step(state, batch, key, hp):
+  """The seeds' step: BCE, ns or minimax by hp["minimax"]."""
+  return steps.gan_step_for(gan_losses.get("ns"))(state, batch, key, hp)

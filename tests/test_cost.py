@@ -79,7 +79,7 @@ def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_p
   first = _eval_rows(tmp_path / "split")[-1]["cost/train_s"]
   helpers.run_one(exp, "base", full, str(tmp_path / "split"), "disabled", resume=True, quiet=True)
   whole, split = _eval_rows(tmp_path / "full"), _eval_rows(tmp_path / "split")
-  assert [names.without_timings(r) for r in whole] == [names.without_timings(r) for r in split]
+  assert [helpers.without_timings(r) for r in whole] == [helpers.without_timings(r) for r in split]
   assert split[-1]["cost/g_updates"] == 60
   second = json.loads((tmp_path / "split" / "result.json").read_text())["train_s"]
   assert first > 0 and second > 0

@@ -9,7 +9,6 @@ import sys
 import pytest
 
 from gen_models import config as config_lib
-from gen_models import metric_names as names
 from gen_models import loop
 from tests import helpers
 from tests.helpers import tiny_1d
@@ -56,7 +55,7 @@ def test_scan_chunks_equal_single_steps(tmp_path):
 def _rows(run_dir):
   with open(os.path.join(run_dir, "metrics.jsonl")) as f:
     rows = [json.loads(l) for l in f]
-  return [names.without_timings(r) for r in rows]
+  return [helpers.without_timings(r) for r in rows]
 
 
 @pytest.mark.slow

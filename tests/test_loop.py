@@ -5,7 +5,6 @@ import jax
 import numpy as np
 
 from gen_models import data as data_lib
-from gen_models import metric_names as names
 from gen_models import families
 from gen_models import loop
 from tests import helpers
@@ -50,7 +49,7 @@ def test_the_parts_compose_into_train_many():
     if group.step % cfg.eval.every == 0:
       loop.evaluate(group, print_fn=lambda s: None)
   helpers.assert_bit_identical(group.state_of(0), want)
-  strip = lambda rows: [(s, names.without_timings(m)) for s, m in rows]
+  strip = lambda rows: [(s, helpers.without_timings(m)) for s, m in rows]
   assert strip(run.tracker.rows) == strip(whole.tracker.rows)  # every logged value
   assert [s for s, m in run.tracker.rows if "eval/w1" in m] == [0, 20, 40]
 

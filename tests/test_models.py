@@ -10,7 +10,7 @@ from gen_models import config as config_lib
 from gen_models import families
 from gen_models import models
 from gen_models import state as state_lib
-from gen_models import steps
+from tests import helpers
 
 # (arch, latent, data range, G params, G BatchNorm statistics, D params)
 ARCHS = [
@@ -65,7 +65,7 @@ def test_batchnorm_statistics_change_only_in_the_g_step_and_dropout_uses_its_rng
   x = jax.random.uniform(jax.random.key(2), (4, 28, 28, 1))
   batch = {"x": x, "z": z, "w": jnp.ones(4)}
   hp = {"real_target": 1.0, "fake_target": 0.0, "gen_target": 1.0, "minimax": 0.0}
-  new, _ = jax.jit(steps.gan_step)(st, batch, jax.random.key(3), hp)
+  new, _ = jax.jit(helpers.gan_step)(st, batch, jax.random.key(3), hp)
   changed = [
       not np.array_equal(a, b)
       for a, b in zip(jax.tree.leaves(st["g"].batch_stats), jax.tree.leaves(new["g"].batch_stats))

@@ -10,7 +10,7 @@ import pytest
 from gen_models import data as data_lib
 from gen_models import families
 from gen_models import losses
-from gen_models import steps
+from tests import helpers
 from tests.helpers import tiny_1d
 
 
@@ -120,7 +120,7 @@ def test_each_update_changes_exactly_what_it_owns_in_every_family(exp, generator
   the plain reference update. A D update leaking into G, a second D update in the G phase, or G's
   gradient taken through the old D all move some leaf by about a learning rate."""
   state, batch, hp = _family_setup(exp, generator)
-  new, _ = jax.jit(steps.gan_step)(state, batch, jax.random.key(3), hp)
+  new, _ = jax.jit(helpers.gan_step)(state, batch, jax.random.key(3), hp)
   want = jax.jit(reference_step)(state, batch, jax.random.key(3), hp)
   for net in ("g", "d"):
     got = (new[net].params, new[net].batch_stats, new[net].opt_state)
@@ -144,7 +144,7 @@ def test_each_update_changes_exactly_what_it_owns_in_every_family(exp, generator
 def test_step_equals_hand_written_alternating_updates():
   cfg, state, batch, hp = _setup()
   rng = jax.random.key(3)
-  new, metrics = jax.jit(steps.gan_step)(state, batch, rng, hp)
+  new, metrics = jax.jit(helpers.gan_step)(state, batch, rng, hp)
   g, d = state["g"], state["d"]
   x, z, w = batch["x"], batch["z"], batch["w"]
   g_fn = lambda p: g.apply_fn({"params": p}, z)
@@ -176,8 +176,8 @@ def test_padded_rows_do_not_affect_the_update():
   assert batch["x"].shape[0] == 334 and float(batch["w"].sum()) == 333.0
   pad = int(np.argmin(np.asarray(batch["w"])))
   other = dict(batch, x=batch["x"].at[pad].set(1e3), z=batch["z"].at[pad].set(0.5))
-  a, _ = jax.jit(steps.gan_step)(state, batch, jax.random.key(3), hp)
-  b, _ = jax.jit(steps.gan_step)(state, other, jax.random.key(3), hp)
+  a, _ = jax.jit(helpers.gan_step)(state, batch, jax.random.key(3), hp)
+  b, _ = jax.jit(helpers.gan_step)(state, other, jax.random.key(3), hp)
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
 

@@ -13,7 +13,7 @@ from tests.helpers import tiny_1d
 
 
 def _rows(path):
-  return [names.without_timings(json.loads(l)) for l in open(path)]
+  return [helpers.without_timings(json.loads(l)) for l in open(path)]
 
 
 def test_vmapped_runs_equal_runs_one_by_one(tmp_path):

@@ -17,7 +17,6 @@ from experiments.commands import run
 from experiments import planning
 from gen_models import config as config_lib
 from gen_models import families
-from gen_models import metric_names as names
 from gen_models.config import ConfigError
 from gen_models import runs
 from tests import helpers
@@ -63,7 +62,7 @@ def _run_dir(out, args):
 
 def _rows(run_dir):
   with open(os.path.join(run_dir, "metrics.jsonl")) as f:
-    return [names.without_timings(json.loads(l)) for l in f]
+    return [helpers.without_timings(json.loads(l)) for l in f]
 
 
 def _start_and_stop(args, out, sig, seed):
