@@ -8,16 +8,17 @@ fractions of the budget, and the paired verdict compares the arms at equal cost.
 import functools
 import json
 
+import jax
+
 from gen_models import config as config_lib
+from gen_models import data as data_lib
+from gen_models import families
+from gen_models import loop
 from gen_models.config import ConfigError
 
 
 @functools.lru_cache(maxsize=64)
 def _per_step(cfg_json: str, unit: str) -> float:
-  import jax  # pylint: disable=g-import-not-at-top
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import families  # pylint: disable=g-import-not-at-top
-  from gen_models import loop  # pylint: disable=g-import-not-at-top
 
   cfg = config_lib.from_dict(json.loads(cfg_json))
   data = data_lib.load(cfg, log=lambda s: None)

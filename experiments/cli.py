@@ -10,6 +10,15 @@ import os
 import sys
 import traceback
 
+from gen_models import checkpoint
+from gen_models import data as data_lib
+from gen_models import rundir
+from gen_models import runtime
+from gen_models import tracking
+from gen_models.config import ConfigError
+from gen_models.errors import RunError
+from gen_models.metrics.features import ExtractorError
+
 # errno values that mean "this path cannot be written here", each with what to do about it.
 _PATH_ERRORS = {
     errno.ENOSPC: "there is no space left on the device",
@@ -23,12 +32,6 @@ _PATH_ERRORS = {
 
 def user_errors() -> tuple:
   """The exception types whose message is written for the user (imported lazily: jax-free)."""
-  from gen_models import checkpoint  # pylint: disable=g-import-not-at-top
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import tracking  # pylint: disable=g-import-not-at-top
-  from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
-  from gen_models.metrics.features import ExtractorError  # pylint: disable=g-import-not-at-top
 
   return (
       ConfigError,
@@ -76,7 +79,6 @@ def checked_backend(fn):
   """fn, after the environment and the JAX backend are checked (gen_models.runtime)."""
 
   def wrapped():
-    from gen_models import runtime  # pylint: disable=g-import-not-at-top
 
     runtime.check_environment()
     runtime.check_backend()
@@ -88,8 +90,6 @@ def checked_backend(fn):
 def guarded(fn, *, unexpected_hint: str = "") -> int:
   """fn()'s exit code; a user error or an unwritable path prints one paragraph and returns 2, any
   other exception its traceback and returns 1."""
-  from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from gen_models.errors import RunError  # pylint: disable=g-import-not-at-top
 
   try:
     return fn()
@@ -115,6 +115,5 @@ def guarded(fn, *, unexpected_hint: str = "") -> int:
 
 def check_writable_file(path: str, what: str) -> None:
   """Raises RunError unless a file can be created at `path` (its directory is created)."""
-  from gen_models import rundir  # pylint: disable=g-import-not-at-top
 
   rundir.ensure_writable(os.path.dirname(os.path.abspath(path)) or ".", what)

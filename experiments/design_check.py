@@ -21,7 +21,9 @@ import tempfile
 import time
 
 from experiments import cli
+from experiments import registry
 from gen_models import design_sim
+from gen_models import report
 from gen_models import sequential
 
 
@@ -81,8 +83,6 @@ def grid_lines(looks, max_m, sims) -> tuple:
 
 
 def replay_lines(paths) -> list:
-  from experiments import registry  # pylint: disable=g-import-not-at-top
-  from gen_models import report  # pylint: disable=g-import-not-at-top
 
   lines = []
   for path in paths:

@@ -16,6 +16,7 @@ import time
 
 from experiments import registry
 from gen_models import models
+from gen_models import rundir
 
 
 def strip_workers(argv: list) -> list:
@@ -161,7 +162,6 @@ def launch(argv: list, n: int) -> int:
 def _wait_for_sweep(argv, first, timeout_s=600.0) -> None:
   """Waits until the first worker has started the sweep (its sweep.json exists) or exited, so a
   refusal (runs on disk without --resume, say) is reported once, not by every worker."""
-  from gen_models import rundir  # pylint: disable=g-import-not-at-top
 
   out, exp = "runs", None
   for i, a in enumerate(argv):

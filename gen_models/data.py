@@ -5,7 +5,10 @@ a resumed run draws exactly the batches an uninterrupted run would have drawn.
 """
 
 import dataclasses
+import gzip
 import os
+import socket
+import threading
 from typing import Callable
 
 import jax
@@ -116,7 +119,6 @@ IDX_FILES = {
 
 def read_idx(path: str) -> np.ndarray:
   """Reads one IDX file (gzipped or not): images (N, rows, cols) or labels (N,), uint8."""
-  import gzip  # pylint: disable=g-import-not-at-top
 
   opener = gzip.open if path.endswith(".gz") else open
   try:
@@ -203,8 +205,6 @@ def tfds_prepared(name: str, data_dir) -> bool:
 
 def host_reachable(host: str, port: int, timeout: float = 3.0) -> bool:
   """Seconds, not the minutes TFDS spends retrying an unreachable download host."""
-  import socket  # pylint: disable=g-import-not-at-top
-  import threading  # pylint: disable=g-import-not-at-top
 
   ok = []
 

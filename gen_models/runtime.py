@@ -14,8 +14,12 @@ is imported (GEN_MODELS_TUNING=0 turns them off; measured by `python -m experime
   convolutions 1.2-1.3x slower here; matmuls stay on YNNPACK, which is faster for them.
 """
 
+from importlib import metadata
 import os
+import resource
+import subprocess
 import sys
+import sysconfig
 
 from gen_models.errors import RunError
 
@@ -52,7 +56,6 @@ def tcmalloc_path():
 
 def mimalloc_path():
   """libmimalloc from the cmeel-mimalloc wheel in this environment (no root needed)."""
-  import sysconfig  # pylint: disable=g-import-not-at-top
 
   for root in {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}:
     for name in ("libmimalloc.so.3", "libmimalloc.so.2", "libmimalloc.so"):
@@ -117,7 +120,6 @@ def xla_flags(current: str, jaxlib_version: str) -> str:
 
 def _jaxlib_version() -> str:
   try:
-    from importlib import metadata  # pylint: disable=g-import-not-at-top
 
     return metadata.version("jaxlib")
   except Exception:  # pylint: disable=broad-except
@@ -158,7 +160,6 @@ MIN_ADDRESS_SPACE = 4 << 30
 def check_address_space(limit=None) -> None:
   """Refuses an address-space limit (ulimit -v) too small for JAX to run, before it aborts the
   process from a thread it cannot start (a crash no handler can turn into a message)."""
-  import resource  # pylint: disable=g-import-not-at-top
 
   soft = resource.getrlimit(resource.RLIMIT_AS)[0] if limit is None else limit
   if soft != resource.RLIM_INFINITY and soft < MIN_ADDRESS_SPACE:
@@ -222,7 +223,6 @@ def check_backend() -> str:
   """The JAX backend this process will use, checked before anything is written: a JAX_PLATFORMS
   this machine lacks, or XLA_FLAGS that XLA refuses (it aborts the process on an unknown flag),
   raise RunError instead of a traceback or an abort mid-run."""
-  import subprocess  # pylint: disable=g-import-not-at-top
 
   flags = _user_xla_flags(os.environ.get("XLA_FLAGS", ""))
   if flags:  # XLA would abort this process: try them in a child first

@@ -10,7 +10,9 @@ import math
 import netrc
 import os
 import sys
+from urllib.parse import urlparse
 import uuid
+
 
 from gen_models import files
 from gen_models import metric_names as names
@@ -205,7 +207,6 @@ class NullTracker:
 
 
 def _wandb_host():
-  from urllib.parse import urlparse  # pylint: disable=g-import-not-at-top
 
   url = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
   return url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)

@@ -8,8 +8,8 @@ what is on disk (the CLI is experiments/report.py; the schema is docs/summary.md
   decisions as a pure function of (summary, design);
 - tables.py: the Markdown tables of a summary.json, from that file alone;
 - markdown.py: report.md, one function per section;
-- schema.py: the summary's shape as typed records (tests/test_docs.py checks docs/summary.md and every
-  committed summary against them);
+- schema.py: the summary's shape as typed records (tests/test_docs.py checks docs/summary.md
+  and every committed summary against them);
 - sweep.py: summarize (the summary) and build (the files).
 """
 
