@@ -5,13 +5,17 @@ import json
 import os
 
 import flax.linen
+from flax.training import train_state
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from experiments.commands import run
 from experiments.commands import sample
+from gen_models import data as data_lib
+from gen_models import families, steps
 from gen_models import losses
 from gen_models import models
 from gen_models import state as state_lib
@@ -59,8 +63,6 @@ class _Constant(flax.linen.Module):
 
 
 def test_reconstruction_metrics_on_a_known_model():
-  import optax  # pylint: disable=g-import-not-at-top
-  from flax.training import train_state  # pylint: disable=g-import-not-at-top
 
   module = _Constant()
   ae = train_state.TrainState.create(
@@ -187,8 +189,6 @@ def test_vae_run_writes_elbo_prior_metrics_and_figures(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_denoising_default_is_the_seeds_fixed_noisy_copy():
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import families, steps  # pylint: disable=g-import-not-at-top
 
   shape = (28, 28, 1)
   a = steps.fixed_noise(0, jnp.array([3, 7, 3]), shape)

@@ -5,15 +5,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments import planning
 from experiments import registry
 from experiments.commands import run
-from experiments import planning
 from gen_models import checkpoint as ckpt_lib
 from gen_models import data as data_lib
 from gen_models import loop
+from gen_models import state as state_lib
 from gen_models import tracking
 from gen_models.families import gan as gan_family
 from gen_models.families import image_gan
+from tests import helpers
 from tests.helpers import tiny_1d, tiny_image
 
 TINY = [
@@ -73,7 +75,6 @@ def test_g_target_follows_the_real_target_unless_set(real, gen, want):
 def test_keras_time_decay_scales_the_learning_rate():
   # Keras 2: lr_t = lr / (1 + decay * t), t = updates made so far (0 for the first). With RMSprop
   # the first step from v = 0 moves each weight by lr_t * g / (sqrt((1 - rho) g^2) + eps).
-  from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
 
   lr, decay, rho, eps = 0.1, 0.5, 0.9, 1e-7
   tx = state_lib.make_tx("rmsprop", 0.9, 0.999, rho, eps)
@@ -101,7 +102,6 @@ def test_fixed_noise_grids_use_the_same_latents_at_every_evaluation(tmp_path, mo
 
   monkeypatch.setattr(gan_family, "apply_g", spy)
   cfg = tiny_image(**{"train.steps": 6, "eval.every": 2, "ckpt.every": 2, "eval.num_samples": 0})
-  from tests import helpers  # pylint: disable=g-import-not-at-top
 
   helpers.train(cfg, tmp_path / "run", exp_name="dcgan")
   assert len(seen) >= 4  # steps 0, 2, 4, 6 (+ the final grid)
@@ -154,7 +154,6 @@ def test_a_state_with_non_finite_parameters_is_never_checkpointed(tmp_path):
 
 
 def test_rmsprop_optax_form_is_keras_3s_eps_inside_the_root():
-  from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
 
   tx = state_lib.make_tx("rmsprop", 0.9, 0.999, 0.9, 1e-7, eps_form="optax")
   params = {"w": jnp.zeros(2)}
@@ -170,7 +169,6 @@ def test_adam_matches_the_keras_formula():
   # Keras 2 and 3: m, v without bias correction; p -= lr * sqrt(1 - b2^t) / (1 - b1^t) * m /
   # (sqrt(v) + eps).
   # A 1e-3 gradient is where optax's form (eps on the bias-corrected root) is 0.3% off at step 1.
-  from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
 
   lr, b1, b2, eps = 1e-3, 0.5, 0.999, 1e-7
   tx = state_lib.make_tx("adam", b1, b2, 0.9, eps)
@@ -188,7 +186,6 @@ def test_adam_matches_the_keras_formula():
 
 def test_adam_optax_form_is_pytorchs():
   # PyTorch (the MLP GAN seed): p -= lr * m_hat / (sqrt(v_hat) + eps), bias-corrected moments.
-  from gen_models import state as state_lib  # pylint: disable=g-import-not-at-top
 
   lr, b1, b2, eps = 2e-4, 0.5, 0.999, 1e-8
   tx = state_lib.make_tx("adam", b1, b2, 0.9, eps, eps_form="optax")

@@ -4,13 +4,16 @@ import json
 import os
 import subprocess
 import sys
+import sys as sys_
 
 import pytest
 
+import experiments
+from experiments import design_loop
+from experiments import planning
 from experiments import registry
 from experiments.commands import run
-from experiments import planning
-from experiments import design_loop
+from gen_models import report
 from gen_models.config import ConfigError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -127,8 +130,6 @@ def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
 
 
 def test_a_broken_experiment_file_is_an_error_not_a_shorter_list(monkeypatch):
-  import sys as sys_  # pylint: disable=g-import-not-at-top
-  import experiments  # pylint: disable=g-import-not-at-top
 
   monkeypatch.setitem(sys_.modules, "experiments.images", None)  # as if images.py failed to import
   monkeypatch.delattr(experiments, "images", raising=False)
@@ -144,7 +145,6 @@ def test_an_experiment_compares_with_the_baseline_it_names():
     registry.Experiment(
         "x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {})), baseline="z7"
     )
-  from gen_models import report  # pylint: disable=g-import-not-at-top
 
   exp = registry.Experiment(
       "x", "x", registry.get("gaussian1d").config, (("a", {}), ("b", {}), ("c", {})), baseline="c"

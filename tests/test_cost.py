@@ -3,7 +3,12 @@ cost analysis, cumulative training seconds; the same counts after a resume."""
 
 import json
 
+import jax
+
+from experiments import budget
 from experiments import registry
+from experiments.commands import run
+from gen_models import data as data_lib
 from gen_models import families
 from gen_models import loop
 from gen_models import metric_names as names
@@ -17,8 +22,6 @@ def _eval_rows(run_dir):
 
 
 def _flops_per_step(cfg):
-  import jax  # pylint: disable=g-import-not-at-top
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
 
   data = data_lib.load(cfg)
   task = families.make_task(cfg, data, jax.random.key(0))
@@ -91,7 +94,6 @@ def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_p
 def test_arms_matched_on_d_updates_train_equal_d_updates_and_the_report_says_so(tmp_path):
   # WGAN-GP takes 5 D updates per step, ns 1: on equal D updates it trains a fifth of the steps,
   # its 2 evaluation intervals kept, so both end at 20 D updates and evaluate at 0, 1/2 and 1 of it.
-  from experiments.commands import run  # pylint: disable=g-import-not-at-top
 
   argv = ["--exp=dcgan_equal_flops", "--arms", "ns,wgan_gp", "--seeds", "1"]
   for k, v in {
@@ -123,7 +125,6 @@ def test_arms_matched_on_d_updates_train_equal_d_updates_and_the_report_says_so(
 
 
 def test_flops_matching_gives_the_costlier_arm_fewer_steps_at_the_same_budget():
-  from experiments import budget  # pylint: disable=g-import-not-at-top
 
   exp = registry.get("dcgan_equal_flops")
   on = {"train.budget_unit": "flops", "train.steps": 40, "eval.every": 10, "ckpt.every": 10}

@@ -3,11 +3,14 @@
 import dataclasses
 import gzip
 import os
+import subprocess
+import sys
 import time
 
 import jax
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 
 from gen_models import config as config_lib
 from gen_models import data as data_lib
@@ -45,7 +48,6 @@ def test_truncated_and_wrong_magic_files_give_clear_errors(tmp_path):
 
 
 def test_tfds_path_with_mock_data():
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
 
   with tfds.testing.mock_data(num_examples=8):
     d = data_lib.load_tfds("mnist", None, download=False)
@@ -127,8 +129,6 @@ def test_a_named_data_dir_is_the_only_place_read(tmp_path, monkeypatch, layout):
 
 @pytest.mark.slow
 def test_a_missing_data_dir_exits_2_before_compiling(tmp_path):
-  import subprocess, sys  # pylint: disable=g-import-not-at-top,multiple-imports
-
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
   p = subprocess.run(
       [

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from experiments import registry
 from gen_models import config as config_lib
 from gen_models import loop
 from tests import helpers
@@ -92,8 +93,6 @@ def test_step_is_traced_once_per_sweep(tmp_path):
 
 
 def test_auto_scan_chunk_depends_on_the_backend():
-  from experiments import registry  # pylint: disable=g-import-not-at-top
-  from gen_models import loop  # pylint: disable=g-import-not-at-top
 
   want_cpu = {
       "gaussian1d": 30,

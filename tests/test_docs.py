@@ -11,11 +11,13 @@ import shlex
 
 import pytest
 
-from experiments import registry
-from gen_models import report as report_lib
-from experiments.commands import run
-from experiments import planning
 from experiments import design_loop
+from experiments import planning
+from experiments import registry
+from experiments import report
+from experiments.commands import run
+from gen_models import report as report_lib
+from gen_models.report import schema
 from tests import helpers
 
 PAGES = [os.path.join(helpers.ROOT, "README.md")] + sorted(
@@ -130,7 +132,6 @@ def test_every_tool_prints_its_help(tool, capsys):
 
 
 def test_the_report_tool_prints_its_help(capsys):
-  from experiments import report  # pylint: disable=g-import-not-at-top
 
   assert report.main(["--help"]) == 0 and "usage:" in capsys.readouterr().out
 
@@ -209,7 +210,6 @@ def _documented_keys() -> dict:
 
 
 def test_the_summary_schema_page_matches_its_typed_records_and_every_committed_summary():
-  from gen_models.report import schema  # pylint: disable=g-import-not-at-top
 
   records = {"summary": schema.Summary, "arms": schema.Arm, "comparisons": schema.Comparison}
   documented = _documented_keys()

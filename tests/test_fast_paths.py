@@ -11,7 +11,9 @@ from gen_models import config as config_lib
 from gen_models import families
 from gen_models import models
 from gen_models import state as state_lib
+from gen_models.families import gan
 from gen_models.models import dcgan
+from tests.helpers import tiny_image
 
 
 def _close(a, b, tol=2e-5):
@@ -213,8 +215,6 @@ def test_bfloat16_compute_stays_close_to_float32():
 def test_a_d_differentiated_twice_takes_patch_convs_with_the_same_second_derivatives(arch):
   """R1 / WGAN-GP arms get impl="patches" Ds; D, its input gradient and that gradient's squared norm
   differentiated w.r.t. D's parameters (the R1 term) equal XLA's convolutions (impl=reference)."""
-  from gen_models.families import gan  # pylint: disable=g-import-not-at-top
-  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   def d_of(**overrides):
     cfg = tiny_image(arch, **overrides)

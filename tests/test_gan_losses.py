@@ -2,15 +2,19 @@
 (hinge, LSGAN, WGAN-GP, R1), and what each option changes in a step (n_critic D updates, G's EMA,
 spectral normalisation)."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments.commands import run
 from gen_models import data as data_lib
 from gen_models import families
 from gen_models import gan_losses
 from gen_models.config import ConfigError
+from gen_models.families import gan
 from tests.helpers import tiny_1d, tiny_image
 
 RNG = np.random.default_rng(0)
@@ -146,7 +150,6 @@ def _image_steps(n, **overrides):
 
 @pytest.mark.slow
 def test_wgan_gp_takes_n_critic_d_steps_per_g_step_on_their_own_minibatches():
-  from gen_models.families import gan  # pylint: disable=g-import-not-at-top
 
   assert gan.n_critic(tiny_image(**{"loss.generator": "wgan_gp"})) == 5  # the loss's default
   cfg, task, _, batch, new, metrics = _image_step(
@@ -250,7 +253,6 @@ def test_options_that_do_not_apply_are_refused():
 
 @pytest.mark.slow
 def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp_path):
-  from experiments.commands import run  # pylint: disable=g-import-not-at-top
 
   for exp in ("dcgan_losses", "dcgan_stabilisers", "dcgan_critic_steps"):
     argv = [
@@ -280,7 +282,6 @@ def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp
         "--quiet",
     ]
     assert run.main(argv) == 0
-    import json  # pylint: disable=g-import-not-at-top
 
     summary = json.loads((tmp_path / exp / "summary.json").read_text())
     assert all(a["status"] == {"0": "finished"} for a in summary["arms"]), summary["arms"]

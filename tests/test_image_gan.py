@@ -7,7 +7,9 @@ import os
 import pytest
 
 from experiments.commands import run
+from gen_models.config import ConfigError
 from tests import helpers
+from tests.helpers import tiny_ae
 from tests.helpers import tiny_image
 
 
@@ -102,8 +104,6 @@ def test_early_evaluations_score_fewer_samples_and_the_headline_window_all(tmp_p
 
 
 def test_early_samples_are_checked_where_they_cannot_work():
-  from gen_models.config import ConfigError  # pylint: disable=g-import-not-at-top
-  from tests.helpers import tiny_ae  # pylint: disable=g-import-not-at-top
 
   with pytest.raises(ConfigError, match="too few"):
     tiny_image(**{"eval.early_samples": 100})

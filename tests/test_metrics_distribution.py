@@ -1,7 +1,9 @@
 import numpy as np
 import pytest
+from scipy import integrate
 from scipy import special, stats
 
+from gen_models import plots
 from gen_models.metrics import distribution as dist
 
 
@@ -21,7 +23,6 @@ def test_hist_kl_matches_scipy_entropy_on_the_seed_histogram():
 def _w1_by_integration(x):
   """W1(empirical, N(0,1)) = integral of |F_n(t) - Phi(t)| dt, by scipy.integrate.quad on each
   interval between consecutive samples (F_n is constant there) and on the two tails."""
-  from scipy import integrate  # pylint: disable=g-import-not-at-top
 
   x = np.sort(np.asarray(x, np.float64))
   n = len(x)
@@ -125,7 +126,6 @@ def test_shared_work_matches_the_plain_formulas():
 
 def test_binned_kde_matches_scipy():
   """The density figure's KDE (linear binning + one convolution) against scipy's direct sum."""
-  from gen_models import plots  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(5)
   xs = np.linspace(-4, 4, 400)

@@ -6,11 +6,16 @@ import os
 import numpy as np
 import pytest
 from scipy import linalg
+from scipy.spatial.distance import cdist
 
+from experiments.commands import diagnose
+from experiments.commands import evaluate
+from experiments.commands import sample
 from gen_models import data as data_lib
 from gen_models.metrics import features
 from gen_models.metrics import fid
 from tests import helpers
+from tests.helpers import tiny_image
 
 
 def test_fid_of_identical_sets_is_zero():
@@ -62,7 +67,6 @@ def _pr_brute_force(real, fake, k):
   manifold is the union of balls around its points, radius = distance to the k-th nearest other
   point of the same set; precision = share of fakes inside the real manifold, recall = share of
   reals inside the fake manifold."""
-  from scipy.spatial.distance import cdist  # pylint: disable=g-import-not-at-top
 
   def radii(x):
     d = np.sort(cdist(x, x), axis=1)
@@ -190,9 +194,6 @@ def test_shipped_weights_are_used_without_training_and_hash_checked(tmp_path, mo
 
 @pytest.mark.slow
 def test_sample_and_evaluate_commands(tmp_path, capsys):
-  from experiments.commands import evaluate, sample  # pylint: disable=g-import-not-at-top
-  from tests import helpers  # pylint: disable=g-import-not-at-top
-  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   run_dir = tmp_path / "run"
   helpers.train(tiny_image(), run_dir, exp_name="dcgan")
@@ -215,7 +216,6 @@ def test_sample_and_evaluate_commands(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_evaluate_scores_an_external_npz_with_the_shipped_extractors(tmp_path, capsys, monkeypatch):
-  from experiments.commands import evaluate  # pylint: disable=g-import-not-at-top
 
   monkeypatch.setattr(features, "_ENSEMBLES", {})
   # a stand-in test split
@@ -263,7 +263,6 @@ def test_evaluate_scores_an_external_npz_with_the_shipped_extractors(tmp_path, c
 
 @pytest.mark.slow
 def test_diagnose_tells_collapse_from_coverage():
-  from experiments.commands import diagnose  # pylint: disable=g-import-not-at-top
 
   data = data_lib.synthetic(2048, 512)
   ens = features.get("synthetic", data, lambda s: None)
@@ -278,7 +277,6 @@ def test_diagnose_tells_collapse_from_coverage():
 
 
 def test_density_and_coverage_match_a_brute_force_reference():
-  from scipy.spatial.distance import cdist  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(0)
   real = rng.normal(size=(300, 8))

@@ -9,10 +9,12 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
-import numpy as np
 from gen_models import metric_names as names
+from gen_models import runs
+from tests.helpers import leaves_close
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = [
@@ -164,8 +166,6 @@ def test_two_processes_train_one_run(tmp_path):
   written = lambda d: [f for _, _, files in os.walk(d) for f in files]
   assert written(tmp_path / "cache0") and not written(tmp_path / "cache1")
   # and the two-process run ends with the one-process run's parameters
-  from gen_models import runs  # pylint: disable=g-import-not-at-top
-  from tests.helpers import leaves_close  # pylint: disable=g-import-not-at-top
 
   multi_state = runs.load_run(str(run_dir))[1]
   single_state = runs.load_run(str(tmp_path / "single" / "dcgan" / "base" / "seed0"))[1]

@@ -3,6 +3,7 @@ GEN_MODELS_TUNING)."""
 
 import json
 import os
+import resource
 import subprocess
 import sys
 
@@ -83,7 +84,6 @@ def test_an_unavailable_allocator_falls_back_to_none(monkeypatch):
 
 
 def test_an_address_space_limit_jax_cannot_start_under_is_refused():
-  import resource  # pylint: disable=g-import-not-at-top
 
   with pytest.raises(RunError, match=r"ulimit -v\) is 1.4 GiB"):
     runtime.check_address_space(int(1.4 * 2**30))

@@ -5,7 +5,10 @@ levels and keep their verdict; an equivalent arm stops with an equivalence verdi
 
 import numpy as np
 import pytest
+from scipy import stats as sp_stats
 
+from experiments import images
+from gen_models import design_sim
 from gen_models import sequential as sq
 from gen_models import stats
 
@@ -124,7 +127,6 @@ def test_arms_equivalent_within_delta_stop_with_an_equivalence_verdict_before_th
 
 
 def test_power_at_one_look_is_the_fixed_n_tests_and_grows_with_seeds():
-  from scipy import stats as sp_stats  # pylint: disable=g-import-not-at-top
 
   n, dz = 12, 1.0
   design = sq.calibrate((n,), 1, sims=2000)  # one look: a fixed-n test at (about) 5%
@@ -139,7 +141,6 @@ def test_power_at_one_look_is_the_fixed_n_tests_and_grows_with_seeds():
 def test_the_card_sweeps_design_keeps_the_false_verdict_rate_at_alpha(m):
   # The DCGAN question sweeps' default looks (experiments/images.py): 11, 16, 21 seeds per arm,
   # 2 comparisons (dcgan_label_smoothing) to 4 (dcgan_losses), on fresh null sweeps.
-  from experiments import images  # pylint: disable=g-import-not-at-top
 
   looks = sq.looks_of(*images.SWEEP_DESIGN["seeds_on_demand"])
   assert looks == (11, 16, 21)
@@ -158,7 +159,6 @@ def test_the_error_rate_holds_in_every_cell_of_the_grid():
   by the design's own step_down on its own p-values: the false-verdict rate is at most 5% + 2
   Monte Carlo standard errors (0.0049) everywhere. The realised rates are docs/metrics.md's table.
   """
-  from gen_models import design_sim  # pylint: disable=g-import-not-at-top
 
   cells = design_sim.grid(CARD, max_m=4, sims=8000, seed=100)
   assert len(cells) == 21
@@ -172,7 +172,6 @@ def test_the_error_rate_holds_in_every_cell_of_the_grid():
 def test_the_simulation_replays_decide_sweep_by_sweep():
   """design_sim's vectorised sweeps and decide (with its intervals), look by look on the same
   values, diverged runs included: the same verdict on every comparison of every sweep."""
-  from gen_models import design_sim  # pylint: disable=g-import-not-at-top
 
   design = sq.calibrate(CARD, 3)
   effects, diverge = [0.0, 0.9, 1.2], {1: 0.2, "baseline": 0.05}
@@ -210,7 +209,6 @@ def test_a_diverged_run_is_the_worst_value_of_its_look_and_two_diverged_runs_tie
 
 @pytest.mark.parametrize("prob", [0.05, 0.25])
 def test_divergence_never_halts_the_design_nor_lends_a_null_arm_a_verdict(prob):
-  from gen_models import design_sim  # pylint: disable=g-import-not-at-top
 
   design = sq.calibrate(CARD, 2)
   # arm 0: no difference; arm 1: better when it finishes (d_z 0.5) but diverges on `prob`
@@ -228,7 +226,6 @@ def test_false_equivalence_stays_under_5_percent_for_skewed_differences(kind):
   """A true difference of exactly +delta (5, the DCGAN sweeps' margin) at per-seed sd 6-16:
   the plain two one-sided sign-flip tests called it equivalent in up to 17% of log-normal
   sweeps (measured before this check); with the skew-aware rule at most 5%."""
-  from gen_models import design_sim  # pylint: disable=g-import-not-at-top
 
   design = sq.calibrate(CARD, 1, delta=5.0)
   rates = [design_sim.equivalence_rate(design, 5.0, sd, kind, sims=2000, seed=sd) for sd in
@@ -246,7 +243,6 @@ def test_plan_gives_the_range_an_11_seed_pilot_supports():
   pilots = rng.normal(0.0, 2.0, (4000, 11))
   n = 11
   sd = pilots.std(axis=1, ddof=1)
-  from scipy import stats as sp_stats  # pylint: disable=g-import-not-at-top
 
   low = sd * np.sqrt((n - 1) / sp_stats.chi2.ppf(0.9, n - 1))
   high = sd * np.sqrt((n - 1) / sp_stats.chi2.ppf(0.1, n - 1))

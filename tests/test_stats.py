@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 from scipy import stats as sp_stats
 
+from experiments import design_loop
+from experiments import report
+from experiments import runner
 from experiments.commands import run
+from gen_models import sequential
 from gen_models import stats
 
 
@@ -193,7 +197,6 @@ def test_until_decided_adds_seeds_and_stops_at_the_budget(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_until_decided_stops_once_decided(tmp_path, capsys, monkeypatch):
-  from gen_models import sequential  # pylint: disable=g-import-not-at-top
 
   calls = []
   real = sequential.decide
@@ -206,8 +209,6 @@ def test_until_decided_stops_once_decided(tmp_path, capsys, monkeypatch):
   # Once a round has run, the loop takes the decision from it (runner.Round), never from
   # summary.json (design_loop's reads go through this stand-in; the report's and runner's do not;
   # the pilot's summary read before the first round is allowed).
-  from experiments import design_loop  # pylint: disable=g-import-not-at-top
-  from experiments import runner  # pylint: disable=g-import-not-at-top
 
   real_read, real_plan, rounds = design_loop.files.read, runner.run_plan, []
 
@@ -248,7 +249,6 @@ def test_until_decided_stops_once_decided(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.slow
 def test_runs_scored_by_different_extractors_are_not_put_in_one_table(tmp_path, capsys):
-  from experiments import report  # pylint: disable=g-import-not-at-top
 
   assert run.main(SWEEP + ["--seeds", "1", "--out", str(tmp_path)]) == 0
   exp_dir = tmp_path / "gaussian1d_loss"

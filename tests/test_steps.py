@@ -12,6 +12,7 @@ from gen_models import families
 from gen_models import losses
 from tests import helpers
 from tests.helpers import tiny_1d
+from tests.helpers import tiny_image
 
 
 def _setup(**overrides):
@@ -86,7 +87,6 @@ def reference_step(state, batch, rng, hp):
 
 
 def _family_setup(exp, generator):
-  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   over = {
       "loss.generator": generator,

@@ -3,13 +3,16 @@ with the verdict, divergence withholds a verdict instead of dropping out silentl
 "holds under every extractor" only when each extractor's own test agrees, and the headline value
 never includes an untrained evaluation."""
 
+import json
+
 import numpy as np
 import pytest
 
 from experiments import registry
+from gen_models import config as config_lib
 from gen_models import report
 from gen_models import runs
-from gen_models import config as config_lib
+from gen_models import sequential
 from gen_models import stats
 
 
@@ -151,9 +154,6 @@ def test_a_diverged_run_does_not_halt_the_design_it_counts_as_the_worst_value(tm
   """Seeds on demand with a run that diverged at the first look (issue 36): the design still
   decides at that look and the next (it used to find no look and halt), with the diverged run
   scored as the worst value of its look, and says so in the verdict."""
-  import json  # pylint: disable=g-import-not-at-top
-
-  from gen_models import sequential  # pylint: disable=g-import-not-at-top
 
   exp = registry.Experiment("x", "x", registry.get("gaussian1d").config, (("base", {}), ("x", {})))
   design = sequential.calibrate((8, 12), 1, sims=2000)

@@ -3,13 +3,21 @@ where the same runs trained one by one end (parameters and logged metrics)."""
 
 import json
 
+import jax
+import numpy as np
 import pytest
 
 from experiments import registry
 from experiments import runner
+from gen_models import config as config_lib
+from gen_models import data as data_lib
+from gen_models import families
+from gen_models import loop
 from gen_models import metric_names as names
 from tests import helpers
 from tests.helpers import tiny_1d
+from tests.helpers import tiny_ae
+from tests.helpers import tiny_image
 
 
 def _rows(path):
@@ -64,9 +72,6 @@ def test_vmapped_autoencoders_sharing_one_dataset_match_one_by_one(tmp_path):
   # Batched matmuls may sum in another order than single ones: for these models vmapped runs agree
   # with one-by-one runs to float rounding, not bit for bit (the 1-D GAN above is bit-identical),
   # which is why vmap_runs is on by default only for the gaussian1d experiments.
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-  from tests.helpers import tiny_ae  # pylint: disable=g-import-not-at-top
 
   exp = registry.get("ae_denoising_noise")
   arms = [
@@ -93,9 +98,6 @@ def test_vmapped_autoencoders_sharing_one_dataset_match_one_by_one(tmp_path):
 
 
 def test_vmap_runs_auto_is_on_for_conv_gans_on_accelerators_only():
-  from gen_models import loop  # pylint: disable=g-import-not-at-top
-  from gen_models import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tests.helpers import tiny_ae, tiny_image  # pylint: disable=g-import-not-at-top
 
   dcgan = tiny_image()
   assert dcgan.train.vmap_runs is None  # auto
@@ -111,8 +113,6 @@ def test_vmapped_conv_gans_match_one_by_one(tmp_path):
   # dcgan runs of two arms (other label targets: traced values) and two seeds trained as one
   # vmapped program, against the same runs one by one: batched convs may sum in another order, so
   # they agree to float rounding, not bit for bit.
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   exp = registry.get("dcgan_label_smoothing")
   on = {"train.vmap_runs": True, "train.steps": 4, "eval.every": 2, "ckpt.every": 2}
@@ -159,13 +159,6 @@ def test_a_vmapped_group_draws_each_runs_evaluation_images_in_one_program():
   """loop._group_images (the accelerator path, forced here on the CPU): every live run's images
   are the ones its own evaluation draws, from its own parameters and key; a run that stopped is
   left out. A planted "run 0's key for all" makes run 2's images differ (checked)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
-  from gen_models import families  # pylint: disable=g-import-not-at-top
-  from gen_models import loop  # pylint: disable=g-import-not-at-top
-  from tests.helpers import tiny_image  # pylint: disable=g-import-not-at-top
 
   cfg = tiny_image(**{"train.vmap_runs": True})
   data = data_lib.load(cfg)

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from experiments import workers
 from gen_models import rundir
 from gen_models.errors import RunError
 from tests import helpers
@@ -188,7 +189,6 @@ def test_workers_n_starts_pinned_workers_that_share_the_sweep(tmp_path, referenc
 
 
 def test_cores_are_split_between_workers_without_sharing():
-  from experiments import workers  # pylint: disable=g-import-not-at-top
 
   assert workers.cpu_shares(2, [0, 1, 2, 3, 4]) == [[0, 1], [2, 3, 4]]
   assert workers.cpu_shares(3, [0, 1]) == [[0], [1], [0]]  # more workers than cores
@@ -199,7 +199,6 @@ def test_cores_are_split_between_workers_without_sharing():
 
 
 def test_workers_auto_is_one_per_core_for_conv_gans_one_per_gpu_else_one(monkeypatch):
-  from experiments import workers  # pylint: disable=g-import-not-at-top
 
   monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU
   monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})

@@ -8,17 +8,18 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import time
-
-import pytest
 
 import hypothesis
 from hypothesis import strategies as st
+import pytest
 
 from experiments import registry
-from gen_models import report
 from gen_models import config as config_lib
 from gen_models import files
+from gen_models import report
 from tests import helpers
 
 ROOT, _env = helpers.ROOT, helpers.env
@@ -49,7 +50,6 @@ VOLATILE = ("wall_s", "generated", "command")  # times, and the command (its --o
 
 
 def _cmd(out, *extra):
-  import sys  # pylint: disable=g-import-not-at-top
 
   return [sys.executable, "-m", "experiments.run", *SWEEP, "--out", str(out), *extra]
 
@@ -240,7 +240,6 @@ FIRST_DAMAGE = (
     st.lists(damage, min_size=6, max_size=6),
 )
 def test_report_never_loses_a_metric_that_was_on_disk(n_seeds, values, first_damage, second_damage):
-  import tempfile  # pylint: disable=g-import-not-at-top
 
   with tempfile.TemporaryDirectory() as tmp:
     exp_dir = os.path.join(tmp, EXP.name)
@@ -317,7 +316,6 @@ def _garble_a_line(run_dir, rng):
 def test_report_never_compares_runs_that_do_not_belong_or_values_without_a_run(
     n_seeds, steps, garble, n_fake, seed
 ):
-  import tempfile  # pylint: disable=g-import-not-at-top
 
   rng = random.Random(seed)
   with tempfile.TemporaryDirectory() as tmp:

@@ -6,23 +6,27 @@ import errno
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
-from experiments.commands import diagnose
-from experiments.commands import evaluate
+from experiments import gaussian1d
 from experiments import registry
 from experiments import report as report_cli
-from gen_models import report
-from gen_models import rundir
+from experiments.commands import diagnose
+from experiments.commands import evaluate
 from experiments.commands import run
 from experiments.commands import sample
 from gen_models import checkpoint as ckpt_lib
 from gen_models import config as config_lib
+from gen_models import data as data_lib
 from gen_models import families
+from gen_models import report
+from gen_models import rundir
 from gen_models import tracking
 from gen_models.metrics import features
 from tests import helpers
@@ -181,7 +185,6 @@ def test_5_a_torn_last_line_of_a_finished_run_keeps_the_right_value(sweep):
 
 
 def test_5_read_jsonl_skips_bad_lines_and_says_which():
-  import tempfile  # pylint: disable=g-import-not-at-top
 
   with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
     f.write('{"step": 1}\n[1, 2]\n{"step": "x"}\n\xff garbage\n{"step": 2}\n{"step": 3, "a"')
@@ -295,7 +298,6 @@ def test_7_the_same_options_are_accepted_where_they_are_used(exp, sets):
 def test_6_a_run_diverging_before_its_first_checkpoint_says_there_is_none(
     tmp_path, capsys, monkeypatch
 ):
-  from experiments import gaussian1d  # pylint: disable=g-import-not-at-top
 
   exp = registry.Experiment(
       "diverging1",
@@ -433,7 +435,6 @@ def test_10_a_failing_wandb_is_reported_once_and_the_run_goes_on(tmp_path, capsy
 
 
 def test_11_a_planted_or_edited_floors_file_is_recomputed(tmp_path, monkeypatch):
-  from gen_models import data as data_lib  # pylint: disable=g-import-not-at-top
 
   monkeypatch.setenv("GEN_MODELS_CACHE", str(tmp_path / "cache"))
   monkeypatch.setattr(features, "_ENSEMBLES", {})
@@ -677,7 +678,6 @@ def test_19_a_bad_environment_is_refused_before_anything_is_written(tmp_path, en
 
 @pytest.mark.slow
 def test_19_a_one_process_distributed_1d_gan_runs(tmp_path):
-  import socket  # pylint: disable=g-import-not-at-top
 
   with socket.socket() as s:
     s.bind(("localhost", 0))

@@ -12,6 +12,7 @@ import pytest
 
 from experiments import report
 from experiments.commands import run
+from gen_models.families import gan1d
 from tests import helpers
 
 GAN, ROOT, _cmd, _env = helpers.GAN, helpers.ROOT, helpers.run_cmd, helpers.env
@@ -98,7 +99,6 @@ def test_unusable_cache_is_refused_before_training(tmp_path, capsys, monkeypatch
 
 @pytest.mark.slow
 def test_a_failing_final_evaluation_keeps_the_trained_checkpoint(tmp_path, capsys, monkeypatch):
-  from gen_models.families import gan1d  # pylint: disable=g-import-not-at-top
 
   real = gan1d.eval_fn
 

@@ -5,21 +5,27 @@ bad input of any kind gives a clear message (property-tested)."""
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import time
 
 import hypothesis
 from hypothesis import strategies as st
+import numpy as np
 import pytest
 
-from experiments.commands import run
+from experiments import gaussian1d
 from experiments import planning
+from experiments import registry
+from experiments.commands import run
 from gen_models import config as config_lib
 from gen_models import families
-from gen_models.config import ConfigError
 from gen_models import runs
+from gen_models.config import ConfigError
+from gen_models.families import gan as gan_family
 from tests import helpers
+from tests.helpers import tiny_1d
 
 ROOT, GAN, _cmd, _env = helpers.ROOT, helpers.GAN, helpers.run_cmd, helpers.env
 # A small autoencoder that compiles in seconds, with enough steps (one per dispatch) to be
@@ -128,7 +134,6 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
 
 
 def re_step(output):
-  import re  # pylint: disable=g-import-not-at-top
 
   return int(re.search(r"checkpoint saved at step (\d+)", output).group(1))
 
@@ -176,7 +181,6 @@ def test_unreadable_latest_checkpoint_is_set_aside_and_the_previous_used(tmp_pat
 
 
 def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path, capsys, monkeypatch):
-  from experiments import gaussian1d, registry  # pylint: disable=g-import-not-at-top
 
   exp = registry.Experiment(
       "diverging",
@@ -220,10 +224,6 @@ def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path, capsys, monkeypa
 
 
 def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from experiments import registry  # pylint: disable=g-import-not-at-top
-  from gen_models.families import gan as gan_family  # pylint: disable=g-import-not-at-top
-  from tests.helpers import tiny_1d  # pylint: disable=g-import-not-at-top
 
   exp = registry.get("gaussian1d")
   cfg = tiny_1d(**{"train.steps": 20, "ckpt.every": 10, "eval.every": 10})
@@ -342,7 +342,6 @@ def test_any_value_for_a_known_key_is_parsed_or_rejected_with_a_message(key, val
 @hypothesis.settings(max_examples=100, deadline=None)
 @hypothesis.given(st.lists(text, max_size=3))
 def test_cli_overrides_never_raise_anything_but_config_errors(sets):
-  from experiments import registry  # pylint: disable=g-import-not-at-top
 
   try:
     planning.build_configs(registry.get("gaussian1d"), sets, None, None)
