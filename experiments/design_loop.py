@@ -86,7 +86,7 @@ def design_of(exp, arm_cfgs, args):
         f" {args.max_seeds}: give fewer starting seeds or a larger --max-seeds."
     )
   family = families.of(arm_cfgs[0][2])
-  delta = family.sesoi if args.delta is None else (args.delta or None)
+  delta = family.report.sesoi if args.delta is None else (args.delta or None)
   m = sum(a != exp.baseline_arm() for a, *_ in arm_cfgs)
   looks = sequential.looks_of(start, args.seed_batch, args.max_seeds)
   if len(looks) * m > 8 and not args.quiet:  # over a few seconds: say what the wait is
@@ -138,7 +138,7 @@ def plan_lines(exp, exp_dir, design, family, batch) -> list:
   comps = [
       c
       for c in summary.get("comparisons") or []
-      if c.get("metric") == (exp.primary or family.rank_by) and c.get("n", 0) >= 3
+      if c.get("metric") == (exp.primary or family.report.rank_by) and c.get("n", 0) >= 3
   ]
   walls = [
       a["wall_s"] / len(a["seeds"])
@@ -195,8 +195,8 @@ def plan(exp, arm_cfgs, args) -> int:
   if not lines:
     raise ConfigError(
         f"--plan needs a pilot: finished runs of {exp.name} in {exp_dir} with at least 3 paired"
-        f" seeds on {(exp.primary or family.rank_by)} (run the sweep with --seeds 3 first, into the"
-        " same --out)."
+        f" seeds on {(exp.primary or family.report.rank_by)} (run the sweep with --seeds 3 first,"
+        " into the same --out)."
     )
   print(
       f"From the pilot in {exp_dir} (paired differences taken as normal; power is a lower bound):"
@@ -225,12 +225,13 @@ def start(exp, arm_cfgs, args, exp_dir):
     rundir.write_atomic(
         path,
         json.dumps(
-            {"design": mine, "metric": exp.primary or family.rank_by, "decisions": {}}, indent=1
+            {"design": mine, "metric": exp.primary or family.report.rank_by, "decisions": {}},
+            indent=1,
         ),
     )
   print(
       f"--until-decided: a group-sequential design for {m} comparison(s) on"
-      f" {(exp.primary or family.rank_by)}, fixed now: {design.describe()} (calibrated by"
+      f" {(exp.primary or family.report.rank_by)}, fixed now: {design.describe()} (calibrated by"
       f" simulation of the exact sign-flip test in {time.perf_counter() - t:.1f}s).",
       flush=True,
   )

@@ -42,10 +42,10 @@ class Experiment:
     from gen_models import notes  # pylint: disable=g-import-not-at-top
 
     family = families.of(self.config)
-    if self.primary and self.primary not in family.verdict_metrics:
+    if self.primary and self.primary not in family.report.verdict_metrics:
       raise ConfigError(
           f"experiment {self.name!r}: primary metric {self.primary!r} is not one the "
-          f"{family.name} family compares ({', '.join(family.verdict_metrics)})."
+          f"{family.name} family compares ({', '.join(family.report.verdict_metrics)})."
       )
     try:
       notes.check(family, self.config)

@@ -42,7 +42,7 @@ def context(family, cfg, summary) -> dict:
       "test_n": int(first("test_images") or 0),
       "log": cfg.train.log_every,
       "acc": float("nan") if acc is None else acc,
-      **{f: float("nan") for f in family.floors},
+      **{f: float("nan") for f in family.report.floors},
       **(summary.get("floors") or {}),
   }
 
@@ -59,12 +59,14 @@ def render(template: str, ctx: dict) -> str:
 def check(family, cfg) -> None:
   """Raises ValueError if a template the family can write for cfg names a field the context
   lacks."""
-  floors = {f: 1.0 for f in family.floors}
+  floors = {f: 1.0 for f in family.report.floors}
   stand_in = {"arms": [], "floors": floors, "extractors": None}
-  template = family.notes([cfg], stand_in) + family.notes([cfg], {**stand_in, "floors": {}})
-  unknown = fields(template) - set(FIELDS) - set(family.floors)
+  template = family.report.notes([cfg], stand_in) + family.report.notes(
+      [cfg], {**stand_in, "floors": {}}
+  )
+  unknown = fields(template) - set(FIELDS) - set(family.report.floors)
   if unknown:
     raise ValueError(
         f"the {family.name} family's report notes name unknown field(s) {sorted(unknown)}; the "
-        f"context has {', '.join(FIELDS + tuple(family.floors))} (gen_models/notes.py)"
+        f"context has {', '.join(FIELDS + tuple(family.report.floors))} (gen_models/notes.py)"
     )

@@ -50,7 +50,7 @@ def load_run(run_dir: str):
 
 
 def headline_keys(cfg) -> list[str]:
-  return [k for k, _, better in families.of(cfg).table([cfg]) if better is not None][:3]
+  return [k for k, _, better in families.of(cfg).report.table([cfg]) if better is not None][:3]
 
 
 def final_train_metrics(rows):
@@ -108,7 +108,7 @@ def headline_values(rows, cfg, final) -> tuple[dict, list]:
   for r in rows:
     if names.is_eval_row(r):
       by_step.setdefault(r.get("step"), {}).update(r)
-  compared = families.of(cfg).verdict_metrics
+  compared = families.of(cfg).report.verdict_metrics
   out, incomplete = {}, []
   for m in names.compared_variants(final, compared):
     vals = []
@@ -149,7 +149,7 @@ def evaluation_noise(exp_dir, exp):
     return
   cfg, state, data, key, step = load_run(run_dir)
   family = families.of(cfg)
-  compared = list(family.verdict_metrics)
+  compared = list(family.report.verdict_metrics)
   values = {m: [] for m in compared}
   t = time.perf_counter()
   for i in range(NOISE_SEEDS):

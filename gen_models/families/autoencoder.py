@@ -17,7 +17,12 @@ from gen_models import rundir
 from gen_models import state as state_lib
 from gen_models import steps
 from gen_models.families import image_gan
-from gen_models.families.base import GAN_KEYS, Family, eval_key, first_seed_files, refuse_unused
+from gen_models.families.base import GAN_KEYS
+from gen_models.families.base import Family
+from gen_models.families.base import Report
+from gen_models.families.base import eval_key
+from gen_models.families.base import first_seed_files
+from gen_models.families.base import refuse_unused
 from gen_models.metrics import recon
 
 
@@ -216,7 +221,6 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
 
 
 FAMILY = Family(
-    sesoi=0.0005,
     name="autoencoder",
     make_task=make_task,
     step=step,
@@ -227,13 +231,16 @@ FAMILY = Family(
     extractor_info=lambda cfg, data: None,
     needs_test=lambda cfg: True,
     scores_images=lambda cfg: False,
-    table=lambda cfgs: TABLE,
-    verdict_metrics=specs.compared(specs.AUTOENCODER),
-    rank_by="mse",
-    notes=notes,
-    extra_rows=lambda summary, cols: [],
-    sweep_figures=sweep_figures,
     cannot_sample=(
         "it is a plain autoencoder: it has no prior to sample from (sample a GAN run or the VAE)"
+    ),
+    report=Report(
+        sesoi=0.0005,
+        table=lambda cfgs: TABLE,
+        verdict_metrics=specs.compared(specs.AUTOENCODER),
+        rank_by="mse",
+        notes=notes,
+        extra_rows=lambda summary, cols: [],
+        sweep_figures=sweep_figures,
     ),
 )

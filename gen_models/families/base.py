@@ -17,6 +17,22 @@ from gen_models.config import ConfigError
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
+class Report:
+  """A family's presentation: how its sweeps are reported and compared."""
+
+  table: Callable  # cfgs -> columns [(metric, label, lower is better? / None)] (metric_specs)
+  verdict_metrics: dict  # the metrics every arm is compared on {metric: lower is better?}
+  rank_by: str  # the primary metric: rows ranked by it; the verdict's and the design's metric
+  notes: Callable  # (cfgs, summary) -> markdown template ("" for none)
+  extra_rows: Callable  # (summary, columns) -> [[cells]] under the metric table (real data, floors)
+  sweep_figures: Callable  # (exp_dir, summary, curves, arm_cfgs) -> {name: path}
+  floors: tuple = ()  # the <metric>_floor names its notes may use (gen_models.notes)
+  # The smallest difference in the primary metric (rank_by) worth finding: seeds on demand stop
+  # with "equivalent within +-sesoi" once an interval lies inside it (--delta overrides).
+  sesoi: Optional[float] = None
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
 class Family:
   name: str
   make_task: Callable  # (cfg, data, key, run_dir=None) -> loop.Task
@@ -32,22 +48,11 @@ class Family:
   extractor_info: Callable
   needs_test: Callable  # cfg -> whether its evaluation needs the dataset's test split
   scores_images: Callable  # cfg -> whether its evaluation uses the classifier ensemble
-  # Report: columns [(metric, label, lower is better? / None)] for the arms' configs, the metrics
-  # every arm is compared on {metric: lower is better?}, the ranking metric, notes, sweep figures.
-  table: Callable  # cfgs -> columns
-  verdict_metrics: dict
-  rank_by: str
-  notes: Callable  # (cfgs, summary) -> markdown template ("" for none)
-  extra_rows: Callable  # (summary, columns) -> [[cells]] under the metric table (real data, floors)
-  sweep_figures: Callable  # (exp_dir, summary, curves, arm_cfgs) -> {name: path}
+  report: Report  # how its sweeps are reported and compared
   sample: Optional[Callable] = None  # (cfg, state, key, n) -> uint8 images (n, 28, 28)
   cannot_sample: str = ""  # why `sample` is None, for the CLI's error
   # state -> the TrainState images are drawn from (EMA when on)
   generator_of: Optional[Callable] = None
-  floors: tuple = ()  # the <metric>_floor names its notes may use (gen_models.notes)
-  # The smallest difference in the primary metric (rank_by) worth finding: seeds on demand stop
-  # with "equivalent within +-sesoi" once an interval lies inside it (--delta overrides).
-  sesoi: Optional[float] = None
 
 
 def describe(state) -> str:

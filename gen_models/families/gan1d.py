@@ -15,7 +15,8 @@ from gen_models import plots
 from gen_models import rundir
 from gen_models.config import ConfigError
 from gen_models.families import gan
-from gen_models.families.base import Family, refuse_denoising, eval_key, first_seed_files
+from gen_models.families.base import Family
+from gen_models.families.base import Report, refuse_denoising, eval_key, first_seed_files
 from gen_models.metrics import distribution
 
 MIN_EVAL_SAMPLES, MIN_KL_SAMPLES = config_lib.MIN_EVAL_SAMPLES_1D, config_lib.MIN_KL_SAMPLES
@@ -220,8 +221,6 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
 
 
 FAMILY = Family(
-    floors=tuple(FLOOR_KEYS.values()),
-    sesoi=0.01,
     name="gan1d",
     make_task=make_task,
     step=gan.step,
@@ -232,12 +231,16 @@ FAMILY = Family(
     extractor_info=lambda cfg, data: None,
     needs_test=lambda cfg: False,
     scores_images=lambda cfg: False,
-    table=lambda cfgs: TABLE,
-    verdict_metrics=specs.compared(specs.GAN1D),
-    rank_by="w1",
-    notes=notes,
-    extra_rows=extra_rows,
-    sweep_figures=sweep_figures,
     cannot_sample="it is a 1-D GAN: it generates numbers, not images",
     generator_of=gan.generator_of,
+    report=Report(
+        floors=tuple(FLOOR_KEYS.values()),
+        sesoi=0.01,
+        table=lambda cfgs: TABLE,
+        verdict_metrics=specs.compared(specs.GAN1D),
+        rank_by="w1",
+        notes=notes,
+        extra_rows=extra_rows,
+        sweep_figures=sweep_figures,
+    ),
 )

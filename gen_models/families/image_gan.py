@@ -16,7 +16,8 @@ from gen_models import plots
 from gen_models import rundir
 from gen_models.config import ConfigError
 from gen_models.families import gan
-from gen_models.families.base import Family, refuse_denoising, eval_key, first_seed_files
+from gen_models.families.base import Family
+from gen_models.families.base import Report, refuse_denoising, eval_key, first_seed_files
 from gen_models.metrics import features
 from gen_models.metrics import fid
 
@@ -347,8 +348,6 @@ def sweep_figures(exp_dir, summary, curves, arm_cfgs):
 
 
 FAMILY = Family(
-    floors=tuple(FLOOR_KEYS.values()),
-    sesoi=5.0,
     name="image_gan",
     make_task=make_task,
     step=gan.step,
@@ -359,12 +358,16 @@ FAMILY = Family(
     extractor_info=extractor_info,
     needs_test=lambda cfg: cfg.eval.num_samples > 0,
     scores_images=lambda cfg: cfg.eval.num_samples > 0,
-    table=table,
-    verdict_metrics=specs.compared(specs.IMAGE),
-    rank_by="fid",
-    notes=notes,
-    extra_rows=floor_row,
-    sweep_figures=sweep_figures,
     sample=sample,
     generator_of=gan.generator_of,
+    report=Report(
+        floors=tuple(FLOOR_KEYS.values()),
+        sesoi=5.0,
+        table=table,
+        verdict_metrics=specs.compared(specs.IMAGE),
+        rank_by="fid",
+        notes=notes,
+        extra_rows=floor_row,
+        sweep_figures=sweep_figures,
+    ),
 )

@@ -15,7 +15,12 @@ from gen_models import rundir
 from gen_models import steps
 from gen_models.families import autoencoder
 from gen_models.families import image_gan
-from gen_models.families.base import GAN_KEYS, Family, refuse_denoising, refuse_unused, eval_key
+from gen_models.families.base import GAN_KEYS
+from gen_models.families.base import Family
+from gen_models.families.base import Report
+from gen_models.families.base import refuse_denoising
+from gen_models.families.base import refuse_unused
+from gen_models.families.base import eval_key
 from gen_models.models import autoencoder as models_ae
 
 
@@ -108,8 +113,6 @@ def notes(cfgs, summary):
 
 
 FAMILY = Family(
-    floors=tuple(image_gan.FLOOR_KEYS.values()),
-    sesoi=0.0005,
     name="vae",
     make_task=make_task,
     step=lambda cfg: steps.vae_step,
@@ -120,11 +123,15 @@ FAMILY = Family(
     extractor_info=image_gan.extractor_info,
     needs_test=lambda cfg: True,
     scores_images=lambda cfg: cfg.eval.num_samples > 0,
-    table=lambda cfgs: TABLE,
-    verdict_metrics=specs.compared(specs.VAE),
-    rank_by="mse",
-    notes=notes,
-    extra_rows=lambda summary, cols: image_gan.floor_row(summary, cols),
-    sweep_figures=autoencoder.sweep_figures,
     sample=prior_samples,
+    report=Report(
+        floors=tuple(image_gan.FLOOR_KEYS.values()),
+        sesoi=0.0005,
+        table=lambda cfgs: TABLE,
+        verdict_metrics=specs.compared(specs.VAE),
+        rank_by="mse",
+        notes=notes,
+        extra_rows=lambda summary, cols: image_gan.floor_row(summary, cols),
+        sweep_figures=autoencoder.sweep_figures,
+    ),
 )

@@ -300,7 +300,7 @@ def collect(exp_dir, exp, arm_cfgs, refs=None, old=None):
       "arms": arms,
       "family": families.of(arm_cfgs[0][2]).name,
       "problems": problems,
-      "columns": families.of(arm_cfgs[0][2]).table([c for _, _, c, _ in arm_cfgs]),
+      "columns": families.of(arm_cfgs[0][2]).report.table([c for _, _, c, _ in arm_cfgs]),
       "extractors": next(iter(extractors.values()))[0] if extractors else None,
       "generated": datetime.datetime.now().isoformat(timespec="seconds"),
   }

@@ -193,7 +193,7 @@ def _noise(summary, exp, arm_cfgs, figures):
 def _notes(summary, exp, arm_cfgs, figures):
   del exp, figures
   family = families.get(summary["family"])
-  template = family.notes([c for _, _, c, _ in arm_cfgs], summary)
+  template = family.report.notes([c for _, _, c, _ in arm_cfgs], summary)
   return (
       [notes_lib.render(template, notes_lib.context(family, arm_cfgs[0][2], summary)), ""]
       if template

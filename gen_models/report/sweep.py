@@ -49,7 +49,7 @@ def draw(exp_dir, exp, summary, curves, arm_cfgs) -> dict:
   first."""
   family = families.get(summary["family"])
   out = {}
-  primary = [c for c in summary["comparisons"] if c["metric"] == family.rank_by]
+  primary = [c for c in summary["comparisons"] if c["metric"] == family.report.rank_by]
   if primary:
     out["forest"] = plots.forest(
         primary,
@@ -62,7 +62,7 @@ def draw(exp_dir, exp, summary, curves, arm_cfgs) -> dict:
         ),
     )
   if any(a["seeds"] for a in summary["arms"]):
-    out.update(family.sweep_figures(exp_dir, summary, curves, arm_cfgs))
+    out.update(family.report.sweep_figures(exp_dir, summary, curves, arm_cfgs))
   return out
 
 

@@ -71,7 +71,7 @@ def table_text(summary) -> str:
         and any(c["arm"] == winner and c["verdict"].startswith("better") for c in on_key)
     ) or (winner == baseline and all(c["verdict"].startswith("worse") for c in on_key)):
       best[key] = winner
-  rank_key = family.rank_by
+  rank_key = family.report.rank_by
   arms = list(summary["arms"])
   if rank_key and all(rank_key in a["metrics"] for a in arms):
     arms.sort(key=lambda a: a["metrics"][rank_key]["mean"])  # best first
@@ -88,7 +88,7 @@ def table_text(summary) -> str:
           f"**{cell}**" if best.get(key) == arm["name"] and len(summary["arms"]) > 1 else cell
       )
     lines.append("| " + " | ".join(cells) + " |")
-  for cells in family.extra_rows(summary, cols):  # real data, floors
+  for cells in family.report.extra_rows(summary, cols):  # real data, floors
     lines.append("| " + " | ".join(cells) + " |")
   return "\n".join(lines)
 

@@ -41,7 +41,7 @@ def comparisons(summary, exp, k) -> list:
   under every extractor on its own: a verdict "holds under every extractor" only when each
   extractor's own test rejects in the same direction (an intersection-union test, valid without
   a further correction); otherwise the per-extractor verdicts are only shown."""
-  metrics = families.get(summary["family"]).verdict_metrics
+  metrics = families.get(summary["family"]).report.verdict_metrics
   values = {
       a["name"]: {m: dict(zip(a["seeds"], a["metrics"][m]["per_seed"])) for m in a["metrics"]}
       for a in summary["arms"]
@@ -51,7 +51,7 @@ def comparisons(summary, exp, k) -> list:
     return []
   compared = {names.headline(m, k): lower for m, lower in metrics.items()}
   # One primary metric carries the verdict; the others share one Holm family (arms x metrics).
-  primary = names.headline(exp.primary or families.get(summary["family"]).rank_by, k)
+  primary = names.headline(exp.primary or families.get(summary["family"]).report.rank_by, k)
   groups = {h: "primary" if h == primary else "secondary" for h in compared}
   main = stats.compare(values, baseline, compared, families=groups)
   n_ex = names.extractors_in(m for a in summary["arms"] for m in a["metrics"])
@@ -151,7 +151,7 @@ def design_verdicts(summary, seq) -> tuple:
   if not isinstance(seq.get("design"), dict):
     return comps, None, {}
   design = sequential.Design.from_dict(seq["design"])
-  metric = seq.get("metric") or families.get(summary["family"]).rank_by  # the primary metric
+  metric = seq.get("metric") or families.get(summary["family"]).report.rank_by  # the primary metric
   prim = [c for c in comps if c["metric"] == metric]
   kept = _kept(seq)
   values = _design_values(summary, metric)
