@@ -76,6 +76,11 @@ def check_until_decided(exp, arm_cfgs) -> None:
     )
 
 
+def primary_metric(exp, family) -> str:
+  """The metric the design decides on: the experiment's primary, else its family's ranking one."""
+  return exp.primary or family.report.rank_by
+
+
 def design_of(exp, arm_cfgs, args):
   """(design, family) of a seeds-on-demand command: its looks, comparisons and delta."""
 
@@ -138,7 +143,7 @@ def plan_lines(exp, exp_dir, design, family, batch) -> list:
   comps = [
       c
       for c in summary.get("comparisons") or []
-      if c.get("metric") == (exp.primary or family.report.rank_by) and c.get("n", 0) >= 3
+      if c.get("metric") == primary_metric(exp, family) and c.get("n", 0) >= 3
   ]
   walls = [
       a["wall_s"] / len(a["seeds"])
@@ -195,7 +200,7 @@ def plan(exp, arm_cfgs, args) -> int:
   if not lines:
     raise ConfigError(
         f"--plan needs a pilot: finished runs of {exp.name} in {exp_dir} with at least 3 paired"
-        f" seeds on {(exp.primary or family.report.rank_by)} (run the sweep with --seeds 3 first,"
+        f" seeds on {primary_metric(exp, family)} (run the sweep with --seeds 3 first,"
         " into the same --out)."
     )
   print(
@@ -225,13 +230,13 @@ def start(exp, arm_cfgs, args, exp_dir):
     rundir.write_atomic(
         path,
         json.dumps(
-            {"design": mine, "metric": exp.primary or family.report.rank_by, "decisions": {}},
+            {"design": mine, "metric": primary_metric(exp, family), "decisions": {}},
             indent=1,
         ),
     )
   print(
       f"--until-decided: a group-sequential design for {m} comparison(s) on"
-      f" {(exp.primary or family.report.rank_by)}, fixed now: {design.describe()} (calibrated by"
+      f" {primary_metric(exp, family)}, fixed now: {design.describe()} (calibrated by"
       f" simulation of the exact sign-flip test in {time.perf_counter() - t:.1f}s).",
       flush=True,
   )

@@ -59,6 +59,15 @@ def sweep_identity(arm_cfgs) -> dict:
   return json.loads(json.dumps(out, default=str))
 
 
+def identity_arms(identity: dict) -> dict:
+  """sweep_identity's inverse: {arm: {key: value}} of a sweep.json's identity."""
+  out = {}
+  for k, v in identity.items():
+    arm, _, key = k.partition("/")
+    out.setdefault(arm, {})[key] = v
+  return out
+
+
 def compile_key(cfg):
   """Runs with equal keys share a compiled program: the same step function and the same config
   apart from the values the family traces (gen_models.families)."""

@@ -47,9 +47,9 @@ def sweep_configs(exp_dir, exp) -> list:
   identity = saved.get("identity")
   if not isinstance(identity, dict):
     return []
-  out = []
+  by_arm, out = equivalence.identity_arms(identity), []
   for arm, overrides in exp.arm_items():
-    flat = {k.split("/", 1)[1]: v for k, v in identity.items() if k.startswith(f"{arm}/")}
+    flat = dict(by_arm.get(arm, {}))
     if not flat:
       continue
     flat.pop("version", None)
