@@ -22,8 +22,6 @@ from gen_models import metric_specs as specs
 from gen_models import models
 from gen_models import signals
 
-TRACE_COUNT = {"chunk": 0}  # incremented while tracing: tests assert one trace per run
-
 
 class Diverged(RuntimeError):
   """A loss became NaN/Inf. The last good checkpoint stays on disk."""
@@ -62,14 +60,28 @@ class Task:
   cost_per_step: dict = dataclasses.field(default_factory=dict)  # {name: count}, e.g. d_updates
 
 
+_FLOPS = {}  # (step, spec, argument shapes) -> FLOPs: arms sharing a program are lowered once
+
+
 def step_flops(run, state, start: int):
   """FLOPs of one training step of `run` (sampling the batch included), from XLA's cost analysis
   of the lowered, unoptimised step: a count of the program, the same on every machine. None where
   the backend gives no estimate."""
-  body = jax.jit(functools.partial(_body, run.task.step, run.task.spec, None))
   hp = jax.tree.map(jnp.asarray, run.task.hparams)
+  args = (run.data, run.key, hp, state, jnp.int32(start))
+  # the tree structure holds the static parts (a TrainState's apply_fn: the model itself)
+  shapes = tuple((jnp.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(args))
+  key = (run.task.step, run.task.spec, jax.tree.structure(args), shapes)
+  if key not in _FLOPS:
+    _FLOPS[key] = _lowered_flops(
+        jax.jit(functools.partial(_body, run.task.step, run.task.spec, None)), args
+    )
+  return _FLOPS[key]
+
+
+def _lowered_flops(body, args):
   try:
-    cost = body.lower(run.data, run.key, hp, state, jnp.int32(start)).cost_analysis()
+    cost = body.lower(*args).cost_analysis()
   except Exception:  # pylint: disable=broad-except (an estimate is optional, training is not)
     return None
   cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
@@ -87,7 +99,6 @@ def _body(step_fn, spec, batch_sharding, data, key, hp, state, step):
 
 
 def _chunk(state, data, key, start, hp, step_fn, spec, length, batch_sharding=None):
-  TRACE_COUNT["chunk"] += 1
   body = functools.partial(_body, step_fn, spec, batch_sharding, data, key, hp)
   if length == 1:  # no scan: on XLA CPU a conv step inside a while loop runs much slower
     state, metrics = body(state, start)

@@ -4,6 +4,7 @@ cost analysis, cumulative training seconds; the same counts after a resume."""
 import json
 
 import jax
+import pytest
 
 from experiments import budget
 from experiments import registry
@@ -63,6 +64,21 @@ def test_step_flops_bracket_a_hand_count_of_the_1d_gans_matmuls():
       / _flops_per_step(tiny_1d(**{"train.batch_size": 256}))
       <= 2.2
   )  # linear in the batch
+
+
+@pytest.mark.slow
+def test_step_flops_are_counted_once_per_program_and_never_shared_across_programs(monkeypatch):
+  # Arms that differ in traced values only (targets, seed) share one count, lowered once; a
+  # setting that changes the program but no parameter shape (the layers' implementation) does not.
+  lowered = []
+  real = loop._lowered_flops  # pylint: disable=protected-access
+  monkeypatch.setattr(loop, "_lowered_flops", lambda *a: lowered.append(1) or real(*a))
+  monkeypatch.setattr(loop, "_FLOPS", {})
+  fast = _flops_per_step(tiny_image())
+  assert _flops_per_step(tiny_image(**{"loss.real_target": 1.0, "seed": 3})) == fast
+  assert len(lowered) == 1
+  reference = _flops_per_step(tiny_image(**{"model.impl": "reference"}))
+  assert len(lowered) == 2 and reference != fast
 
 
 def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_path):
