@@ -24,9 +24,18 @@ def _colors():
   return _plt().rcParams["axes.prop_cycle"].by_key()["color"]
 
 
+def rendering() -> bool:
+  """False under GEN_MODELS_FIGURES=0: every matplotlib figure is still built (its data gathered,
+  its axes laid out) but not rendered into its PNG, which took a sixth of the test suite's time;
+  the suite's default (tests/conftest.py), turned back on by the tests about figures. Image grids
+  and GIFs (PIL, cheap, read back by later steps) are always written."""
+  return os.environ.get("GEN_MODELS_FIGURES", "1") != "0"
+
+
 def _save(fig, path, dpi=110, tight=True):
-  os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  fig.savefig(path, dpi=dpi, bbox_inches="tight" if tight else None)
+  if rendering():
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    fig.savefig(path, dpi=dpi, bbox_inches="tight" if tight else None)
   _plt().close(fig)
   return path
 

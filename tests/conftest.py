@@ -5,6 +5,9 @@ import os
 os.environ.setdefault("WANDB_MODE", "disabled")
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# matplotlib figures are built but not rendered (gen_models.plots.rendering), except in the tests
+# about figures, which take the `figures` fixture
+os.environ.setdefault("GEN_MODELS_FIGURES", "0")
 # One temp dir per test run, shared by its xdist workers and every process they start: the
 # classifier cache (feature extractors trained on the synthetic data once per run, not per worker)
 # and XLA's persistent compilation cache (a tiny config's programs compiled once per run, not once
@@ -31,6 +34,12 @@ runtime.configure()  # the XLA CPU flags the entry points use, set before any te
 import pytest  # pylint: disable=g-import-not-at-top
 
 from tests.helpers import tiny_1d  # pylint: disable=g-import-not-at-top
+
+
+@pytest.fixture
+def figures(monkeypatch):
+  """Figures rendered into their PNGs, in this process and the commands it starts."""
+  monkeypatch.setenv("GEN_MODELS_FIGURES", "1")
 
 
 @pytest.fixture

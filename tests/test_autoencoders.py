@@ -143,7 +143,7 @@ def test_autoencoder_resume_is_bit_identical(tmp_path):
 
 
 @pytest.mark.slow
-def test_vae_run_writes_elbo_prior_metrics_and_figures(tmp_path, capsys):
+def test_vae_run_writes_elbo_prior_metrics_and_figures(tmp_path, capsys, figures):
   argv = [
       "--exp=vae",
       "--seeds",

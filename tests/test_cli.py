@@ -82,7 +82,7 @@ def test_bad_input_exit_code_from_a_real_process(tmp_path):
 
 
 @pytest.mark.slow
-def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys):
+def test_sweep_end_to_end_and_no_overwrite(tmp_path, capsys, figures):
   argv = ["--exp=gaussian1d_label_smoothing", "--seeds", "2", "--out", str(tmp_path)] + TINY
   assert run.main(argv) == 0
   exp_dir = tmp_path / "gaussian1d_label_smoothing"

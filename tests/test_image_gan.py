@@ -23,7 +23,7 @@ def test_image_gan_resume_is_bit_identical(tmp_path):
 
 
 @pytest.mark.slow
-def test_latent_sweep_run_files_and_report(tmp_path):
+def test_latent_sweep_run_files_and_report(tmp_path, figures):
   argv = [
       "--exp=dcgan_latent",
       "--arms",
@@ -85,7 +85,7 @@ def test_latent_sweep_run_files_and_report(tmp_path):
   assert 0 < flops["z2"] < flops["z10"]
 
 
-def test_early_evaluations_score_fewer_samples_and_the_headline_window_all(tmp_path):
+def test_early_evaluations_score_fewer_samples_and_the_headline_window_all(tmp_path, figures):
   # 8 steps, an evaluation every 2: 0, 2, 4, 6, 8; the last quarter holds 6 and 8, the headline
   # window (last_k 2), so only those score all 400 samples; 0, 2 and 4 only draw curves.
   cfg = tiny_image(**{

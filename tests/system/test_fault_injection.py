@@ -87,7 +87,7 @@ def _kill_when(p, out, strategy, rng):
 
 
 @pytest.mark.slow
-def test_killed_again_and_again_then_resumed_equals_uninterrupted(tmp_path):
+def test_killed_again_and_again_then_resumed_equals_uninterrupted(tmp_path, figures):
   ref = subprocess.run(
       _cmd(tmp_path / "ref"), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
   )
