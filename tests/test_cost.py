@@ -30,6 +30,7 @@ def _flops_per_step(cfg):
   return loop.step_flops(run, task.init(jax.random.key(1)), 0)
 
 
+@pytest.mark.slow
 def test_every_image_gan_evaluation_row_carries_its_cumulative_cost(tmp_path):
   # WGAN-GP: 5 critic updates per G update, each on its own 8 real and 8 generated images.
   cfg = tiny_image(**{"loss.generator": "wgan_gp", "train.steps": 4, "eval.every": 2})
@@ -81,6 +82,7 @@ def test_step_flops_are_counted_once_per_program_and_never_shared_across_program
   assert len(lowered) == 2 and reference != fast
 
 
+@pytest.mark.slow
 def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_path):
   exp = registry.get("gaussian1d")
   one = {"train.scan_chunk": 1}  # a dispatch per step: the first process's seconds are not ~0
@@ -107,6 +109,7 @@ def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_p
   assert abs(split[-1]["cost/train_s"] - (first + second)) < 0.002 < first
 
 
+@pytest.mark.slow
 def test_arms_matched_on_d_updates_train_equal_d_updates_and_the_report_says_so(tmp_path):
   # WGAN-GP takes 5 D updates per step, ns 1: on equal D updates it trains a fifth of the steps,
   # its 2 evaluation intervals kept, so both end at 20 D updates and evaluate at 0, 1/2 and 1 of it.

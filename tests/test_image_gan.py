@@ -85,6 +85,7 @@ def test_latent_sweep_run_files_and_report(tmp_path, figures):
   assert 0 < flops["z2"] < flops["z10"]
 
 
+@pytest.mark.slow
 def test_early_evaluations_score_fewer_samples_and_the_headline_window_all(tmp_path, figures):
   # 8 steps, an evaluation every 2: 0, 2, 4, 6, 8; the last quarter holds 6 and 8, the headline
   # window (last_k 2), so only those score all 400 samples; 0, 2 and 4 only draw curves.

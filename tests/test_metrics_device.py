@@ -49,6 +49,7 @@ def _agree(got, want, n, what=""):
       assert got[k] == pytest.approx(v, rel=1e-5, abs=1e-6), (what, k)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("runs,side_by_side", [(1, False), (4, False), (4, True)])
 def test_every_metric_equals_the_numpy_oracle_for_each_run_of_a_group(
     monkeypatch, runs, side_by_side
@@ -90,6 +91,7 @@ def test_the_reference_radii_are_the_numpy_ones_and_kid_subsets_are_numpys():
     np.testing.assert_array_equal(ib[s], rng.choice(800, 800, replace=False))
 
 
+@pytest.mark.slow
 def test_precision_recall_density_coverage_agree_with_prdc():
   """prdc (Naeem et al.'s code) against ours on random Gaussian features, k = 3 for precision and
   recall, k = 5 for density and coverage: within 0.0023, as the numpy path."""
@@ -136,6 +138,7 @@ def test_real_fashion_mnist_features_under_a_shipped_extractor(monkeypatch):
   assert got[1]["fid"] > 5 * got[0]["fid"]
 
 
+@pytest.mark.slow
 def test_the_ensemble_group_path_equals_its_numpy_path_run_by_run(tmp_path, monkeypatch):
   """Ensemble.group_metrics (features on the device, one program per extractor) against
   Ensemble.metrics_numpy, per run, under the 3 shipped extractors on a stand-in test split."""
@@ -168,6 +171,7 @@ def test_the_ensemble_group_path_equals_its_numpy_path_run_by_run(tmp_path, monk
   assert ens.metrics(images[1])["fid"] == pytest.approx(got[1]["fid"], rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("whole_matrix", [True, False])
 def test_both_ways_of_computing_kid_equal_the_oracle(monkeypatch, whole_matrix):
   """KID from the whole kernel matrix (the cheaper at 2,000 samples) and from each subset's own

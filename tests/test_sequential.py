@@ -39,6 +39,7 @@ def test_the_vectorised_sign_flip_test_is_the_exact_one(n):
   np.testing.assert_allclose(sq.sign_flip_p_many(d), [stats.sign_flip_p(r) for r in d], rtol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("m", [1, 2, 3])
 def test_the_design_keeps_the_false_verdict_rate_at_alpha_and_the_naive_rule_does_not(m):
   design = sq.calibrate(LOOKS, m)
@@ -126,6 +127,7 @@ def test_arms_equivalent_within_delta_stop_with_an_equivalence_verdict_before_th
   assert sq.decide([c], plain, looks.index(n), {})["x"]["verdict"] is None
 
 
+@pytest.mark.slow
 def test_power_at_one_look_is_the_fixed_n_tests_and_grows_with_seeds():
 
   n, dz = 12, 1.0
@@ -153,6 +155,7 @@ def test_the_card_sweeps_design_keeps_the_false_verdict_rate_at_alpha(m):
 CARD = (11, 16, 21)  # the DCGAN question sweeps' looks
 
 
+@pytest.mark.slow
 def test_the_error_rate_holds_in_every_cell_of_the_grid():
   """1-4 comparisons x normal / t3 / log-normal run noise x all-null / one null beside real
   arms: 8,000 fresh sweeps per cell (not the calibration's), each decided

@@ -25,6 +25,7 @@ def _excludes_zero(c):
   return c["ci_low"] > 0 or c["ci_high"] < 0
 
 
+@pytest.mark.slow
 def test_a_verdict_is_given_exactly_when_the_printed_interval_excludes_zero():
   rng = np.random.default_rng(0)
   checked, verdicts = 0, 0

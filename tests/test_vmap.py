@@ -24,6 +24,7 @@ def _rows(path):
   return [helpers.without_timings(json.loads(l)) for l in open(path)]
 
 
+@pytest.mark.slow
 def test_vmapped_runs_equal_runs_one_by_one(tmp_path):
   exp = registry.get("gaussian1d_label_smoothing")
   arms = [
@@ -155,6 +156,7 @@ def test_vmapped_conv_gans_match_one_by_one(tmp_path):
           np.testing.assert_allclose(r2[k], r1[k], rtol=1e-3, atol=atol, err_msg=f"{arm} {k}")
 
 
+@pytest.mark.slow
 def test_a_vmapped_group_draws_each_runs_evaluation_images_in_one_program():
   """loop._group_images (the accelerator path, forced here on the CPU): every live run's images
   are the ones its own evaluation draws, from its own parameters and key; a run that stopped is

@@ -386,6 +386,7 @@ def test_9_until_decided_without_a_baseline_comparison_is_refused(tmp_path, caps
   assert not os.listdir(tmp_path)
 
 
+@pytest.mark.slow
 def test_9_until_decided_keeps_its_design_and_says_where_it_stopped(sweep, capsys):
   # A design over the 2 seeds on disk (looks 2, 4), then the same sweep asked for other looks.
   args = [
@@ -434,6 +435,7 @@ def test_10_a_failing_wandb_is_reported_once_and_the_run_goes_on(tmp_path, capsy
 # --- 11: a planted floors cache ---------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_11_a_planted_or_edited_floors_file_is_recomputed(tmp_path, monkeypatch):
 
   monkeypatch.setenv("GEN_MODELS_CACHE", str(tmp_path / "cache"))
@@ -555,6 +557,7 @@ def test_16_read_only_places_are_refused_before_the_work(sweep, capsys, tmp_path
   assert json.loads((run_dir / "result.json").read_text())["step"] == 60  # untouched
 
 
+@pytest.mark.slow
 def test_17_a_full_disk_during_a_checkpoint_names_the_path_and_resume_finishes(
     sweep, capsys, monkeypatch
 ):
@@ -728,6 +731,7 @@ def test_19_an_out_too_long_for_the_files_below_it_is_refused(tmp_path, capsys):
   assert not os.path.exists(str(tmp_path / ("d" * 200)))
 
 
+@pytest.mark.slow
 def test_plan_needs_a_pilot_and_then_says_what_the_design_can_find(sweep, tmp_path, capsys):
   args = ["--seeds", "3", "--max-seeds", "9", "--plan"]
   assert _main(tmp_path / "empty", "gaussian1d_loss", *args) == 2

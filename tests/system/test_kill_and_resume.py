@@ -180,6 +180,7 @@ def test_unreadable_latest_checkpoint_is_set_aside_and_the_previous_used(tmp_pat
   helpers.assert_bit_identical(ref_state, state)
 
 
+@pytest.mark.slow
 def test_divergence_is_recorded_and_the_sweep_goes_on(tmp_path, capsys, monkeypatch):
 
   exp = registry.Experiment(
@@ -249,6 +250,7 @@ def test_a_diverged_run_keeps_its_last_good_checkpoint(tmp_path, monkeypatch):
   helpers.assert_bit_identical(restored, state20)
 
 
+@pytest.mark.slow
 def test_a_resumed_sweep_skips_finished_runs_and_continues_the_rest(tmp_path, capsys):
   argv = [
       "--exp=gaussian1d",
