@@ -1,11 +1,11 @@
 """One declaration per metric: what each family's evaluation reports and how it is read.
 
 A MetricSpec says how a metric is labelled, which way is better, whether every arm is compared on
-it (a verdict metric), whether the console prints it at each evaluation and whether it has a
-real-data floor (<name>_floor). The families' report tables, verdict metrics and floors and the
-loop's console line are derived from these tuples. Adding an image metric: its function (in
-gen_models/metrics/), its MetricSpec in IMAGE, its sentence in the family's notes and
-docs/metrics.md, and a test.
+it (a verdict metric), whether the console prints it at each evaluation, whether it has a
+real-data floor (<name>_floor) and what it is (its note in the report). The families' report
+tables, verdict metrics, floors and metric notes and the loop's console line are derived from
+these tuples. Adding an image metric: its function (in gen_models/metrics/), its MetricSpec in
+IMAGE, its paragraph in docs/metrics.md, and a test.
 """
 
 import dataclasses
@@ -22,6 +22,9 @@ class MetricSpec:
   compared: bool = False  # every arm is compared with the baseline on it (paired by seed)
   console: bool = False  # printed on the console at each evaluation
   floor: bool = False  # real data's own value is reported beside it (<name>_floor)
+  # What it is, for the report's notes: a Markdown template with the fields of gen_models.notes
+  # ({n}, {log}, the family's floors, ...); "" where the family's own notes say it
+  note: str = ""
 
 
 def columns(specs) -> list:
@@ -34,6 +37,11 @@ def compared(specs) -> dict:
   return {s.name: s.lower_is_better for s in specs if s.compared}
 
 
+def notes(specs) -> str:
+  """The report's notes on these metrics: one bullet per metric with a note, in table order."""
+  return "".join(f"- **{s.label}**: {s.note}\n" for s in specs if s.note)
+
+
 def floors(specs) -> dict:
   """{metric: its floor's name} of the metrics with a real-data floor."""
   return {s.name: names.floor(s.name) for s in specs if s.floor}
@@ -41,46 +49,206 @@ def floors(specs) -> dict:
 
 M = MetricSpec
 GAN1D = (
-    M("w1", "W1 to N(0,1)", True, compared=True, console=True, floor=True),
-    M("ks", "KS to N(0,1)", True, compared=True, floor=True),
-    M("kl", "hist. KL (seed)", True, console=True, floor=True),
-    M("mean", "mean"),
-    M("std", "std"),
-    M("skew", "skew"),
-    M("kurtosis", "excess kurtosis"),
-    M("d_loss", "D loss"),
-    M("g_loss", "G loss"),
+    M(
+        "w1",
+        "W1 to N(0,1)",
+        True,
+        compared=True,
+        console=True,
+        floor=True,
+        note=(
+            "exact Wasserstein-1 distance between the empirical distribution of {n:,} generated"
+            " samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws"
+            " score, median of 20 draws): {w1_floor:.4f}."
+        ),
+    ),
+    M(
+        "ks",
+        "KS to N(0,1)",
+        True,
+        compared=True,
+        floor=True,
+        note=(
+            "Kolmogorov-Smirnov statistic of the same {n:,} samples against N(0,1). Floor:"
+            " {ks_floor:.4f}."
+        ),
+    ),
+    M(
+        "kl",
+        "hist. KL (seed)",
+        True,
+        console=True,
+        floor=True,
+        note=(
+            "the seed's metric, KL(real || fake) on 100 histogram bins taken from the 1000 real"
+            " samples, with {k:,} generated samples. Two independent draws of N(0,1) already score"
+            " **{kl_floor:.3f}** (median of 200 pairs), so values near that floor cannot tell a"
+            " good generator from a perfect one; use W1 and KS to rank arms."
+        ),
+    ),
+    M("mean", "mean", note="of the {n:,} generated samples (N(0,1): 0)."),
+    M("std", "std", note="of the same samples (N(0,1): 1)."),
+    M("skew", "skew", note="of the same samples (N(0,1): 0)."),
+    M("kurtosis", "excess kurtosis", note="of the same samples (N(0,1): 0)."),
+    M("d_loss", "D loss", note="mean over the last {log} training steps."),
+    M("g_loss", "G loss", note="mean over the last {log} training steps."),
 )
 IMAGE = (
-    M("fid", "FID (classifier)", True, compared=True, console=True, floor=True),
-    M("kid", "KID", True, compared=True, console=True, floor=True),
-    M("precision", "precision", False, compared=True, console=True, floor=True),
-    M("recall", "recall", False, compared=True, console=True, floor=True),
-    M("density", "density", False, compared=True, floor=True),
-    M("coverage", "coverage", False, compared=True, floor=True),
-    M("class_score", "class. score", False, floor=True),
-    M("classes_covered", "classes", False, console=True, floor=True),
-    M("class_kl", "KL(classes‖uniform)", True, floor=True),
+    M(
+        "fid",
+        "FID (classifier)",
+        True,
+        compared=True,
+        console=True,
+        floor=True,
+        note="Fréchet distance of a classifier's 128-d penultimate features.",
+    ),
+    M(
+        "kid",
+        "KID",
+        True,
+        compared=True,
+        console=True,
+        floor=True,
+        note=(
+            "unbiased MMD² with a cubic polynomial kernel on the same features (mean over 100"
+            " subsets of 1000)."
+        ),
+    ),
+    M(
+        "precision",
+        "precision",
+        False,
+        compared=True,
+        console=True,
+        floor=True,
+        note=(
+            "the share of generated images inside the real images' k-NN manifold (k = 3,"
+            " Kynkäänniemi et al. 2019)."
+        ),
+    ),
+    M(
+        "recall",
+        "recall",
+        False,
+        compared=True,
+        console=True,
+        floor=True,
+        note="the share of real images inside the generated images' k-NN manifold (k = 3).",
+    ),
+    M(
+        "density",
+        "density",
+        False,
+        compared=True,
+        floor=True,
+        note=(
+            "how many real images' k-NN balls hold each generated image, over k (k = 5, Naeem et"
+            " al. 2020): about 1 when the two sets match."
+        ),
+    ),
+    M(
+        "coverage",
+        "coverage",
+        False,
+        compared=True,
+        floor=True,
+        note=(
+            "the share of real images whose k-NN ball (k = 5) holds a generated image (Naeem et"
+            " al. 2020); from the real balls only, so an outlier among the generated images cannot"
+            " stretch it as it stretches recall."
+        ),
+    ),
+    M(
+        "class_score",
+        "class. score",
+        False,
+        floor=True,
+        note=(
+            "exp E KL(p(y|x) ‖ p(y)) from the classifier's softmax (the Inception-Score analogue,"
+            " at most 10)."
+        ),
+    ),
+    M(
+        "classes_covered",
+        "classes",
+        False,
+        console=True,
+        floor=True,
+        note="classes predicted for at least 1% of the images.",
+    ),
+    M(
+        "class_kl",
+        "KL(classes‖uniform)",
+        True,
+        floor=True,
+        note=(
+            "0 when all classes are equally frequent, log 10 = 2.30 when one class takes"
+            " everything (mode collapse)."
+        ),
+    ),
 )
 GAN_LOSSES = (M("d_loss", "D loss"), M("g_loss", "G loss"))
 AUTOENCODER = (
-    M("mse", "test MSE", True, compared=True, console=True),
-    M("bce", "test BCE", True),
-    M("psnr", "PSNR dB", False, console=True),
+    M(
+        "mse",
+        "test MSE",
+        True,
+        compared=True,
+        console=True,
+        note=(
+            "mean squared error per pixel over the whole test split ({test_n:,} images), as Keras"
+            " reports it."
+        ),
+    ),
+    M("bce", "test BCE", True, note="binary cross-entropy per pixel on the same images."),
+    M(
+        "psnr",
+        "PSNR dB",
+        False,
+        console=True,
+        note="10 log10(1/MSE) per image, in dB, averaged over the images.",
+    ),
     M("noisy_psnr", "noisy input PSNR"),
     M("psnr_gain", "PSNR gain", False),
-    M("loss", "train loss"),
+    M("loss", "train loss", note="mean over the last {log} training steps."),
 )
 VAE = (
-    M("mse", "test MSE", True, compared=True, console=True),
-    M("bce", "test BCE", True),
-    M("psnr", "PSNR dB", False, console=True),
-    M("elbo", "ELBO", False),
-    M("recon_nll", "recon. NLL", True),
-    M("kl", "KL", console=True),
-    M("fid", "prior FID", True, console=True),
-    M("classes_covered", "classes", False, console=True),
-    M("loss", "train loss"),
+    M("mse", "test MSE", True, compared=True, console=True, note=AUTOENCODER[0].note),
+    M("bce", "test BCE", True, note=AUTOENCODER[1].note),
+    M("psnr", "PSNR dB", False, console=True, note=AUTOENCODER[2].note),
+    M(
+        "elbo",
+        "ELBO",
+        False,
+        note=(
+            "-(reconstruction NLL summed over pixels + KL) per image, in nats, with one posterior"
+            " sample; reconstructions use the posterior mean."
+        ),
+    ),
+    M(
+        "recon_nll",
+        "recon. NLL",
+        True,
+        note=(
+            "the decoder's negative log-likelihood of the image, summed over pixels (one"
+            " posterior sample)."
+        ),
+    ),
+    M("kl", "KL", console=True, note="KL(q(z|x) ‖ N(0, I)) per image, in nats."),
+    M(
+        "fid",
+        "prior FID",
+        True,
+        console=True,
+        note=(
+            "prior samples (z ~ N(0, I), decoder means) scored with the GANs' classifier FID"
+            " ({n:,} samples), so a VAE and the GANs compare in one table; not comparable to"
+            " Inception FID."
+        ),
+    ),
+    M("classes_covered", "classes", False, console=True, note=IMAGE[7].note),
+    M("loss", "train loss", note="mean over the last {log} training steps."),
 )
 # The metrics the console prints at each evaluation (by name, in the order the evaluation returns
 # them).

@@ -183,7 +183,7 @@ def test_vae_run_writes_elbo_prior_metrics_and_figures(tmp_path, capsys, figures
   assert np.load(out)["images"].shape == (5, 28, 28)
   report = (tmp_path / "vae" / "report.md").read_text()
   assert "ELBO" in report and "prior FID" in report
-  assert "- VAE:" in report and "- Denoising:" not in report  # only the notes that apply
+  assert "- **ELBO**:" in report and "- Denoising:" not in report  # only the notes that apply
   assert os.path.exists(tmp_path / "vae" / "samples.png")
 
 

@@ -166,10 +166,8 @@ def artifacts(cfg, state, data, rows, run_dir, key, title):
 TABLE = specs.columns(specs.AUTOENCODER)
 
 NOTES = """\
-- Rows are ranked by test MSE (best first). All metrics are on the whole test split ({test_n:,}
-  images), means over images: MSE and BCE per pixel (as Keras reports them), PSNR = 10 log10(1/MSE)
-  in dB per image.
-"""
+- Rows are ranked by test MSE (best first).
+""" + specs.notes(specs.AUTOENCODER)
 DENOISING_NOTE = """\
 - Denoising: the noisy input's PSNR is that of the input clipped to [0, 1] (the do-nothing
   denoiser); the gain is the denoised PSNR minus it. Noise is drawn once per evaluation with a fixed

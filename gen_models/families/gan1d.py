@@ -138,24 +138,19 @@ TABLE = specs.columns(specs.GAN1D)
 TARGETS = {"mean": 0.0, "std": 1.0, "skew": 0.0, "kurtosis": 0.0}
 FLOOR_KEYS = specs.floors(specs.GAN1D)
 
-NOTES = """\
-- **W1 to N(0,1)**: exact Wasserstein-1 distance between the empirical distribution of {n:,}
-  generated samples and N(0,1) itself (not another sample). Floor (what {n:,} true N(0,1) draws
-  score, median of 20 draws): {w1_floor:.4f}.
-- **KS to N(0,1)**: Kolmogorov-Smirnov statistic of the same {n:,} samples against N(0,1). Floor:
-  {ks_floor:.4f}.
-- **hist. KL (seed)**: the seed's metric, KL(real || fake) on 100 histogram bins taken from the 1000
-  real samples, with {k:,} generated samples. Two independent draws of N(0,1) already score
-  **{kl_floor:.3f}** (median of 200 pairs), so values near that floor cannot tell a good generator
-  from a perfect one; use W1 and KS to rank arms.
+NOTES = (
+    specs.notes(specs.GAN1D[:3])
+    + """\
 - *the real training samples*: W1 and KS of each run's 1000 real training samples to N(0,1) (mean
   over runs). The GAN only ever sees these 1000 points, so a generator that reproduced them exactly
   would score about this; W1 well below it would mean smoothing beyond the data.
-- mean / std / skew / excess kurtosis of the {n:,} generated samples (N(0,1): 0 / 1 / 0 / 0).
-- D loss / G loss: means over the last {log} training steps.
+"""
+    + specs.notes(specs.GAN1D[3:])
+    + """\
 - ± is the sample standard deviation over seeds; **bold** marks the best arm's mean only where the
   paired verdicts below back it.
 """
+)
 
 
 def notes(cfgs, summary):

@@ -248,20 +248,17 @@ def table(cfgs):
   return IMAGE_COLUMNS + specs.columns(specs.GAN_LOSSES) + [(k, l, None) for k, l in d_cols]
 
 
-NOTES = """\
+NOTES = (
+    """\
 - Rows are ranked by FID (best first). Image metrics use {n:,} generated images against the first
   {n:,} images of the test split, in the feature spaces of an ensemble of small LeNet classifiers
   trained on the same dataset (one recipe, different seeds): {extractors}. Each metric is computed
   under every extractor (`<metric>_e<k>` in summary.json, the per-extractor FID table below) and the
   table shows their mean. The *floor* row gives each metric between {n:,} real training images and
   the same test images: what real data scores.
-- **FID (classifier)**: Fréchet distance of a classifier's 128-d penultimate features. **KID**:
-  unbiased MMD² with a cubic polynomial kernel on the same features (mean over 100 subsets of 1000).
-  **precision / recall**: k-NN manifold estimates (k = 3, Kynkäänniemi et al. 2019). **class.
-  score**: exp E KL(p(y|x) ‖ p(y)) from the classifier's softmax (the Inception-Score analogue, at
-  most 10). **classes**: classes predicted for at least 1% of the images; **KL(classes‖uniform)**: 0
-  when all classes are equally frequent, log 10 = 2.30 when one class takes everything (mode
-  collapse).
+"""
+    + specs.notes(specs.IMAGE)
+    + """\
 - These numbers are **not comparable to Inception-FID values in papers** (e.g. Lucic et al. 2018):
   the features come from a different, much smaller network trained on this dataset, so the scale
   differs; compare them only within this repository and dataset.
@@ -271,6 +268,7 @@ NOTES = """\
   notes stop training; it is logged, not used to stop).
 - ± is the sample standard deviation over seeds.
 """
+)
 EMA_NOTE = (
     "- Arms with `train.g_ema` > 0 are evaluated and sampled with G's exponential moving average"
     " weights (debiased, as `optax.ema(debias=True)`: G's initial weights get no share) and those"
