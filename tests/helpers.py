@@ -2,10 +2,13 @@
 small IDX datasets, and fingerprint parameters."""
 
 import dataclasses
+import fcntl
 import gzip
 import json
 import hashlib
 import os
+import pathlib
+import subprocess
 import sys
 
 import jax
@@ -164,6 +167,28 @@ def per_seed(out):
       for m, v in a["metrics"].items()
       if m.startswith(("w1", "ks", "d_loss", "g_loss"))
   }
+
+
+def lone_sweep(steps=3000) -> dict:
+  """per_seed() of the workers' sweep trained by one process alone: trained once per test run
+  (in its shared directory, under a lock) for test_workers.py and test_slurm.py."""
+  shared = os.environ["GEN_MODELS_TEST_DIR"]
+  path = os.path.join(shared, f"lone_sweep_{steps}.json")
+  with open(path + ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not os.path.exists(path):
+      out = pathlib.Path(shared) / f"lone_sweep_{steps}"
+      done = subprocess.run(
+          worker_cmd(out, steps), cwd=ROOT, env=env(), capture_output=True, text=True, timeout=600
+      )
+      assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+      assert sorted(trained_runs(done.stdout)) == sorted(WORKER_RUNS)
+      values = [[arm, metric, v] for (arm, metric), v in per_seed(out).items()]
+      with open(path + ".tmp", "w") as f:
+        json.dump(values, f)
+      os.replace(path + ".tmp", path)
+  with open(path) as f:
+    return {(arm, metric): v for arm, metric, v in json.load(f)}
 
 
 def trained_runs(text):

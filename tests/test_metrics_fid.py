@@ -264,10 +264,11 @@ def test_evaluate_scores_an_external_npz_with_the_shipped_extractors(tmp_path, c
 @pytest.mark.slow
 def test_diagnose_tells_collapse_from_coverage():
 
-  data = data_lib.synthetic(2048, 512)
+  # the tiny image configs' data: their extractors are trained once per test run already
+  data = data_lib.synthetic(256, 512)
   ens = features.get("synthetic", data, lambda s: None)
-  varied = data["train"]["x"][:512]  # other real images: the real manifold, fully varied
-  collapsed = np.repeat(data["train"]["x"][:8], 64, axis=0)  # 8 images, 64 copies each
+  varied = data["train"]["x"]  # 256 other real images: the real manifold, fully varied
+  collapsed = np.repeat(data["train"]["x"][:4], 64, axis=0)  # 4 images, 64 copies each
   good, bad = diagnose.diagnose(varied, ens, ks=(3,)), diagnose.diagnose(collapsed, ens, ks=(3,))
   for g, b in zip(good["per_extractor"], bad["per_extractor"]):
     assert g["generated"]["k3"]["recall"] > 0.5 and b["generated"]["k3"]["recall"] < 0.1

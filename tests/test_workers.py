@@ -39,20 +39,9 @@ def _drain(proc, lines):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-  """The same sweep trained by one process alone."""
-  out = tmp_path_factory.mktemp("alone")
-  done = subprocess.run(
-      helpers.worker_cmd(out, 3000),
-      cwd=ROOT,
-      env=_env(),
-      capture_output=True,
-      text=True,
-      timeout=600,
-  )
-  assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-  assert sorted(helpers.trained_runs(done.stdout)) == sorted(helpers.WORKER_RUNS)
-  return helpers.per_seed(out)
+def reference():
+  """The same sweep trained by one process alone (once per test run, shared with test_slurm)."""
+  return helpers.lone_sweep(3000)
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
-"""Every speed rewrite computes the same function as the plain layer it replaces (values and
-gradients), and whole models / whole GAN steps agree between impl=fast and impl=reference."""
+"""gen_models/models/dcgan.py: every speed rewrite computes the same function as the plain layer
+it replaces (values and gradients), and whole models / whole GAN steps agree between impl=fast
+and impl=reference."""
 
 import functools
 
