@@ -47,7 +47,12 @@ def floors(specs) -> dict:
   return {s.name: names.floor(s.name) for s in specs if s.floor}
 
 
+def _named(specs, name) -> MetricSpec:
+  return next(s for s in specs if s.name == name)
+
+
 M = MetricSpec
+_TRAINING_MEAN = "mean over the last {log} training steps."
 GAN1D = (
     M(
         "w1",
@@ -90,8 +95,8 @@ GAN1D = (
     M("std", "std", note="of the same samples (N(0,1): 1)."),
     M("skew", "skew", note="of the same samples (N(0,1): 0)."),
     M("kurtosis", "excess kurtosis", note="of the same samples (N(0,1): 0)."),
-    M("d_loss", "D loss", note="mean over the last {log} training steps."),
-    M("g_loss", "G loss", note="mean over the last {log} training steps."),
+    M("d_loss", "D loss", note=_TRAINING_MEAN),
+    M("g_loss", "G loss", note=_TRAINING_MEAN),
 )
 IMAGE = (
     M(
@@ -211,12 +216,10 @@ AUTOENCODER = (
     ),
     M("noisy_psnr", "noisy input PSNR"),
     M("psnr_gain", "PSNR gain", False),
-    M("loss", "train loss", note="mean over the last {log} training steps."),
+    M("loss", "train loss", note=_TRAINING_MEAN),
 )
-VAE = (
-    M("mse", "test MSE", True, compared=True, console=True, note=AUTOENCODER[0].note),
-    M("bce", "test BCE", True, note=AUTOENCODER[1].note),
-    M("psnr", "PSNR dB", False, console=True, note=AUTOENCODER[2].note),
+VAE = (  # the autoencoders' reconstruction metrics, the VAE's own, and prior samples' image metrics
+    *(_named(AUTOENCODER, name) for name in ("mse", "bce", "psnr")),
     M(
         "elbo",
         "ELBO",
@@ -247,8 +250,14 @@ VAE = (
             " Inception FID."
         ),
     ),
-    M("classes_covered", "classes", False, console=True, note=IMAGE[7].note),
-    M("loss", "train loss", note="mean over the last {log} training steps."),
+    M(
+        "classes_covered",
+        "classes",
+        False,
+        console=True,
+        note=_named(IMAGE, "classes_covered").note,
+    ),
+    _named(AUTOENCODER, "loss"),
 )
 # The metrics the console prints at each evaluation (by name, in the order the evaluation returns
 # them).
