@@ -21,6 +21,7 @@ from gen_models import config as config_lib
 from gen_models import families
 from gen_models import gan_losses
 from gen_models import metric_names as names
+from gen_models import rundir
 from gen_models import steps
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the repository
@@ -184,9 +185,7 @@ def lone_sweep(steps=3000) -> dict:
       assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
       assert sorted(trained_runs(done.stdout)) == sorted(WORKER_RUNS)
       values = [[arm, metric, v] for (arm, metric), v in per_seed(out).items()]
-      with open(path + ".tmp", "w") as f:
-        json.dump(values, f)
-      os.replace(path + ".tmp", path)
+      rundir.write_atomic(path, json.dumps(values))
   with open(path) as f:
     return {(arm, metric): v for arm, metric, v in json.load(f)}
 
