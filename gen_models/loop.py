@@ -292,6 +292,15 @@ def _check_compatible(runs, length):
       raise ValueError("runs trained together must share shapes, steps and intervals")
 
 
+def _placed_like_fresh(state):
+  """Restored arrays come back committed to a device, a fresh state's are not: left so, the first
+  chunk's outputs (committed like their inputs) change the step's signature and a resumed run
+  compiles its step twice. One host copy per resume."""
+  return jax.tree.map(
+      lambda x: jnp.asarray(np.asarray(x)) if isinstance(x, jax.Array) else x, state
+  )
+
+
 def init_or_restore(runs, resume: bool, print_fn=print):
   """Each run's initial state, or its latest checkpoint with --resume; rewinds its log to the
   start step. Returns (states, start step shared by all runs)."""
@@ -302,7 +311,7 @@ def init_or_restore(runs, resume: bool, print_fn=print):
     if resume and run.checkpointer is not None:
       restored, meta = run.checkpointer.restore_latest(state)
       if restored is not None:
-        state, start = restored, int(meta["step"])
+        state, start = _placed_like_fresh(restored), int(meta["step"])
         prior_s = float(meta.get("train_s", 0.0))
         print_fn(f"[{run.label}] resumed from the checkpoint at step {start}")
     run.tracker.rewind(start)

@@ -2,10 +2,12 @@
 the chunked lax.scan loop == the step-by-step loop; resume == uninterrupted; one trace per run."""
 
 import json
+import logging
 import os
 import subprocess
 import sys
 
+import jax
 import pytest
 
 from experiments import registry
@@ -60,14 +62,23 @@ def _rows(run_dir):
 
 
 @pytest.mark.slow
-def test_resume_from_checkpoint_is_bit_identical(tmp_path):
+def test_resume_from_checkpoint_is_bit_identical_and_compiles_the_step_once(tmp_path, caplog):
   full, _ = helpers.train(tiny_1d(), tmp_path / "full")
   # Stop at step 30 (a checkpoint), then continue the same directory to step 60.
   helpers.train(tiny_1d(**{"train.steps": 30}), tmp_path / "split")
+  # A resumed run starts in a new process, with nothing compiled. Its restored state must be
+  # placed like a fresh one, or the first chunk's outputs (placed by jit) change the program's
+  # signature and the step compiles a second time.
+  jax.clear_caches()
+  caplog.set_level(logging.DEBUG, logger="jax._src.dispatch")
   resumed, result = helpers.train(tiny_1d(), tmp_path / "split", resume=True)
   assert result["resumed_from"] == 30
   helpers.assert_bit_identical(full, resumed)
   assert _rows(tmp_path / "full") == _rows(tmp_path / "split")  # each step logged once
+  compiled = [
+      m for m in caplog.messages if m.startswith("Finished XLA compilation of jit(run_chunk)")
+  ]
+  assert len(compiled) == 1, compiled
 
 
 @pytest.mark.slow

@@ -264,7 +264,7 @@ def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp
         "--set",
         "train.steps=20",
         "--set",
-        "train.batch_size=4",
+        "train.batch_size=8",
         "--set",
         "train.log_every=10",
         "--set",
