@@ -8,6 +8,7 @@ are float64 as in numpy, the products float32); precision, recall, density and c
 of points inside balls, allowed two points' worth (2 / n) for a distance that rounds across a radius
 (on the cases below they agree exactly)."""
 
+import functools
 import os
 
 import jax
@@ -37,6 +38,14 @@ def _sets(n, d=128, runs=4, seed=0):
   return real, fakes, probs
 
 
+@functools.lru_cache(maxsize=None)
+def _oracle(n, runs):
+  """fid.all_metrics of each fake set of _sets(n, runs=runs), once per test process: the numpy
+  oracle takes seconds a run, and two cases below score the same sets."""
+  real, fakes, probs = _sets(n, runs=runs)
+  return tuple(fid.all_metrics(real, fakes[r], probs[r]) for r in range(runs))
+
+
 def _agree(got, want, n, what=""):
   for k, v in want.items():
     if k == "class_hist":
@@ -62,7 +71,7 @@ def test_every_metric_equals_the_numpy_oracle_for_each_run_of_a_group(
   got = device.group_metrics(ref, fakes, probs)
   assert len(got) == runs
   for r in range(runs):
-    _agree(got[r], fid.all_metrics(real, fakes[r], probs[r]), n, f"run {r}: ")
+    _agree(got[r], _oracle(n, runs)[r], n, f"run {r}: ")
   if runs > 1:  # the runs differ, so a group that scored run 0 for all would fail above
     assert len({round(g["fid"], 3) for g in got}) == runs
 

@@ -649,19 +649,10 @@ def _proc(args, env_extra=None, drop=()):
         {"JAX_PLATFORMS": "cuda"},
         {"JAX_PLATFORMS": "rocm"},
         {"XLA_FLAGS": "--no_such_xla_flag=1"},
-        {"GEN_MODELS_DISTRIBUTED": "yes"},
-        {"GEN_MODELS_DISTRIBUTED": "1", "GEN_MODELS_COORDINATOR": "localhost:1"},
-        {
-            "GEN_MODELS_DISTRIBUTED": "1",
-            "GEN_MODELS_COORDINATOR": "nohostport",
-            "GEN_MODELS_NUM_PROCESSES": "1",
-            "GEN_MODELS_PROCESS_ID": "0",
-        },
-        {"GEN_MODELS_CACHE": ""},
-        {"GEN_MODELS_TUNING": "maybe"},
     ],
 )
-def test_19_a_bad_environment_is_refused_before_anything_is_written(tmp_path, env):
+def test_19_a_backend_this_machine_lacks_is_refused_before_anything_is_written(tmp_path, env):
+  # In a process of its own: JAX reads these once, when its backend starts.
   p = _proc(
       [
           "experiments.run",
@@ -676,6 +667,35 @@ def test_19_a_bad_environment_is_refused_before_anything_is_written(tmp_path, en
   assert p.returncode == 2, p.stderr[-2000:]
   assert p.stderr.startswith("error: ") and "Traceback" not in p.stderr, p.stderr[-2000:]
   assert any(k in p.stderr for k in env)  # the message names the variable
+  assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"GEN_MODELS_DISTRIBUTED": "yes"},
+        {"GEN_MODELS_DISTRIBUTED": "1", "GEN_MODELS_COORDINATOR": "localhost:1"},
+        {
+            "GEN_MODELS_DISTRIBUTED": "1",
+            "GEN_MODELS_COORDINATOR": "nohostport",
+            "GEN_MODELS_NUM_PROCESSES": "1",
+            "GEN_MODELS_PROCESS_ID": "0",
+        },
+        {"GEN_MODELS_CACHE": ""},
+        {"GEN_MODELS_TUNING": "maybe"},
+    ],
+)
+def test_19_a_bad_setting_variable_is_refused_before_anything_is_written(
+    tmp_path, capsys, monkeypatch, env
+):
+  # The project's own variables are read by run's first check: in this process.
+  for k, v in env.items():
+    monkeypatch.setenv(k, v)
+  code = run.main(["--exp=gaussian1d", "--out", str(tmp_path / "out"), "--wandb", "disabled"])
+  err = capsys.readouterr().err
+  assert code == 2, err[-2000:]
+  assert err.startswith("error: ") and "Traceback" not in err, err[-2000:]
+  assert any(k in err for k in env)  # the message names the variable
   assert not (tmp_path / "out").exists()
 
 

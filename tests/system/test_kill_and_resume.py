@@ -93,6 +93,21 @@ def _start_and_stop(args, out, sig, seed):
   return p.returncode, output
 
 
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+  """The run dir of `args` trained uninterrupted, once for every test that compares with it."""
+  done = {}
+
+  def run_dir(args):
+    if tuple(args) not in done:
+      out = tmp_path_factory.mktemp("uninterrupted")
+      _run(args, out)
+      done[tuple(args)] = _run_dir(out, args)
+    return done[tuple(args)]
+
+  return run_dir
+
+
 def _compare(reference_dir, resumed_dir):
   _, ref_state, _, _, ref_step = runs.load_run(reference_dir)
   _, state, _, _, step = runs.load_run(resumed_dir)
@@ -105,8 +120,7 @@ def _compare(reference_dir, resumed_dir):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("args,seed", [(GAN, 1), (AE, 2)], ids=["gan", "autoencoder"])
-def test_sigkill_then_resume_equals_uninterrupted(tmp_path, args, seed):
-  _run(args, tmp_path / "ref")
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference, args, seed):
   code, output = _start_and_stop(args, tmp_path / "killed", signal.SIGKILL, seed)
   assert code == -signal.SIGKILL, output[-2000:]
   assert not os.path.exists(os.path.join(_run_dir(tmp_path / "killed", args), "result.json"))
@@ -117,12 +131,11 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path, args, seed):
   assert refused == 2  # (in-process: the refusal happens before anything is compiled)
   resumed = _run(args, tmp_path / "killed", "--resume")
   assert "resumed from the checkpoint at step" in resumed.stdout
-  _compare(_run_dir(tmp_path / "ref", args), _run_dir(tmp_path / "killed", args))
+  _compare(reference(args), _run_dir(tmp_path / "killed", args))
 
 
 @pytest.mark.slow
-def test_sigterm_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
-  _run(GAN, tmp_path / "ref")
+def test_sigterm_saves_a_checkpoint_and_resume_finishes_identically(tmp_path, reference):
   code, output = _start_and_stop(GAN, tmp_path / "stopped", signal.SIGTERM, 3)
   assert code == 130, output[-2000:]
   assert "checkpoint saved at step" in output
@@ -130,7 +143,7 @@ def test_sigterm_saves_a_checkpoint_and_resume_finishes_identically(tmp_path):
   assert saved % 10 == 0  # at a log point (train.log_every=10), not only at ckpt.every multiples
   assert str(saved) in os.listdir(os.path.join(_run_dir(tmp_path / "stopped", GAN), "checkpoints"))
   _run(GAN, tmp_path / "stopped", "--resume")
-  _compare(_run_dir(tmp_path / "ref", GAN), _run_dir(tmp_path / "stopped", GAN))
+  _compare(reference(GAN), _run_dir(tmp_path / "stopped", GAN))
 
 
 def re_step(output):
