@@ -153,10 +153,10 @@ def test_wgan_gp_takes_n_critic_d_steps_per_g_step_on_their_own_minibatches():
 
   assert gan.n_critic(tiny_image(**{"loss.generator": "wgan_gp"})) == 5  # the loss's default
   cfg, task, _, batch, new, metrics = _image_step(
-      **{"loss.generator": "wgan_gp", "loss.n_critic": 3}
+      **{"loss.generator": "wgan_gp", "loss.n_critic": 2}
   )
-  assert batch["x"].shape[0] == 3 * cfg.train.batch_size  # one minibatch per critic update
-  assert int(new["d"].step) == 3 and int(new["g"].step) == 1
+  assert batch["x"].shape[0] == 2 * cfg.train.batch_size  # one minibatch per critic update
+  assert int(new["d"].step) == 2 and int(new["g"].step) == 1
   assert {"critic_real", "critic_fake", "w_estimate", "gp"} <= set(metrics)
   assert not {"d_real", "d_fake", "d_acc_real", "d_acc_fake"} & set(metrics)  # not probabilities
 
