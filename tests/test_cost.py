@@ -9,10 +9,13 @@ import pytest
 from experiments import budget
 from experiments import registry
 from experiments.commands import run
+from gen_models import checkpoint as ckpt_lib
 from gen_models import data as data_lib
 from gen_models import families
 from gen_models import loop
 from gen_models import metric_names as names
+from gen_models import rundir
+from gen_models import runs
 from tests import helpers
 from tests.helpers import tiny_1d, tiny_image
 
@@ -98,15 +101,27 @@ def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_p
       quiet=True,
   )
   first = _eval_rows(tmp_path / "split")[-1]["cost/train_s"]
+  carried = _checkpoint_meta(str(tmp_path / "split"))["train_s"]
   helpers.run_one(exp, "base", full, str(tmp_path / "split"), "disabled", resume=True, quiet=True)
   whole, split = _eval_rows(tmp_path / "full"), _eval_rows(tmp_path / "split")
   assert [helpers.without_timings(r) for r in whole] == [helpers.without_timings(r) for r in split]
   assert split[-1]["cost/g_updates"] == 60
   second = json.loads((tmp_path / "split" / "result.json").read_text())["train_s"]
   assert first > 0 and second > 0
-  # the first process's seconds carried over in the checkpoint, the second's added (the row at
-  # step 30 was written a moment after that checkpoint)
-  assert abs(split[-1]["cost/train_s"] - (first + second)) < 0.002 < first
+  # the first process's seconds carried over in the checkpoint, the second's added (exactly: no
+  # clock is compared with another, a busy machine cannot move this)
+  assert split[-1]["cost/train_s"] == pytest.approx(carried + second, rel=1e-12)
+  assert 0 < carried <= first  # the row at step 30 was written a moment after that checkpoint
+
+
+def _checkpoint_meta(run_dir):
+  """The latest checkpoint's metadata (step, times), read through the project's checkpointer."""
+  _, state, _, _, step = runs.load_run(run_dir)
+  checkpointer = ckpt_lib.Checkpointer(rundir.RunPaths(run_dir).checkpoints)
+  try:
+    return checkpointer.restore(step, state)[1]
+  finally:
+    checkpointer.close()
 
 
 @pytest.mark.slow
