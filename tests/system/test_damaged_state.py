@@ -355,7 +355,6 @@ def test_4_sample_under_an_address_space_limit_exits_2_and_leaves_the_checkpoint
   assert _tree(run_dir) == before and not (tmp_path / "s.npz").exists()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(
     "flags", [["--max-seeds", "2000"], ["--max-seeds", "100", "--seed-batch", "1"]]
 )
