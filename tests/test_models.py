@@ -57,6 +57,29 @@ def test_shapes_counts_and_ranges(arch, latent, rng, g_params, g_stats, d_params
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("exp", ["dcgan_transpose", "vae"])
+def test_the_compiled_init_is_flaxs_eager_init_bit_for_bit(exp):
+  """state.init_variables (one jitted program) against flax's own module.init run eagerly, on a
+  conv GAN (dense, conv, transposed conv, BatchNorm and dropout layers) and the VAE (which takes a
+  noise stream too): a run starts from the parameters it started from before init was compiled."""
+  key, shape = jax.random.key(7), (28, 28, 1)
+  if exp == "vae":
+    cfg = helpers.tiny_ae(exp)
+    rngs = {"params": key, "noise": jax.random.key(8)}
+    cases = [(models.build(cfg.model, shape), rngs, jnp.ones((2,) + shape))]
+  else:
+    cfg = helpers.tiny_image(exp)
+    g, d = models.gan_modules(cfg.model, shape)
+    z = jnp.ones((2, cfg.model.latent_dim))
+    cases = [(g, {"params": key}, z), (d, {"params": key}, jnp.ones((2,) + shape))]
+  for module, rngs, x in cases:
+    got = state_lib.init_variables(module, rngs, x)
+    want = module.init(rngs, x, train=False)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    helpers.assert_bit_identical(got, want)
+
+
+@pytest.mark.slow
 def test_batchnorm_statistics_change_only_in_the_g_step_and_dropout_uses_its_rng():
   cfg = _cfg("dcgan_transpose", 32, "sigmoid")  # BN and dropout in G, dropout in D
   st = state_lib.create_gan_state(cfg, jax.random.key(0), (28, 28, 1))
