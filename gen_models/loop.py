@@ -259,7 +259,9 @@ def replicate(tree, sharding):
   return jax.tree.map(leaf, tree)
 
 
+@jax.jit
 def _stack(trees):
+  """The trees stacked leaf by leaf, in one compiled program (eagerly, one per leaf shape)."""
   return jax.tree.map(lambda *xs: jnp.stack(xs), *trees)
 
 

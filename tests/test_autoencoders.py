@@ -31,7 +31,8 @@ def test_seed_shapes_and_parameter_counts(exp, params):
   cfg = tiny_ae(exp)
   st = state_lib.create_ae_state(cfg, jax.random.key(0), (28, 28, 1))
   assert state_lib.param_count(st["ae"].params) == params
-  out = models.build(cfg.model).apply({"params": st["ae"].params}, jnp.zeros((3, 28, 28, 1)))
+  apply = jax.jit(models.build(cfg.model).apply)  # one program (eagerly, one per layer)
+  out = apply({"params": st["ae"].params}, jnp.zeros((3, 28, 28, 1)))
   assert out["logits"].shape == (3, 28, 28, 1)  # ae_conv: the one 'valid' conv makes 16 -> 14 -> 28
 
 

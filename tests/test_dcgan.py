@@ -28,10 +28,11 @@ def _close(a, b, tol=2e-5):
 
 
 def _check_layer(fast, literal, x, variables):
-  _close(fast(variables, x), literal(variables, x))
+  # Compiled, as a step runs them (eagerly, every op of the rewrites compiled a program of its own)
+  _close(jax.jit(fast)(variables, x), jax.jit(literal)(variables, x))
   loss = lambda f: (lambda v, x: jnp.sum(jnp.sin(f(v, x))))
-  gf = jax.grad(loss(fast), argnums=(0, 1))(variables, x)
-  gl = jax.grad(loss(literal), argnums=(0, 1))(variables, x)
+  gf = jax.jit(jax.grad(loss(fast), argnums=(0, 1)))(variables, x)
+  gl = jax.jit(jax.grad(loss(literal), argnums=(0, 1)))(variables, x)
   for a, b in zip(jax.tree.leaves(gf), jax.tree.leaves(gl)):
     _close(a, b)
 
@@ -41,7 +42,7 @@ def _check_layer(fast, literal, x, variables):
 def test_subpixel_upsample_conv_equals_upsample_then_conv(cin, features, size):
   x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
   layer = dcgan.UpConv(features, mode="upsample")
-  v = layer.init(jax.random.key(0), x)
+  v = jax.jit(layer.init)(jax.random.key(0), x)
   literal = lambda v, x: nn.Conv(features, (5, 5), padding="SAME").apply(v, dcgan.upsample2(x))
   _check_layer(layer.apply, literal, x, v)
 
@@ -51,7 +52,7 @@ def test_subpixel_upsample_conv_equals_upsample_then_conv(cin, features, size):
 def test_phase_transposed_conv_equals_strided_conv_transpose(cin, features, size):
   x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
   layer = dcgan.UpConv(features, mode="transpose")
-  v = layer.init(jax.random.key(0), x)
+  v = jax.jit(layer.init)(jax.random.key(0), x)
   literal = lambda v, x: nn.ConvTranspose(features, (5, 5), strides=(2, 2), padding="SAME").apply(
       v, x
   )
@@ -65,7 +66,7 @@ def test_phase_transposed_conv_equals_strided_conv_transpose(cin, features, size
 def test_im2col_conv_equals_xla_conv_on_small_maps(cin, features, size, stride):
   x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
   layer = dcgan.Conv(features, stride)
-  v = layer.init(jax.random.key(0), x)
+  v = jax.jit(layer.init)(jax.random.key(0), x)
   literal = lambda v, x: nn.Conv(features, (5, 5), strides=(stride, stride), padding="SAME").apply(
       v, x
   )
@@ -81,8 +82,10 @@ def test_im2col_conv_equals_xla_same_conv_for_every_size_stride_and_kernel():
     for stride in (1, 2, 3):
       # total padding 0, odd, even; non-square
       for h, w in [(1, 1), (2, 3), (5, 5), (8, 8), (9, 4)]:
-        x = jax.random.normal(jax.random.key(h * 100 + w), (2, h, w, 3))
-        kernel = jax.random.normal(jax.random.key(k * 10 + stride), (k, k, 3, 4))
+        # numpy draws: jax.random compiles a program per shape
+        x = np.random.default_rng(h * 100 + w).normal(size=(2, h, w, 3)).astype(np.float32)
+        kernel = np.random.default_rng(k * 10 + stride).normal(size=(k, k, 3, 4))
+        kernel = kernel.astype(np.float32)
         want = jax.lax.conv_general_dilated(
             x, kernel, (stride, stride), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC")
         )
@@ -208,8 +211,9 @@ def test_bfloat16_compute_stays_close_to_float32():
   out = {}
   for name, cfg in (("f32", f32), ("bf16", bf16)):
     g, d = models.gan_modules(cfg.model, (28, 28, 1))
-    img = g.apply({"params": st["g"].params, "batch_stats": st["g"].batch_stats}, z, train=False)
-    out[name] = (img, d.apply({"params": st["d"].params}, img, train=False))
+    apply_g, apply_d = (jax.jit(m.apply, static_argnames="train") for m in (g, d))
+    img = apply_g({"params": st["g"].params, "batch_stats": st["g"].batch_stats}, z, train=False)
+    out[name] = (img, apply_d({"params": st["d"].params}, img, train=False))
   assert out["bf16"][0].dtype == jnp.float32  # outputs are float32 whatever the compute dtype
   np.testing.assert_allclose(out["bf16"][0], out["f32"][0], atol=3e-2)
   np.testing.assert_allclose(out["bf16"][1], out["f32"][1], atol=5e-2)

@@ -48,11 +48,12 @@ def test_shapes_counts_and_ranges(arch, latent, rng, g_params, g_stats, d_params
   assert st["d"].batch_stats == {}  # no D has BatchNorm
   g, d = models.gan_modules(cfg.model, (28, 28, 1))
   z = jax.random.normal(jax.random.key(1), (5, latent)) * 3
-  x = g.apply({"params": st["g"].params, "batch_stats": st["g"].batch_stats}, z, train=False)
+  apply_g, apply_d = (jax.jit(m.apply, static_argnames="train") for m in (g, d))  # one program each
+  x = apply_g({"params": st["g"].params, "batch_stats": st["g"].batch_stats}, z, train=False)
   assert x.shape == (5, 28, 28, 1)
   lo = -1.0 if rng == "tanh" else 0.0
   assert float(x.min()) >= lo and float(x.max()) <= 1.0
-  logits = d.apply({"params": st["d"].params}, x, train=False)
+  logits = apply_d({"params": st["d"].params}, x, train=False)
   assert logits.shape == (5,)
 
 
@@ -95,20 +96,22 @@ def test_batchnorm_statistics_change_only_in_the_g_step_and_dropout_uses_its_rng
   ]
   assert all(changed)
   # Evaluation (train=False) reads the running statistics and does not update them.
-  out, mutated = g.apply(
+  # compiled applies: one program each (eagerly, one per layer op)
+  apply_g, apply_d = (jax.jit(m.apply, static_argnames=("train", "mutable")) for m in (g, d))
+  out, mutated = apply_g(
       {"params": new["g"].params, "batch_stats": new["g"].batch_stats},
       z,
       train=False,
-      mutable=["batch_stats"],
+      mutable=("batch_stats",),
   )
   for a, b in zip(jax.tree.leaves(mutated), jax.tree.leaves(new["g"].batch_stats)):
     np.testing.assert_array_equal(a, b)
   # Dropout: train-mode outputs depend on the dropout key, eval-mode outputs do not.
-  d_train = lambda k: d.apply(
+  d_train = lambda k: apply_d(
       {"params": st["d"].params}, x, train=True, rngs={"dropout": jax.random.key(k)}
   )
   assert not np.allclose(d_train(0), d_train(1))
-  d_eval = lambda k: d.apply(
+  d_eval = lambda k: apply_d(
       {"params": st["d"].params}, x, train=False, rngs={"dropout": jax.random.key(k)}
   )
   np.testing.assert_array_equal(d_eval(0), d_eval(1))
