@@ -10,6 +10,7 @@ from gen_models import config as config_lib
 from gen_models import families
 from gen_models import models
 from gen_models import state as state_lib
+from gen_models.families import gan
 from tests import helpers
 
 # (arch, latent, data range, G params, G BatchNorm statistics, D params)
@@ -46,13 +47,12 @@ def test_shapes_counts_and_ranges(arch, latent, rng, g_params, g_stats, d_params
   assert state_lib.param_count(st["g"].batch_stats) == g_stats
   assert state_lib.param_count(st["d"].params) == d_params
   assert st["d"].batch_stats == {}  # no D has BatchNorm
-  g, d = models.gan_modules(cfg.model, (28, 28, 1))
   z = jax.random.normal(jax.random.key(1), (5, latent)) * 3
-  apply_g, apply_d = (jax.jit(m.apply, static_argnames="train") for m in (g, d))  # one program each
-  x = apply_g({"params": st["g"].params, "batch_stats": st["g"].batch_stats}, z, train=False)
+  x = gan.apply_g(st["g"], z)  # G in inference mode, compiled, as evaluation runs it
   assert x.shape == (5, 28, 28, 1)
   lo = -1.0 if rng == "tanh" else 0.0
   assert float(x.min()) >= lo and float(x.max()) <= 1.0
+  apply_d = jax.jit(st["d"].apply_fn, static_argnames="train")
   logits = apply_d({"params": st["d"].params}, x, train=False)
   assert logits.shape == (5,)
 
