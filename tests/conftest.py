@@ -8,6 +8,10 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # matplotlib figures are built but not rendered (gen_models.plots.rendering), except in the tests
 # about figures, which take the `figures` fixture
 os.environ.setdefault("GEN_MODELS_FIGURES", "0")
+# numpy's and scipy's OpenBLAS in one thread (before numpy is imported; inherited by the commands
+# tests start): the test processes share the cores, and OpenBLAS's idle threads spin on them
+# (tests/test_sequential.py: 44.5 -> 24.2 CPU-s at the same wall time; docs/testing.md).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # One temp dir per test run, shared by its xdist workers and every process they start: the
 # classifier cache (feature extractors trained on the synthetic data once per run, not per worker)
 # and XLA's persistent compilation cache (a tiny config's programs compiled once per run, not once
