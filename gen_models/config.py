@@ -231,8 +231,8 @@ def keys(cfg: Any = None, prefix: str = "") -> list[str]:
   return [prefix + k for k in _keys_of(Config if cfg is None else type(cfg))]
 
 
-# Per class, once per process: reading a saved config sets each of its ~50 keys, and resolving the
-# string annotations (`from __future__ import annotations`) every time took 15 ms per config.json.
+# Per class, once per process: reading a saved config sets each of its 51 keys, and resolving the
+# string annotations (`from __future__ import annotations`) every time took 4.8 ms a config.json.
 @functools.cache
 def _hints(cls) -> dict[str, Any]:
   return typing.get_type_hints(cls)
