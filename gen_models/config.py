@@ -240,9 +240,9 @@ def _hints(cls) -> dict[str, Any]:
 
 @functools.cache
 def _keys_of(cls) -> tuple[str, ...]:
-  out = []
+  out, hints = [], _hints(cls)
   for f in dataclasses.fields(cls):
-    typ = _hints(cls)[f.name]
+    typ = hints[f.name]
     if dataclasses.is_dataclass(typ):
       out += [f"{f.name}.{k}" for k in _keys_of(typ)]
     else:
