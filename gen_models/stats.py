@@ -5,7 +5,7 @@ from jax.random.key(seed)): common random numbers. So arm A is compared with the
 through the per-seed differences d_k = A_k - B_k of a metric:
 
 - p-value: scipy's exact sign-flip permutation test of mean(d) = 0 (every sign pattern for
-  n <= 13 seeds, a fixed-seed Monte Carlo sample beyond), two-sided; Holm-corrected across the
+  n <= 14 seeds, a fixed-seed Monte Carlo sample beyond), two-sided; Holm-corrected across the
   comparisons of a sweep.
 - interval: the sign-flip test inverted at the level Holm tested the comparison at (alpha / m for
   the smallest p of m, ...; holm_levels): every shift delta for which d - delta is not rejected.
@@ -20,6 +20,8 @@ through the per-seed differences d_k = A_k - B_k of a metric:
 References: Henderson et al. 2018; Agarwal et al. 2021 (rliable); Lucic et al. 2018.
 """
 
+import functools
+import itertools
 import math
 from typing import Optional
 
@@ -33,18 +35,52 @@ def _mean(x, axis=-1):
   return np.mean(x, axis=axis)
 
 
+N_RESAMPLES = 20_000  # scipy enumerates every sign pattern while 2^n <= this (n <= 14)
+EXACT_UP_TO = int(math.log2(N_RESAMPLES))
+
+
+@functools.lru_cache(maxsize=None)
+def _flips(n: int) -> np.ndarray:
+  """(n, 2^n) bool: which observations each sign pattern flips."""
+  return np.array(list(itertools.product((False, True), repeat=n)), bool).T.copy()
+
+
+def _exact_p(d: np.ndarray) -> float:
+  """scipy.stats.permutation_test's exact two-sided p of sign_flip_p, without its per-call
+  enumeration of the patterns (1.5 ms a call; an interval's bisection makes hundreds of calls).
+  The same values in the same memory layout go through the same np.mean, so every pattern's
+  mean, and with it every tie scipy breaks with its 100-eps tolerance, is bit-identical to
+  scipy's (tests/test_stats.py checks the p-values against scipy's with ==)."""
+  n = len(d)
+  # scipy stacks (d, -d) per observation and reads the first of each pair back through a
+  # (patterns, n) view with these strides; the mean's summation order follows the layout.
+  both = np.empty((n, 2**n, 2))
+  both[..., 0] = np.where(_flips(n), -d[:, None], d[:, None])
+  both[..., 1] = -both[..., 0]
+  null = np.mean(both.transpose(2, 1, 0)[0], axis=-1)
+  observed = np.mean(d, axis=-1)
+  gamma = np.abs(np.finfo(np.float64).eps * 100 * observed)
+  less = np.count_nonzero(null <= observed + gamma) / 2**n
+  greater = np.count_nonzero(null >= observed - gamma) / 2**n
+  return float(np.clip(min(less, greater) * 2, 0.0, 1.0))
+
+
 def sign_flip_p(diffs) -> float:
-  """Two-sided p-value of mean(diffs) = 0 under random sign flips (scipy.stats.permutation_test)."""
+  """Two-sided p-value of mean(diffs) = 0 under random sign flips (scipy.stats.permutation_test:
+  every sign pattern up to EXACT_UP_TO seeds, computed here the way scipy does; a fixed-seed
+  Monte Carlo sample of N_RESAMPLES patterns beyond, by scipy)."""
   d = np.asarray(diffs, np.float64)
   if len(d) < 2 or not np.any(d):  # one seed cannot show anything
     return 1.0
+  if len(d) <= EXACT_UP_TO and np.all(np.isfinite(d)):
+    return _exact_p(d)
   res = sp_stats.permutation_test(
       (d,),
       _mean,
       permutation_type="samples",
       alternative="two-sided",
       vectorized=True,
-      n_resamples=20_000,
+      n_resamples=N_RESAMPLES,
       random_state=0,
   )
   return float(min(1.0, res.pvalue))

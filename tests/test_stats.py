@@ -40,6 +40,39 @@ def test_sign_flip_p_equals_full_enumeration(d):
   assert stats.sign_flip_p(d) == pytest.approx(_brute_sign_flip_p(d), abs=1e-12)
 
 
+def _scipy_sign_flip_p(d):
+  res = sp_stats.permutation_test(
+      (np.asarray(d, np.float64),),
+      lambda x, axis: np.mean(x, axis=axis),
+      permutation_type="samples",
+      vectorized=True,
+      n_resamples=20_000,
+      random_state=0,
+  )
+  return float(min(1.0, res.pvalue))
+
+
+def test_sign_flip_p_is_scipys_p_to_the_bit():
+  """The exact path (no scipy call) gives scipy's p with ==: every n it serves, ties that only
+  scipy's 100-eps tolerance breaks (decimals whose pattern sums round differently), the shifted
+  differences an interval's bisection tests, and the Monte Carlo and non-finite cases it leaves
+  to scipy."""
+  rng = np.random.default_rng(0)
+  cases = []
+  for n in range(2, stats.EXACT_UP_TO + 2):
+    for kind in range(4 if n <= 10 else 2):
+      d = [
+          lambda: rng.normal(size=n),
+          lambda: rng.choice([0.1, 0.2, -0.3, 0.3, -0.1, 0.7], size=n),
+          lambda: rng.integers(-3, 4, size=n).astype(float),
+          lambda: 0.3 + 1e-7 * rng.normal(size=n),
+      ][kind]()
+      cases += [d, d - d[0], d - np.mean(d[: n // 2])]
+  cases += [[0.1, 0.2, np.nan, 0.3, 0.4, 0.5], [0.0] * 7]
+  got = [stats.sign_flip_p(d) for d in cases]
+  assert got == [1.0 if not np.any(d) else _scipy_sign_flip_p(d) for d in cases]
+
+
 def test_wilcoxon_agrees_on_a_clear_shift():
   d = [0.31, 0.52, 0.12, 0.93, 0.44, 0.27, 0.65, 0.18]
   assert stats.sign_flip_p(d) == pytest.approx(2 / 256)  # every difference positive
