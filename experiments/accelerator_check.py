@@ -86,8 +86,10 @@ def train_throughput(groups, batch, seconds, log) -> list:
     compile_s, step, t = time.perf_counter() - t, length, time.perf_counter()
     while time.perf_counter() - t < seconds or step < 3 * length:
       state, _ = loop.run_chunk_many(state, train, rng, jnp.int32(step), hp, **kw)
+      # waited for per chunk: dispatch is asynchronous, so an unwaited loop queues a second's
+      # worth of dispatches (hundreds of chunks on the CPU) and then runs them all
+      jax.block_until_ready(state)
       step += length
-    jax.block_until_ready(state)
     steps_per_s = (step - length) / (time.perf_counter() - t)
     out.append({
         "runs": r,

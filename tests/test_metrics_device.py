@@ -23,6 +23,9 @@ from tests import helpers
 
 COUNTS = ("precision", "recall", "density", "coverage")
 KID_REL, KID_ABS = 1e-5, 1e-9
+# KID subsets where a case is not about their number: the numpy oracle's KID costs 70 ms a subset
+# (three 1,000 x 1,000 kernels), most of these tests' time at the default 100; one case keeps 100.
+SUBSETS = 20
 
 
 def _sets(n, d=128, runs=4, seed=0):
@@ -39,11 +42,11 @@ def _sets(n, d=128, runs=4, seed=0):
 
 
 @functools.lru_cache(maxsize=None)
-def _oracle(n, runs):
+def _oracle(n, runs, subsets):
   """fid.all_metrics of each fake set of _sets(n, runs=runs), once per test process: the numpy
   oracle takes seconds a run, and two cases below score the same sets."""
   real, fakes, probs = _sets(n, runs=runs)
-  return tuple(fid.all_metrics(real, fakes[r], probs[r]) for r in range(runs))
+  return tuple(fid.all_metrics(real, fakes[r], probs[r], subsets) for r in range(runs))
 
 
 def _agree(got, want, n, what=""):
@@ -59,19 +62,22 @@ def _agree(got, want, n, what=""):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("runs,side_by_side", [(1, False), (4, False), (4, True)])
+@pytest.mark.parametrize(
+    "runs,side_by_side,subsets", [(1, False, 100), (4, False, SUBSETS), (4, True, SUBSETS)]
+)
 def test_every_metric_equals_the_numpy_oracle_for_each_run_of_a_group(
-    monkeypatch, runs, side_by_side
+    monkeypatch, runs, side_by_side, subsets
 ):
-  """Runs one after another (lax.map, the CPU's way) and side by side (vmap, an accelerator's)."""
+  """Runs one after another (lax.map, the CPU's way) and side by side (vmap, an accelerator's);
+  the default 100 KID subsets in the first case."""
   monkeypatch.setattr(device, "_side_by_side", lambda: side_by_side)
   n = 1200
   real, fakes, probs = _sets(n, runs=runs)
-  ref = device.reference(real)
+  ref = device.reference(real, kid_subsets=subsets)
   got = device.group_metrics(ref, fakes, probs)
   assert len(got) == runs
   for r in range(runs):
-    _agree(got[r], _oracle(n, runs)[r], n, f"run {r}: ")
+    _agree(got[r], _oracle(n, runs, subsets)[r], n, f"run {r}: ")
   if runs > 1:  # the runs differ, so a group that scored run 0 for all would fail above
     assert len({round(g["fid"], 3) for g in got}) == runs
 
@@ -141,9 +147,10 @@ def test_real_fashion_mnist_features_under_a_shipped_extractor(monkeypatch):
   noisy = np.clip(train.astype(np.float32) + np.random.default_rng(0).normal(0, 60, train.shape),
                   0, 255).astype(np.uint8)  # fmt: skip
   probs, feats = zip(*(member(x) for x in (train, noisy)))
-  got = device.group_metrics(device.reference(real), np.stack(feats), np.stack(probs))
+  ref = device.reference(real, kid_subsets=SUBSETS)
+  got = device.group_metrics(ref, np.stack(feats), np.stack(probs))
   for r in range(2):
-    _agree(got[r], fid.all_metrics(real, feats[r], probs[r]), n, f"run {r}: ")
+    _agree(got[r], fid.all_metrics(real, feats[r], probs[r], SUBSETS), n, f"run {r}: ")
   assert got[1]["fid"] > 5 * got[0]["fid"]
 
 
@@ -188,9 +195,9 @@ def test_both_ways_of_computing_kid_equal_the_oracle(monkeypatch, whole_matrix):
   monkeypatch.setattr(device, "kid_by_matrix", lambda n, m, s, d: whole_matrix)
   n = 700 if whole_matrix else 650
   real, fakes, probs = _sets(n, runs=2, seed=11)
-  got = device.group_metrics(device.reference(real), fakes, probs)
+  got = device.group_metrics(device.reference(real, kid_subsets=SUBSETS), fakes, probs)
   for r in range(2):
-    want = fid.kid(real, fakes[r])
+    want = fid.kid(real, fakes[r], SUBSETS)
     assert abs(got[r]["kid"] - want[0]) <= KID_REL * abs(want[0]) + KID_ABS
     assert abs(got[r]["kid_std"] - want[1]) <= KID_REL * abs(want[0]) + KID_ABS
 
