@@ -406,12 +406,15 @@ def place(runs, states, start, length, print_fn=print) -> Group:
 def advance(group: Group):
   """One dispatch: group.length steps for every run. Returns the metrics, still on the device."""
   task = group.runs[0].task
+  # The step as a numpy scalar: the same int32 argument (one trace), without the device array
+  # jnp.int32 builds per dispatch (90 -> 15 us a dispatch, most of a 1-D GAN's step at chunk 1).
+  step = np.int32(group.step)
   if group.many:
     group.state, metrics = run_chunk_many(
         group.state,
         group.data,
         group.keys,
-        jnp.int32(group.step),
+        step,
         group.hp,
         step_fn=task.step,
         spec=task.spec,
@@ -423,7 +426,7 @@ def advance(group: Group):
         group.state,
         group.data,
         group.keys,
-        jnp.int32(group.step),
+        step,
         group.hp,
         step_fn=task.step,
         spec=task.spec,
