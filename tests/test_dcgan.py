@@ -27,6 +27,11 @@ def _close(a, b, tol=2e-5):
   )
 
 
+def _normal(shape):
+  """Test inputs drawn by numpy: jax.random compiles a program per shape (0.5-2 s each here)."""
+  return np.random.default_rng(1).normal(size=shape).astype(np.float32)
+
+
 def _check_layer(fast, literal, x, variables):
   # Compiled, as a step runs them (eagerly, every op of the rewrites compiled a program of its own)
   _close(jax.jit(fast)(variables, x), jax.jit(literal)(variables, x))
@@ -40,7 +45,7 @@ def _check_layer(fast, literal, x, variables):
 @pytest.mark.slow
 @pytest.mark.parametrize("cin,features,size", [(128, 64, 7), (64, 1, 14), (3, 5, 4)])
 def test_subpixel_upsample_conv_equals_upsample_then_conv(cin, features, size):
-  x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
+  x = _normal((2, size, size, cin))
   layer = dcgan.UpConv(features, mode="upsample")
   v = jax.jit(layer.init)(jax.random.key(0), x)
   literal = lambda v, x: nn.Conv(features, (5, 5), padding="SAME").apply(v, dcgan.upsample2(x))
@@ -50,7 +55,7 @@ def test_subpixel_upsample_conv_equals_upsample_then_conv(cin, features, size):
 @pytest.mark.slow
 @pytest.mark.parametrize("cin,features,size", [(128, 64, 7), (64, 1, 14), (3, 5, 4)])
 def test_phase_transposed_conv_equals_strided_conv_transpose(cin, features, size):
-  x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
+  x = _normal((2, size, size, cin))
   layer = dcgan.UpConv(features, mode="transpose")
   v = jax.jit(layer.init)(jax.random.key(0), x)
   literal = lambda v, x: nn.ConvTranspose(features, (5, 5), strides=(2, 2), padding="SAME").apply(
@@ -64,7 +69,7 @@ def test_phase_transposed_conv_equals_strided_conv_transpose(cin, features, size
     "cin,features,size,stride", [(128, 256, 4, 1), (64, 128, 7, 2), (16, 8, 5, 2)]
 )
 def test_im2col_conv_equals_xla_conv_on_small_maps(cin, features, size, stride):
-  x = jax.random.normal(jax.random.key(1), (2, size, size, cin))
+  x = _normal((2, size, size, cin))
   layer = dcgan.Conv(features, stride)
   v = jax.jit(layer.init)(jax.random.key(0), x)
   literal = lambda v, x: nn.Conv(features, (5, 5), strides=(stride, stride), padding="SAME").apply(
