@@ -152,7 +152,6 @@ ACCELERATOR_CHUNK = 50
 
 def auto_chunk(arch: str, backend: str) -> int:
   if backend == "cpu":
-
     return models.arch(arch).cpu_chunk
   return ACCELERATOR_CHUNK
 

@@ -28,7 +28,8 @@ from scipy import stats as sp_stats
 
 from gen_models import stats
 
-EXACT_UP_TO = 13  # every sign pattern up to here (as stats.sign_flip_p), a fixed sample beyond
+# every sign pattern up to here, a fixed sample beyond (stats.sign_flip_p, scipy's, is exact to 14)
+EXACT_UP_TO = 13
 MC_PATTERNS = 4096
 SIMS = 10_000  # null sweeps per calibration and distribution: Monte Carlo error of 5% is 0.22%
 # The level a calibration aims at: alpha less one Monte Carlo standard error of its own sweeps, so
