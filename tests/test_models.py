@@ -11,6 +11,8 @@ from gen_models import families
 from gen_models import models
 from gen_models import state as state_lib
 from gen_models.families import gan
+from gen_models.metrics import features
+from gen_models.models.classifier import LeNet
 from tests import helpers
 
 # (arch, latent, data range, G params, G BatchNorm statistics, D params)
@@ -58,13 +60,17 @@ def test_shapes_counts_and_ranges(arch, latent, rng, g_params, g_stats, d_params
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("exp", ["dcgan_transpose", "vae"])
+@pytest.mark.parametrize("exp", ["dcgan_transpose", "vae", "lenet"])
 def test_the_compiled_init_is_flaxs_eager_init_bit_for_bit(exp):
   """state.init_variables (one jitted program) against flax's own module.init run eagerly, on a
-  conv GAN (dense, conv, transposed conv, BatchNorm and dropout layers) and the VAE (which takes a
-  noise stream too): a run starts from the parameters it started from before init was compiled."""
+  conv GAN (dense, conv, transposed conv, BatchNorm and dropout layers), the VAE (which takes a
+  noise stream too) and the feature extractors' LeNet at their seeds: a run starts from the
+  parameters it started from before init was compiled, and shipped extractors keep their hashes."""
   key, shape = jax.random.key(7), (28, 28, 1)
-  if exp == "vae":
+  if exp == "lenet":
+    x = jnp.zeros((1,) + shape)
+    cases = [(LeNet(), {"params": jax.random.key(s)}, x) for s in features.ENSEMBLE_SEEDS]
+  elif exp == "vae":
     cfg = helpers.tiny_ae(exp)
     rngs = {"params": key, "noise": jax.random.key(8)}
     cases = [(models.build(cfg.model, shape), rngs, jnp.ones((2,) + shape))]
