@@ -1,6 +1,7 @@
 """Every seed architecture: shapes, parameter counts (the seeds' Keras/PyTorch summaries),
 output ranges, BatchNorm statistics owned by G's step, dropout on its own RNG stream."""
 
+import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -12,6 +13,7 @@ from gen_models import models
 from gen_models import state as state_lib
 from gen_models.families import gan
 from gen_models.metrics import features
+from gen_models.models import initializers
 from gen_models.models.classifier import LeNet
 from tests import helpers
 
@@ -83,6 +85,31 @@ def test_the_compiled_init_is_flaxs_eager_init_bit_for_bit(exp):
     got = state_lib.init_variables(module, rngs, x)
     want = module.init(rngs, x, train=False)
     assert jax.tree.structure(got) == jax.tree.structure(want)
+    helpers.assert_bit_identical(got, want)
+
+
+@pytest.mark.parametrize(
+    "name,flax_init",
+    [
+        ("glorot_uniform", flax.linen.initializers.glorot_uniform()),
+        ("lecun_normal", flax.linen.initializers.lecun_normal()),
+        ("torch_linear", flax.linen.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")),
+    ],
+)
+def test_the_flat_initialisers_draw_flaxs_bits(name, flax_init):
+  """gen_models.models.initializers draw a kernel as one flat vector (faster to compile): the same
+  bits as flax's initialiser drawing it whole, for every initialiser the models use."""
+  mine = getattr(initializers, name)
+  key = jax.random.key(11)
+  # a dense kernel and a DCGAN's conv kernel (receptive field 25, fans 1,600 and 3,200: every mode
+  # differs)
+  for shape, dtype in (
+      ((3, 7), jnp.float32),
+      ((5, 5, 64, 128), jnp.float32),
+      ((5, 5, 64, 128), jnp.bfloat16),
+  ):
+    got, want = mine(key, shape, dtype), flax_init(key, shape, dtype)
+    assert got.dtype == want.dtype and got.shape == want.shape
     helpers.assert_bit_identical(got, want)
 
 

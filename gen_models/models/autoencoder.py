@@ -9,10 +9,12 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gen_models.models import initializers
 from gen_models.models import registry
 from gen_models.models.registry import dtype as _dtype
 
-glorot = nn.initializers.glorot_uniform()  # Keras' default, which the seeds use
+glorot = initializers.glorot_uniform  # Keras' default, which the seeds use
+lecun = initializers.lecun_normal  # flax's default, which the VAE (not a seed) keeps
 
 
 class DenseAE(nn.Module):
@@ -71,12 +73,16 @@ class VAE(nn.Module):
   dtype: Any = jnp.float32
 
   def setup(self):
-    self.enc_conv0 = nn.Conv(32, (3, 3), strides=(2, 2), dtype=self.dtype)
-    self.enc_conv1 = nn.Conv(64, (3, 3), strides=(2, 2), dtype=self.dtype)
-    self.enc_out = nn.Dense(2 * self.latent_dim, dtype=self.dtype)
-    self.dec_in = nn.Dense(7 * 7 * 64, dtype=self.dtype)
-    self.dec_conv0 = nn.ConvTranspose(32, (3, 3), strides=(2, 2), dtype=self.dtype)
-    self.dec_conv1 = nn.ConvTranspose(1, (3, 3), strides=(2, 2), dtype=self.dtype)
+    self.enc_conv0 = nn.Conv(32, (3, 3), strides=(2, 2), kernel_init=lecun, dtype=self.dtype)
+    self.enc_conv1 = nn.Conv(64, (3, 3), strides=(2, 2), kernel_init=lecun, dtype=self.dtype)
+    self.enc_out = nn.Dense(2 * self.latent_dim, kernel_init=lecun, dtype=self.dtype)
+    self.dec_in = nn.Dense(7 * 7 * 64, kernel_init=lecun, dtype=self.dtype)
+    self.dec_conv0 = nn.ConvTranspose(
+        32, (3, 3), strides=(2, 2), kernel_init=lecun, dtype=self.dtype
+    )
+    self.dec_conv1 = nn.ConvTranspose(
+        1, (3, 3), strides=(2, 2), kernel_init=lecun, dtype=self.dtype
+    )
 
   def encode(self, x):
     h = nn.relu(self.enc_conv1(nn.relu(self.enc_conv0(x))))

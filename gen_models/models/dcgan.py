@@ -12,10 +12,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gen_models.models import initializers
 from gen_models.models import registry
 from gen_models.models.registry import dtype as _dtype
 
-glorot = nn.initializers.glorot_uniform()
+glorot = initializers.glorot_uniform
 
 
 def upsample2(x):

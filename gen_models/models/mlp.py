@@ -6,13 +6,13 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from gen_models.models import initializers
 from gen_models.models import registry
 from gen_models.models.registry import dtype as _dtype
 
 # Keras' default kernel initialiser (the Keras seeds use it); biases start at zero in both.
-glorot = nn.initializers.glorot_uniform()
-# PyTorch's nn.Linear default kernel init, kaiming_uniform(a=sqrt(5)) = U(+-1/sqrt(fan_in)).
-torch_linear = nn.initializers.variance_scaling(1.0 / 3.0, "fan_in", "uniform")
+glorot = initializers.glorot_uniform
+torch_linear = initializers.torch_linear  # PyTorch's nn.Linear default kernel init
 
 
 class Generator1D(nn.Module):
