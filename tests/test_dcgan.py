@@ -16,7 +16,7 @@ from gen_models import models
 from gen_models import state as state_lib
 from gen_models.families import gan
 from gen_models.models import dcgan
-from tests.helpers import tiny_image
+from tests.helpers import jit_for_values, tiny_image
 
 
 def _close(a, b, tol=2e-5):
@@ -34,10 +34,10 @@ def _normal(shape):
 
 def _check_layer(fast, literal, x, variables):
   # Compiled, as a step runs them (eagerly, every op of the rewrites compiled a program of its own)
-  _close(jax.jit(fast)(variables, x), jax.jit(literal)(variables, x))
+  _close(jit_for_values(fast)(variables, x), jit_for_values(literal)(variables, x))
   loss = lambda f: (lambda v, x: jnp.sum(jnp.sin(f(v, x))))
-  gf = jax.jit(jax.grad(loss(fast), argnums=(0, 1)))(variables, x)
-  gl = jax.jit(jax.grad(loss(literal), argnums=(0, 1)))(variables, x)
+  gf = jit_for_values(jax.grad(loss(fast), argnums=(0, 1)))(variables, x)
+  gl = jit_for_values(jax.grad(loss(literal), argnums=(0, 1)))(variables, x)
   for a, b in zip(jax.tree.leaves(gf), jax.tree.leaves(gl)):
     _close(a, b)
 
@@ -82,7 +82,7 @@ def test_im2col_conv_equals_xla_conv_on_small_maps(cin, features, size, stride):
 def test_im2col_conv_equals_xla_same_conv_for_every_size_stride_and_kernel():
   """Odd and even sizes, strides 1-3, kernels 2-5, non-square maps: every case where 'SAME'
   pads asymmetrically (the extra pixel goes last) is covered."""
-  conv = jax.jit(dcgan.im2col_conv, static_argnums=2)
+  conv = jit_for_values(dcgan.im2col_conv, static_argnums=2)
   for k in (2, 3, 5):
     for stride in (1, 2, 3):
       # total padding 0, odd, even; non-square
@@ -164,8 +164,8 @@ def test_fast_and_reference_models_agree_in_values_and_gradients(arch, latent, r
 
   # the parameters are arguments, not constants folded into the program (that compiled 3x slower)
   args = (st["g"].params, st["d"].params, st["g"].batch_stats)
-  out_f = jax.jit(functools.partial(losses_for, fast))(*args)
-  out_r = jax.jit(functools.partial(losses_for, ref))(*args)
+  out_f = jit_for_values(functools.partial(losses_for, fast))(*args)
+  out_r = jit_for_values(functools.partial(losses_for, ref))(*args)
   for part_f, part_r in zip(
       jax.tree.leaves(out_f, is_leaf=lambda t: isinstance(t, dict)),
       jax.tree.leaves(out_r, is_leaf=lambda t: isinstance(t, dict)),
@@ -216,7 +216,7 @@ def test_bfloat16_compute_stays_close_to_float32():
   out = {}
   for name, cfg in (("f32", f32), ("bf16", bf16)):
     g, d = models.gan_modules(cfg.model, (28, 28, 1))
-    apply_g, apply_d = (jax.jit(m.apply, static_argnames="train") for m in (g, d))
+    apply_g, apply_d = (jit_for_values(m.apply, static_argnames="train") for m in (g, d))
     img = apply_g({"params": st["g"].params, "batch_stats": st["g"].batch_stats}, z, train=False)
     out[name] = (img, apply_d({"params": st["d"].params}, img, train=False))
   assert out["bf16"][0].dtype == jnp.float32  # outputs are float32 whatever the compute dtype
@@ -249,11 +249,11 @@ def test_a_d_differentiated_twice_takes_patch_convs_with_the_same_second_derivat
     return logits, grad_x
 
   # jitted, with the parameters as an argument: one compiled program per D, as in training
-  r1 = jax.jit(
+  r1 = jit_for_values(
       lambda d, p: jax.grad(lambda p_: jnp.sum(jnp.square(r1_parts(d, p_)[1])))(p),
       static_argnums=0,
   )
-  parts = jax.jit(r1_parts, static_argnums=0)
+  parts = jit_for_values(r1_parts, static_argnums=0)
   for a, b in zip(
       jax.tree.leaves((parts(patches, params), r1(patches, params))),
       jax.tree.leaves((parts(ref, params), r1(ref, params))),

@@ -15,6 +15,7 @@ from gen_models import families
 from gen_models import gan_losses
 from gen_models.config import ConfigError
 from gen_models.families import gan
+from tests import helpers
 from tests.helpers import tiny_1d, tiny_image
 
 RNG = np.random.default_rng(0)
@@ -128,7 +129,7 @@ def _image_step(**overrides):
   cfg, train, task = _image_task(**overrides)
   state = task.init(jax.random.key(1))
   batch = data_lib.sample_batch(task.spec, train, jax.random.key(2), 0)
-  new, metrics = jax.jit(task.step)(
+  new, metrics = helpers.jit_for_values(task.step)(
       state, batch, jax.random.key(3), jax.tree.map(jnp.asarray, task.hparams)
   )
   return cfg, task, state, batch, new, metrics
