@@ -113,8 +113,9 @@ def fingerprint(tree) -> str:
 # XLA's backend (LLVM) optimisation level 1 instead of its default 3, for the programs a test
 # compiles only to compare their values with a tolerance or a structure (a model rewrite against the
 # layers as written, a step against a plainly written reference step): the same HLO, generated code
-# that differs only in rounding, compiled 2.6x faster here (docs/testing.md). Tests about bits
-# (determinism, resume, vmapped runs, the compiled init) and every command keep the default.
+# that differs only in rounding, compiled 1.2-2.6x faster here (docs/testing.md). Tests about
+# bits (determinism, resume, vmapped runs, the compiled init), training runs and every command keep
+# the default.
 VALUES_ONLY = {"xla_backend_optimization_level": 1}
 
 
