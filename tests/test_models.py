@@ -111,6 +111,8 @@ def test_the_flat_initialisers_draw_flaxs_bits(name, flax_init):
     got, want = mine(key, shape, dtype), flax_init(key, shape, dtype)
     assert got.dtype == want.dtype and got.shape == want.shape
     helpers.assert_bit_identical(got, want)
+  with pytest.raises(ValueError, match="2\\+ dimensions"):
+    mine(key, (5,))
 
 
 @pytest.mark.slow

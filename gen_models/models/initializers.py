@@ -21,6 +21,10 @@ def variance_scaling(scale: float, mode: str, distribution: str):
   whose fan_out is 1, with the fans folded into its scale (the same float it computes)."""
 
   def init(key, shape, dtype=jnp.float32):
+    if len(shape) < 2:  # as flax's: fans need an input and an output axis
+      raise ValueError(
+          f"a variance-scaling initialiser needs a kernel of 2+ dimensions, got {shape}"
+      )
     receptive = math.prod(shape[:-2])
     fan_in, fan_out = shape[-2] * receptive, shape[-1] * receptive
     denominator = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
