@@ -85,8 +85,7 @@ def plan_runs(exp, arm_cfgs, out, resume):
     for seed in seeds:
       run_cfg = config_lib.set_key(config_lib.set_key(cfg, "seed", seed), "seeds", 1)
       run_dir = _run_dir(out, exp.name, arm, seed)
-      exists = os.path.isdir(run_dir) and os.listdir(run_dir)
-      if not exists:
+      if not rundir.holds_files(run_dir):
         plan.append((arm, run_cfg, seed, run_dir, "new"))
         continue
       if not resume:

@@ -93,6 +93,16 @@ class ExpPaths:
     return sorted(int(s[4:]) for s in os.listdir(d) if s.startswith("seed") and s[4:].isdigit())
 
 
+TMP_PREFIX = ".tmp-"  # write_atomic's temporaries, each renamed over its file when written
+
+
+def holds_files(path: str) -> bool:
+  """Whether directory `path` exists and holds anything but write_atomic temporaries. A worker
+  creating a run makes its directory and then writes config.json through a temporary: another
+  worker looking at that instant sees a run not yet started, not a damaged one."""
+  return os.path.isdir(path) and any(not f.startswith(TMP_PREFIX) for f in os.listdir(path))
+
+
 def write_atomic(path, data) -> None:
   """Writes `data` (str or bytes) to path via a temporary file in the same directory and a rename:
   a reader (or a kill) never sees half a file, and a failed write (a full disk) leaves none behind.
@@ -103,7 +113,7 @@ def write_atomic(path, data) -> None:
         f"{path} is a directory where the project writes a file. Nothing was written there. Move"
         " the directory away (its contents are not the project's) and rerun."
     )
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".tmp-")
+  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=TMP_PREFIX)
   try:
     with os.fdopen(fd, "wb") as f:
       f.write(data.encode() if isinstance(data, str) else data)

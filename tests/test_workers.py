@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from experiments import planning
+from experiments import registry
 from experiments import workers
 from gen_models import rundir
 from gen_models.errors import RunError
@@ -133,6 +135,36 @@ def test_claims_are_all_or_nothing_and_free_when_released(tmp_path):
   a.release()
   assert b.take([("ns", 1), ("ns", 0)])
   assert "claimed by pid" in b.holder("ns", 0)
+
+
+def test_a_run_directory_another_worker_is_creating_is_planned_as_new(tmp_path, monkeypatch):
+  """A worker creating a run writes its directory's config.json through a temporary file in that
+  directory: a second worker planning at that instant sees a directory holding only the
+  temporary. It is a run not yet started, not a damaged one (that error, exit 2, ended one of two
+  until-decided workers at a look). A directory without a config.json but with anything else is
+  still refused."""
+  exp = registry.get("gaussian1d_loss")
+  arm_cfgs = planning.build_configs(exp, [], 1, None)
+  run_dir = rundir.ExpPaths.of(str(tmp_path), exp.name).run("ns", 0).dir
+  real, plans = os.replace, []
+
+  def replace(src, dst):  # the other worker plans between the temporary's write and its rename
+    if dst.endswith("config.json"):
+      assert os.listdir(run_dir) == [os.path.basename(src)]
+      plans.append(planning.plan_runs(exp, arm_cfgs, str(tmp_path), resume=True))
+    real(src, dst)
+
+  monkeypatch.setattr(os, "replace", replace)
+  os.makedirs(run_dir)
+  rundir.write_atomic(rundir.RunPaths(run_dir).config, "{}")
+  assert [(arm, seed, action) for arm, _, seed, _, action in plans[0]] == [
+      ("ns", 0, "new"),
+      ("minimax", 0, "new"),
+  ]
+  os.remove(rundir.RunPaths(run_dir).config)
+  open(os.path.join(run_dir, "metrics.jsonl"), "w").close()
+  with pytest.raises(RunError, match="no readable config.json"):
+    planning.plan_runs(exp, arm_cfgs, str(tmp_path), resume=True)
 
 
 def test_a_filesystem_whose_locks_are_local_is_refused(tmp_path, monkeypatch):
