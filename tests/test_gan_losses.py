@@ -9,6 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments import planning
+from experiments import registry
 from experiments.commands import run
 from gen_models import data as data_lib
 from gen_models import families
@@ -254,10 +256,26 @@ def test_options_that_do_not_apply_are_refused():
 
 @pytest.mark.slow
 def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp_path):
-
-  for exp in ("dcgan_losses", "dcgan_stabilisers", "dcgan_critic_steps"):
+  # An arm that is exactly another sweep's arm (the same config, so the same programs) trains once:
+  # the stabilisers' "none" and the critic sweep's "ns" are dcgan_losses' "ns", the critic sweep's
+  # "wgan_gp" is dcgan_losses' "wgan_gp".
+  arms = lambda exp: {
+      a: cfg for a, _, cfg, _ in planning.build_configs(registry.get(exp), [], 1, None)
+  }
+  losses, stabilisers, critic = (
+      arms(e) for e in ("dcgan_losses", "dcgan_stabilisers", "dcgan_critic_steps")
+  )
+  assert stabilisers["none"] == losses["ns"] == critic["ns"]
+  assert critic["wgan_gp"] == losses["wgan_gp"]
+  sweeps = {
+      "dcgan_losses": ",".join(losses),
+      "dcgan_stabilisers": "spectral_norm,r1,ema",
+      "dcgan_critic_steps": "ns_c5",
+  }
+  for exp, trained in sweeps.items():
     argv = [
         f"--exp={exp}",
+        f"--arms={trained}",
         "--set",
         "data.name=synthetic",
         "--set",
@@ -285,6 +303,7 @@ def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp
     assert run.main(argv) == 0
 
     summary = json.loads((tmp_path / exp / "summary.json").read_text())
+    assert [a["name"] for a in summary["arms"]] == trained.split(","), summary["arms"]
     assert all(a["status"] == {"0": "finished"} for a in summary["arms"]), summary["arms"]
     report = (tmp_path / exp / "report.md").read_text()
     if exp == "dcgan_losses":
