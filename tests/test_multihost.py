@@ -3,6 +3,7 @@ jax.distributed.initialize() train one run together; only process 0 writes logs 
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,9 +13,12 @@ import time
 import numpy as np
 import pytest
 
+from gen_models import data as data_lib
 from gen_models import metric_names as names
 from gen_models import runs
+from gen_models.metrics import features
 from tests.helpers import leaves_close
+from tests.helpers import tiny_image
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARGS = [
@@ -112,9 +116,19 @@ def test_a_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path):
 
 @pytest.mark.slow
 def test_two_processes_train_one_run(tmp_path):
+  # Each process has its own classifier cache. Process 0's holds the synthetic data's classifiers
+  # (trained once per test run in the shared cache) without their noise floors, so process 0
+  # computes and writes the floors; process 1's is empty, so it trains the classifiers itself:
+  # only process 0 may write either.
+  features.get("synthetic", data_lib.load(tiny_image()), log=lambda s: None)
+  shutil.copytree(
+      os.path.join(features.cache_root(), "classifier"),
+      tmp_path / "cache0" / "classifier",
+      ignore=shutil.ignore_patterns("floors"),
+  )
   port = _free_port()
   procs = []
-  for pid in (0, 1):  # each process its own classifier cache: only process 0 may write one
+  for pid in (0, 1):
     env = dict(
         os.environ,
         GEN_MODELS_DISTRIBUTED="1",
@@ -163,8 +177,9 @@ def test_two_processes_train_one_run(tmp_path):
         np.testing.assert_allclose(
             m[k], s[k], rtol=1e-3 if k.startswith("eval/") else 1e-4, atol=1e-6, err_msg=k
         )
-  written = lambda d: [f for _, _, files in os.walk(d) for f in files]
-  assert written(tmp_path / "cache0") and not written(tmp_path / "cache1")
+  assert "training member seed" in outs[1] and "training member seed" not in outs[0]
+  assert os.listdir(tmp_path / "cache0" / "classifier" / "floors")  # written by process 0
+  assert not [f for _, _, files in os.walk(tmp_path / "cache1") for f in files]
   # and the two-process run ends with the one-process run's parameters
 
   multi_state = runs.load_run(str(run_dir))[1]
