@@ -54,9 +54,10 @@ case "${1:-}" in
     shift
     needs_setup && setup
     # Test files run in parallel processes (pytest-xdist), whole files per process so that module
-    # fixtures are built once; TEST_WORKERS=0 runs everything in this process.
+    # fixtures are built once, in the order tests/conftest.py gives them (longest first);
+    # TEST_WORKERS=0 runs everything in this process.
     workers="${TEST_WORKERS:-$(( $(nproc) < 4 ? $(nproc) : 4 ))}"
-    exec "$PY" -m pytest tests -n "$workers" --dist loadfile "$@"
+    exec "$PY" -m pytest tests -n "$workers" --dist loadfile --no-loadscope-reorder "$@"
     ;;
   format)
     shift

@@ -1,6 +1,7 @@
 """The import graph: no module of gen_models/ or experiments/ imports one that imports it back (at
 the top or inside a function), config.py is a leaf, and the entry points do not import jax before
-their allocator re-exec (gen_models.runtime.configure)."""
+their allocator re-exec (gen_models.runtime.configure); and the suite's own order names its files.
+"""
 
 import ast
 import graphlib
@@ -10,6 +11,7 @@ import sys
 
 import pytest
 
+from tests import conftest
 from tests import helpers
 
 PACKAGES = ("gen_models", "experiments")
@@ -116,3 +118,14 @@ def test_the_code_is_formatted_and_within_100_columns():
       text=True,
   )
   assert check.returncode == 0, check.stderr[-2000:] + "\nrun ./launch.sh format"
+
+
+def test_the_longest_first_order_names_existing_test_files():
+  # a renamed or removed file would silently drop out of the order the processes are fed
+  missing = [
+      f
+      for f in conftest.LONGEST_FIRST
+      if not os.path.isfile(os.path.join(helpers.ROOT, "tests", f))
+  ]
+  assert not missing, missing
+  assert len(set(conftest.LONGEST_FIRST)) == len(conftest.LONGEST_FIRST)
