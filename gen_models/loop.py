@@ -63,25 +63,32 @@ class Task:
 _FLOPS = {}  # (step, spec, argument shapes) -> FLOPs: arms sharing a program are lowered once
 
 
-def step_flops(run, state, start: int):
+def step_flops(run, state, start: int, chunk: Optional[tuple] = None):
   """FLOPs of one training step of `run` (sampling the batch included), from XLA's cost analysis
   of the lowered, unoptimised step: a count of the program, the same on every machine. None where
-  the backend gives no estimate."""
+  the backend gives no estimate. `chunk`: run_chunk's positional arguments for a one-step chunk,
+  whose program is the step alone (the same count, checked for every experiment's arms): lowering
+  it is the trace and lowering the training call then reuses, not a second trace of the step."""
   hp = jax.tree.map(jnp.asarray, run.task.hparams)
   args = (run.data, run.key, hp, state, jnp.int32(start))
   # the tree structure holds the static parts (a TrainState's apply_fn: the model itself)
   shapes = tuple((jnp.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(args))
   key = (run.task.step, run.task.spec, jax.tree.structure(args), shapes)
   if key not in _FLOPS:
+    # every argument as advance() passes it, batch_sharding too: jit's caches key on them
+    static = dict(step_fn=run.task.step, spec=run.task.spec)
+    body = functools.partial(_body, run.task.step, run.task.spec, None)
     _FLOPS[key] = _lowered_flops(
-        jax.jit(functools.partial(_body, run.task.step, run.task.spec, None)), args
+        (lambda: run_chunk.lower(*chunk, **static, length=1, batch_sharding=None))
+        if chunk is not None
+        else (lambda: jax.jit(body).lower(*args))
     )
   return _FLOPS[key]
 
 
-def _lowered_flops(body, args):
+def _lowered_flops(lower):
   try:
-    cost = body.lower(*args).cost_analysis()
+    cost = lower().cost_analysis()
   except Exception:  # pylint: disable=broad-except (an estimate is optional, training is not)
     return None
   cost = cost[0] if isinstance(cost, (list, tuple)) and cost else cost
@@ -369,11 +376,15 @@ def place(runs, states, start, length, print_fn=print) -> Group:
   """Puts the runs' states, data, keys and traced hyperparameters on the device(s): stacked for a
   vmapped group, replicated over a "data" mesh for one run on several devices."""
   first = runs[0]
-  flops = step_flops(first, states[0], start)  # the runs share every shape
-  for run in runs:
-    run.info["flops_per_step"] = flops
   keys = [jax.random.fold_in(run.key, 2) for run in runs]
   hps = [jax.tree.map(jnp.asarray, run.task.hparams) for run in runs]
+  mesh = data_parallel_mesh(first.task.spec.padded_size) if len(runs) == 1 else None
+  # one run, one device, one step per dispatch: the count from the program advance() compiles
+  alone = len(runs) == 1 and mesh is None and length == 1
+  chunk = (states[0], first.data, keys[0], np.int32(start), hps[0]) if alone else None
+  flops = step_flops(first, states[0], start, chunk)  # the runs share every shape
+  for run in runs:
+    run.info["flops_per_step"] = flops
   shared = all(run.data is first.data for run in runs)
   if len(runs) > 1:
     return Group(
@@ -387,7 +398,6 @@ def place(runs, states, start, length, print_fn=print) -> Group:
         shared,
     )
   group = Group(runs, states[0], first.data, keys[0], hps[0], start, length)
-  mesh = data_parallel_mesh(first.task.spec.padded_size)
   if mesh is not None:
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     group.state, group.data, group.keys, group.hp = replicate(

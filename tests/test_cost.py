@@ -85,6 +85,21 @@ def test_step_flops_are_counted_once_per_program_and_never_shared_across_program
   assert len(lowered) == 2 and reference != fast
 
 
+def test_a_one_step_chunk_counts_the_step_in_the_program_it_trains(tmp_path, monkeypatch):
+  # One run on one device, a step per dispatch: the count comes from lowering the chunk program
+  # that the training call then reuses (the step is traced once), and equals the step's own count.
+  traces, chunk = [], loop._chunk  # pylint: disable=protected-access
+  monkeypatch.setattr(loop, "_chunk", lambda *a, **k: traces.append(1) or chunk(*a, **k))
+  monkeypatch.setattr(loop, "_FLOPS", {})
+  loop.run_chunk.clear_cache()
+  cfg = tiny_1d(**{"train.scan_chunk": 1})
+  helpers.train(cfg, tmp_path)
+  assert len(traces) == 1
+  counted = json.loads((tmp_path / "result.json").read_text())["metrics"]["cost_flops"] / 60
+  monkeypatch.setattr(loop, "_FLOPS", {})
+  assert counted == _flops_per_step(cfg)  # the step alone, lowered apart
+
+
 @pytest.mark.slow
 def test_a_resumed_run_logs_the_same_counts_and_keeps_counting_its_seconds(tmp_path):
   exp = registry.get("gaussian1d")
