@@ -93,11 +93,11 @@ class ExpPaths:
     return sorted(int(s[4:]) for s in os.listdir(d) if s.startswith("seed") and s[4:].isdigit())
 
 
-TMP_PREFIX = ".tmp-"  # write_atomic's temporaries, each renamed over its file when written
+TMP_PREFIX = ".tmp-"  # the project's temporaries: write_atomic's, and ensure_writable's probe
 
 
 def holds_files(path: str) -> bool:
-  """Whether directory `path` exists and holds anything but write_atomic temporaries. A worker
+  """Whether directory `path` exists and holds anything but the project's temporaries. A worker
   creating a run makes its directory and then writes config.json through a temporary: another
   worker looking at that instant sees a run not yet started, not a damaged one."""
   return os.path.isdir(path) and any(not f.startswith(TMP_PREFIX) for f in os.listdir(path))
@@ -128,7 +128,7 @@ def ensure_writable(path: str, what: str) -> str:
   """Creates directory `path` if needed and checks a file can be written in it."""
   try:
     os.makedirs(path, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path, prefix=".write-test-"):
+    with tempfile.NamedTemporaryFile(dir=path, prefix=TMP_PREFIX + "write-test-"):
       pass
   except OSError as e:
     reason = e.strerror or type(e).__name__
