@@ -63,26 +63,22 @@ class Task:
 _FLOPS = {}  # (step, spec, argument shapes) -> FLOPs: arms sharing a program are lowered once
 
 
-def step_flops(run, state, start: int, chunk: Optional[tuple] = None):
+def step_flops(run, state, start: int, lower_chunk: Optional[Callable] = None):
   """FLOPs of one training step of `run` (sampling the batch included), from XLA's cost analysis
   of the lowered, unoptimised step: a count of the program, the same on every machine. None where
-  the backend gives no estimate. `chunk`: run_chunk's positional arguments for a one-step chunk,
-  whose program is the step alone (the same count, checked for every experiment's arms): lowering
-  it is the trace and lowering the training call then reuses, not a second trace of the step."""
+  the backend gives no estimate. `lower_chunk`: lowers the one-step chunk training will compile,
+  whose program is the step alone (the same count, checked for every experiment's arms): the
+  training call then reuses its trace instead of the step being traced twice."""
   hp = jax.tree.map(jnp.asarray, run.task.hparams)
   args = (run.data, run.key, hp, state, jnp.int32(start))
   # the tree structure holds the static parts (a TrainState's apply_fn: the model itself)
   shapes = tuple((jnp.shape(x), jnp.result_type(x)) for x in jax.tree.leaves(args))
   key = (run.task.step, run.task.spec, jax.tree.structure(args), shapes)
   if key not in _FLOPS:
-    # every argument as advance() passes it, batch_sharding too: jit's caches key on them
-    static = dict(step_fn=run.task.step, spec=run.task.spec)
-    body = functools.partial(_body, run.task.step, run.task.spec, None)
-    _FLOPS[key] = _lowered_flops(
-        (lambda: run_chunk.lower(*chunk, **static, length=1, batch_sharding=None))
-        if chunk is not None
-        else (lambda: jax.jit(body).lower(*args))
-    )
+    if lower_chunk is None:
+      body = jax.jit(functools.partial(_body, run.task.step, run.task.spec, None))
+      lower_chunk = lambda: body.lower(*args)
+    _FLOPS[key] = _lowered_flops(lower_chunk)
   return _FLOPS[key]
 
 
@@ -375,16 +371,22 @@ class Group:
 def place(runs, states, start, length, print_fn=print) -> Group:
   """Puts the runs' states, data, keys and traced hyperparameters on the device(s): stacked for a
   vmapped group, replicated over a "data" mesh for one run on several devices."""
+  group = _placed(runs, states, start, length, print_fn)
+  # One run on one device at a step per dispatch: counted in the program advance() compiles.
+  lower = None
+  if not group.many and group.mesh is None and length == 1:
+    args, kwargs = _chunk_call(group)
+    lower = lambda: run_chunk.lower(*args, **kwargs)
+  flops = step_flops(runs[0], states[0], start, lower)  # the runs share every shape
+  for run in runs:
+    run.info["flops_per_step"] = flops
+  return group
+
+
+def _placed(runs, states, start, length, print_fn) -> Group:
   first = runs[0]
   keys = [jax.random.fold_in(run.key, 2) for run in runs]
   hps = [jax.tree.map(jnp.asarray, run.task.hparams) for run in runs]
-  mesh = data_parallel_mesh(first.task.spec.padded_size) if len(runs) == 1 else None
-  # one run, one device, one step per dispatch: the count from the program advance() compiles
-  alone = len(runs) == 1 and mesh is None and length == 1
-  chunk = (states[0], first.data, keys[0], np.int32(start), hps[0]) if alone else None
-  flops = step_flops(first, states[0], start, chunk)  # the runs share every shape
-  for run in runs:
-    run.info["flops_per_step"] = flops
   shared = all(run.data is first.data for run in runs)
   if len(runs) > 1:
     return Group(
@@ -398,6 +400,7 @@ def place(runs, states, start, length, print_fn=print) -> Group:
         shared,
     )
   group = Group(runs, states[0], first.data, keys[0], hps[0], start, length)
+  mesh = data_parallel_mesh(first.task.spec.padded_size)
   if mesh is not None:
     replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
     group.state, group.data, group.keys, group.hp = replicate(
@@ -412,18 +415,28 @@ def place(runs, states, start, length, print_fn=print) -> Group:
   return group
 
 
-def advance(group: Group):
-  """One dispatch: group.length steps for every run. Returns the metrics, still on the device."""
+def _chunk_call(group: Group) -> tuple:
+  """run_chunk's (args, kwargs) for one run's next dispatch. Lowering with these (step_flops) and
+  calling with them (advance) is one trace: jit's caches key on every argument as passed."""
   task = group.runs[0].task
   # The step as a numpy scalar: the same int32 argument (one trace), without the device array
   # jnp.int32 builds per dispatch (90 -> 15 us a dispatch, most of a 1-D GAN's step at chunk 1).
-  step = np.int32(group.step)
+  args = (group.state, group.data, group.keys, np.int32(group.step), group.hp)
+  kwargs = dict(
+      step_fn=task.step, spec=task.spec, length=group.length, batch_sharding=group.batch_sharding
+  )
+  return args, kwargs
+
+
+def advance(group: Group):
+  """One dispatch: group.length steps for every run. Returns the metrics, still on the device."""
+  task = group.runs[0].task
   if group.many:
     group.state, metrics = run_chunk_many(
         group.state,
         group.data,
         group.keys,
-        step,
+        np.int32(group.step),  # a numpy scalar, as in _chunk_call
         group.hp,
         step_fn=task.step,
         spec=task.spec,
@@ -431,17 +444,8 @@ def advance(group: Group):
         shared_data=group.shared_data,
     )
   else:
-    group.state, metrics = run_chunk(
-        group.state,
-        group.data,
-        group.keys,
-        step,
-        group.hp,
-        step_fn=task.step,
-        spec=task.spec,
-        length=group.length,
-        batch_sharding=group.batch_sharding,
-    )
+    args, kwargs = _chunk_call(group)
+    group.state, metrics = run_chunk(*args, **kwargs)
   group.step += group.length
   return metrics
 
