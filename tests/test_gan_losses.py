@@ -15,6 +15,7 @@ from experiments.commands import run
 from gen_models import data as data_lib
 from gen_models import families
 from gen_models import gan_losses
+from gen_models import runs
 from gen_models.config import ConfigError
 from gen_models.families import gan
 from tests import helpers
@@ -127,16 +128,6 @@ def _image_task(**overrides):
   return cfg, jax.device_put(data["train"]), families.make_task(cfg, data, jax.random.key(0))
 
 
-def _image_step(**overrides):
-  cfg, train, task = _image_task(**overrides)
-  state = task.init(jax.random.key(1))
-  batch = data_lib.sample_batch(task.spec, train, jax.random.key(2), 0)
-  new, metrics = helpers.jit_for_values(task.step)(
-      state, batch, jax.random.key(3), jax.tree.map(jnp.asarray, task.hparams)
-  )
-  return cfg, task, state, batch, new, metrics
-
-
 def _image_steps(n, **overrides):
   """Yields (cfg, t, batch, state after step t) for t = 1..n of a tiny image GAN's jitted step."""
   cfg, train, task = _image_task(**overrides)
@@ -152,16 +143,21 @@ def _image_steps(n, **overrides):
 
 
 @pytest.mark.slow
-def test_wgan_gp_takes_n_critic_d_steps_per_g_step_on_their_own_minibatches():
-
-  assert gan.n_critic(tiny_image(**{"loss.generator": "wgan_gp"})) == 5  # the loss's default
-  cfg, task, _, batch, new, metrics = _image_step(
-      **{"loss.generator": "wgan_gp", "loss.n_critic": 2}
-  )
-  assert batch["x"].shape[0] == 2 * cfg.train.batch_size  # one minibatch per critic update
-  assert int(new["d"].step) == 2 and int(new["g"].step) == 1
-  assert {"critic_real", "critic_fake", "w_estimate", "gp"} <= set(metrics)
-  assert not {"d_real", "d_fake", "d_acc_real", "d_acc_fake"} & set(metrics)  # not probabilities
+def test_wgan_gp_takes_n_critic_d_steps_per_g_step_on_their_own_minibatches(sweeps):
+  out = sweeps[0]
+  cfg = tiny_image(**{"loss.generator": "wgan_gp"})
+  assert gan.n_critic(cfg) == 5  # the loss's default
+  _, train, task = _image_task(**{"loss.generator": "wgan_gp"})
+  batch = data_lib.sample_batch(task.spec, train, jax.random.key(2), 0)
+  assert batch["x"].shape[0] == 5 * cfg.train.batch_size  # one minibatch per critic update
+  # the trained runs: 5 D updates per G update, for WGAN-GP and for ns with loss.n_critic=5
+  for run_dir in (
+      out / "dcgan_losses" / "wgan_gp" / "seed0",
+      out / "dcgan_critic_steps" / "ns_c5" / "seed0",
+  ):
+    *_, state, _, _, step = runs.load_run(str(run_dir))
+    assert step == SWEEP_STEPS, run_dir
+    assert (int(state["d"].step), int(state["g"].step)) == (5 * SWEEP_STEPS, SWEEP_STEPS), run_dir
 
 
 @pytest.mark.slow
@@ -205,10 +201,15 @@ def test_g_ema_leaves_g_and_d_training_bit_identical():
 
 
 @pytest.mark.slow
-def test_spectral_norm_estimates_the_largest_singular_value_of_each_d_kernel():
-  cfg, task, state, batch, new, _ = _image_step(**{"model.spectral_norm": True})
-  assert state["d"].batch_stats  # the power-iteration vectors
-  d = new["d"]
+def test_spectral_norm_estimates_the_largest_singular_value_of_each_d_kernel(sweeps):
+  # D after the spectral_norm arm's training steps, then more power iterations on its parameters
+  cfg, state, data, *_ = runs.load_run(
+      str(sweeps[0] / "dcgan_stabilisers" / "spectral_norm" / "seed0")
+  )
+  assert cfg.model.spectral_norm and state["d"].batch_stats  # the power-iteration vectors
+  d = state["d"]
+  task = families.make_task(cfg, data, jax.random.key(0))
+  batch = data_lib.sample_batch(task.spec, jax.device_put(data["train"]), jax.random.key(2), 0)
 
   @jax.jit
   def iterate(stats):  # more power iterations on fixed parameters
@@ -254,11 +255,17 @@ def test_options_that_do_not_apply_are_refused():
   tiny_image(**{"loss.generator": "lsgan", "loss.real_target": 0.9})
 
 
-@pytest.mark.slow
-def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp_path):
-  # An arm that is exactly another sweep's arm (the same config, so the same programs) trains once:
-  # the stabilisers' "none" and the critic sweep's "ns" are dcgan_losses' "ns", the critic sweep's
-  # "wgan_gp" is dcgan_losses' "wgan_gp".
+SWEEP_STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def sweeps(tmp_path_factory):
+  """The loss, stabiliser and critic-step sweeps trained for SWEEP_STEPS steps on synthetic data,
+  one seed, through the command (compiled once for the tests of this file that read the runs).
+
+  An arm that is exactly another sweep's arm (the same config, so the same programs) trains once:
+  the stabilisers' "none" and the critic sweep's "ns" are dcgan_losses' "ns", the critic sweep's
+  "wgan_gp" is dcgan_losses' "wgan_gp"."""
   arms = lambda exp: {
       a: cfg for a, _, cfg, _ in planning.build_configs(registry.get(exp), [], 1, None)
   }
@@ -267,46 +274,42 @@ def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(tmp
   )
   assert stabilisers["none"] == losses["ns"] == critic["ns"]
   assert critic["wgan_gp"] == losses["wgan_gp"]
-  sweeps = {
-      "dcgan_losses": ",".join(losses),
-      "dcgan_stabilisers": "spectral_norm,r1,ema",
-      "dcgan_critic_steps": "ns_c5",
+  trained = {
+      "dcgan_losses": list(losses),
+      "dcgan_stabilisers": ["spectral_norm", "r1", "ema"],
+      "dcgan_critic_steps": ["ns_c5"],
   }
-  for exp, trained in sweeps.items():
-    argv = [
-        f"--exp={exp}",
-        f"--arms={trained}",
-        "--set",
-        "data.name=synthetic",
-        "--set",
-        "data.num_train=256",
-        "--set",
-        "train.steps=4",
-        "--set",
-        "train.batch_size=8",
-        "--set",
-        "train.log_every=2",
-        "--set",
-        "eval.every=0",
-        "--set",
-        "eval.num_samples=0",
-        "--set",
-        "ckpt.every=0",
-        "--seeds",
-        "1",
-        "--wandb",
-        "disabled",
-        "--out",
-        str(tmp_path),
-        "--quiet",
-    ]
-    assert run.main(argv) == 0
+  out = tmp_path_factory.mktemp("sweeps")
+  codes = {}
+  for exp, names in trained.items():
+    settings = {
+        "data.name": "synthetic",
+        "data.num_train": 256,
+        "train.steps": SWEEP_STEPS,
+        "train.batch_size": 8,
+        "train.log_every": 2,
+        "eval.every": 0,
+        "eval.num_samples": 0,
+        "ckpt.every": 0,
+    }
+    argv = [f"--exp={exp}", f"--arms={','.join(names)}", "--seeds", "1", "--quiet"]
+    argv += [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+    codes[exp] = run.main(argv + ["--wandb", "disabled", "--out", str(out)])
+  return out, trained, codes
 
-    summary = json.loads((tmp_path / exp / "summary.json").read_text())
-    assert [a["name"] for a in summary["arms"]] == trained.split(","), summary["arms"]
+
+@pytest.mark.slow
+def test_each_arm_of_the_loss_and_stabiliser_sweeps_trains_on_synthetic_data(sweeps):
+  out, trained, codes = sweeps
+  for exp, names in trained.items():
+    assert codes[exp] == 0, exp
+    summary = json.loads((out / exp / "summary.json").read_text())
+    assert [a["name"] for a in summary["arms"]] == names, summary["arms"]
     assert all(a["status"] == {"0": "finished"} for a in summary["arms"]), summary["arms"]
-    report = (tmp_path / exp / "report.md").read_text()
+    report = (out / exp / "report.md").read_text()
     if exp == "dcgan_losses":
       wgan = next(a for a in summary["arms"] if a["name"] == "wgan_gp")
-      assert "w_estimate" in wgan["metrics"] and "d_acc_real" not in wgan["metrics"]
+      assert {"critic_real", "critic_fake", "w_estimate", "gp"} <= set(wgan["metrics"])
+      # a critic's scores are not probabilities
+      assert not {"d_real", "d_fake", "d_acc_real", "d_acc_fake"} & set(wgan["metrics"])
       assert "W1 estimate" in report
