@@ -39,31 +39,36 @@ import pytest  # pylint: disable=g-import-not-at-top
 
 from tests.helpers import tiny_1d  # pylint: disable=g-import-not-at-top
 
-# The files that take longest, longest first: ./launch.sh test hands whole files to its processes
-# in collection order (--dist loadfile --no-loadscope-reorder), and longest-first leaves short files
-# for the end, so the processes finish together. xdist's own order (most tests first) left the
-# one-test SLURM and data-parallel files (~43 s each) for last: a simulated 635 s against 621 s for
-# this order, from one run's per-file times (docs/testing.md). Every other file follows, as found.
+# The files that take longest (10 s or more), longest first: ./launch.sh test hands whole files to
+# its processes in collection order (--dist loadfile --no-loadscope-reorder), and longest-first
+# leaves short files for the end, so the processes finish together. xdist's own order (most tests
+# first) left one-test files of ~40 s for last. From one run's per-file times (docs/testing.md);
+# every other file follows, as found.
 LONGEST_FIRST = (
     "test_gan_losses.py",
-    "test_dcgan.py",
     "system/test_kill_and_resume.py",
-    "test_workers.py",
+    "test_dcgan.py",
     "test_metrics_device.py",
-    "test_steps.py",
-    "test_metrics_fid.py",
     "test_multihost.py",
-    "system/test_fault_injection.py",
+    "test_workers.py",
+    "test_metrics_fid.py",
+    "test_steps.py",
     "test_image_gan.py",
+    "system/test_fault_injection.py",
     "system/test_hostile_use.py",
-    "system/test_hostile_results.py",
-    "test_autoencoders.py",
     "test_vmap.py",
-    "test_slurm.py",
-    "test_data_parallel.py",
+    "system/test_hostile_results.py",
     "system/test_damaged_state.py",
-    "test_models.py",
+    "test_autoencoders.py",
+    "test_cost.py",
     "test_accelerator_check.py",
+    "test_data_parallel.py",
+    "test_models.py",
+    "test_sequential.py",
+    "test_cli.py",
+    "test_slurm.py",
+    "test_determinism.py",
+    "test_stats.py",
 )
 
 
