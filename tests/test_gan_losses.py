@@ -279,21 +279,21 @@ def sweeps(tmp_path_factory):
       "dcgan_stabilisers": ["spectral_norm", "r1", "ema"],
       "dcgan_critic_steps": ["ns_c5"],
   }
+  settings = {
+      "data.name": "synthetic",
+      "data.num_train": 256,
+      "train.steps": SWEEP_STEPS,
+      "train.batch_size": 8,
+      "train.log_every": 2,
+      "eval.every": 0,
+      "eval.num_samples": 0,
+      "ckpt.every": 0,
+  }
+  flags = [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
   out = tmp_path_factory.mktemp("sweeps")
   codes = {}
   for exp, names in trained.items():
-    settings = {
-        "data.name": "synthetic",
-        "data.num_train": 256,
-        "train.steps": SWEEP_STEPS,
-        "train.batch_size": 8,
-        "train.log_every": 2,
-        "eval.every": 0,
-        "eval.num_samples": 0,
-        "ckpt.every": 0,
-    }
-    argv = [f"--exp={exp}", f"--arms={','.join(names)}", "--seeds", "1", "--quiet"]
-    argv += [a for k, v in settings.items() for a in ("--set", f"{k}={v}")]
+    argv = [f"--exp={exp}", f"--arms={','.join(names)}", "--seeds", "1", "--quiet", *flags]
     codes[exp] = run.main(argv + ["--wandb", "disabled", "--out", str(out)])
   return out, trained, codes
 

@@ -118,14 +118,18 @@ def test_a_sigterm_to_one_process_stops_both_at_the_same_step(tmp_path):
 def test_two_processes_train_one_run(tmp_path):
   # Each process has its own classifier cache. Process 0's holds the synthetic data's classifiers
   # (trained once per test run in the shared cache) without their noise floors, so process 0
-  # computes and writes the floors; process 1's is empty, so it trains the classifiers itself:
-  # only process 0 may write either.
+  # computes and writes the floors; process 1's lacks the third member too, so it trains that one
+  # itself: only process 0 may write either.
   features.get("synthetic", data_lib.load(tiny_image()), log=lambda s: None)
+  shared = os.path.join(features.cache_root(), "classifier")
   shutil.copytree(
-      os.path.join(features.cache_root(), "classifier"),
-      tmp_path / "cache0" / "classifier",
-      ignore=shutil.ignore_patterns("floors"),
+      shared, tmp_path / "cache0" / "classifier", ignore=shutil.ignore_patterns("floors")
   )
+  shutil.copytree(
+      shared, tmp_path / "cache1" / "classifier", ignore=shutil.ignore_patterns("floors", "s2.*")
+  )
+  files = lambda d: sorted(os.path.join(r, f) for r, _, fs in os.walk(d) for f in fs)
+  cache1 = files(tmp_path / "cache1")
   port = _free_port()
   procs = []
   for pid in (0, 1):
@@ -177,9 +181,9 @@ def test_two_processes_train_one_run(tmp_path):
         np.testing.assert_allclose(
             m[k], s[k], rtol=1e-3 if k.startswith("eval/") else 1e-4, atol=1e-6, err_msg=k
         )
-  assert "training member seed" in outs[1] and "training member seed" not in outs[0]
+  assert "training member seed 2" in outs[1] and "training member seed" not in outs[0]
   assert os.listdir(tmp_path / "cache0" / "classifier" / "floors")  # written by process 0
-  assert not [f for _, _, files in os.walk(tmp_path / "cache1") for f in files]
+  assert files(tmp_path / "cache1") == cache1  # process 1 wrote neither its member nor floors
   # and the two-process run ends with the one-process run's parameters
 
   multi_state = runs.load_run(str(run_dir))[1]
