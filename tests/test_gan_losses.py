@@ -145,9 +145,8 @@ def _image_steps(n, **overrides):
 @pytest.mark.slow
 def test_wgan_gp_takes_n_critic_d_steps_per_g_step_on_their_own_minibatches(sweeps):
   out = sweeps[0]
-  cfg = tiny_image(**{"loss.generator": "wgan_gp"})
+  cfg, train, task = _image_task(**{"loss.generator": "wgan_gp"})
   assert gan.n_critic(cfg) == 5  # the loss's default
-  _, train, task = _image_task(**{"loss.generator": "wgan_gp"})
   batch = data_lib.sample_batch(task.spec, train, jax.random.key(2), 0)
   assert batch["x"].shape[0] == 5 * cfg.train.batch_size  # one minibatch per critic update
   # the trained runs: 5 D updates per G update, for WGAN-GP and for ns with loss.n_critic=5
